@@ -1,0 +1,88 @@
+"""The Typer app and the one boundary that maps errors to exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import Annotated
+
+import typer
+
+from speakcli import __version__
+from speakcli.cli import download, info, say
+from speakcli.errors import ExitStatus, SpeakError
+
+try:  # Typer >= 0.29 vendors its own click; older Typer uses the click package.
+    from typer._click import exceptions as cx
+except ImportError:  # pragma: no cover - depends on the installed Typer
+    from click import exceptions as cx  # type: ignore[no-redef]
+
+app = typer.Typer(
+    name="speakcli",
+    help="Speak text from the command line with Coqui XTTS v2 or the bundled Piper voice.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"speakcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Speak text from the command line with Coqui XTTS v2 or the bundled Piper voice."""
+
+
+app.command("say")(say.say)
+app.command("info")(info.info)
+app.command("download")(download.download)
+
+
+def _err(message: str) -> None:
+    print(f"speakcli: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; every error ends here as one line on stderr and an ExitStatus."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in args or os.environ.get("SPEAKCLI_DEBUG") == "1"
+    try:
+        result = app(args=args, prog_name="speakcli", standalone_mode=False)
+        return int(result or 0)
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except cx.NoArgsIsHelpError as exc:
+        print(exc.ctx.get_help() if exc.ctx else "", file=sys.stderr)
+        return ExitStatus.USAGE
+    except cx.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        _err(f"usage error: {exc.format_message()}{hint}")
+        return ExitStatus.USAGE
+    except (typer.Abort, KeyboardInterrupt):
+        _err("interrupted")
+        return ExitStatus.INTERRUPTED
+    except SpeakError as exc:
+        if debug:
+            traceback.print_exc()
+        _err(f"error: {exc}")
+        return exc.exit_status
+    except BrokenPipeError:
+        # The reader went away (e.g. `speakcli say - -o - | head -c 10`): nothing useful to report.
+        sys.stderr.close()
+        return ExitStatus.ERROR
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        _err(f"unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
+        return ExitStatus.ERROR

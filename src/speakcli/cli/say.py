@@ -1,0 +1,104 @@
+"""`speakcli say`: speak one text, from an argument or stdin, to the speakers or a file."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from speakcli.cli import options as o
+
+
+def _read_text(text: str | None) -> str:
+    from speakcli.errors import EmptyTextError, UsageError
+
+    if text is None or text == "-":
+        if text is None and sys.stdin.isatty():
+            raise UsageError("no text given; pass TEXT, or pipe text on stdin (e.g. echo hi | speakcli say)")
+        text = sys.stdin.read()
+        if not text.strip():
+            raise EmptyTextError("stdin")
+    elif not text.strip():
+        raise EmptyTextError("TEXT")
+    return text
+
+
+def say(
+    text: Annotated[str | None, typer.Argument(help="Text to speak; '-' or none reads stdin.", show_default=False)] = None,
+    voice: o.Voice = None,
+    language: o.Language = None,
+    engine: o.Engine = None,
+    model_dir: o.ModelDir = None,
+    device: o.Device = None,
+    voices_dir: o.VoicesDir = None,
+    speed: Annotated[float | None, typer.Option("--speed", help="Speaking rate, 0.25 to 4.")] = None,
+    temperature: Annotated[float | None, typer.Option("--temperature", help="XTTS sampling temperature.")] = None,
+    pause: Annotated[float | None, typer.Option("--pause", help="Seconds of silence between sentences.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Write audio here (.wav, .flac, .ogg; '-' = WAV to stdout).", show_default=False),
+    ] = None,
+    play: Annotated[
+        bool | None, typer.Option("--play/--no-play", help="Play the audio (default: when no --out).", show_default=False)
+    ] = None,
+    output_device: Annotated[str | None, typer.Option("--output-device", help="Index or part of a device name.")] = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite --out if it exists.")] = False,
+    quiet: o.Quiet = False,
+) -> None:
+    """Speak TEXT (or stdin) with the default or a chosen voice; play it, or write it with -o."""
+    import numpy as np
+
+    from speakcli.audio import Player, check_output_path, write_audio
+    from speakcli.errors import UsageError
+    from speakcli.settings import load_settings
+    from speakcli.speech import Speaker
+
+    settings = load_settings(
+        {
+            **o.engine_flags(engine, model_dir, device, voices_dir),
+            "voice": voice,
+            "language": language,
+            "speed": speed,
+            "temperature": temperature,
+            "pause": pause,
+            "output_device": output_device,
+        }
+    )
+    to_stdout = out is not None and str(out) == "-"
+    if out is not None:
+        check_output_path(out, force)
+    if play is None:
+        play = out is None
+    if not play and out is None:
+        raise UsageError("--no-play without --out does nothing; pass -o FILE")
+    if to_stdout and play:
+        raise UsageError("-o - writes WAV to stdout; add --no-play, or write to a file")
+    text = _read_text(text)
+    speaker = Speaker.from_settings(settings)
+    if settings.engine == "auto" and not quiet:
+        print(f"speakcli: using {speaker.spec.note}", file=sys.stderr)
+    opts = speaker.options()
+    chosen = speaker.voice()
+    player = Player(speaker.sample_rate, settings.output_device) if play else None
+    collected: list[np.ndarray] = []
+    job = speaker.speak(text, chosen, opts)
+    try:
+        for chunk in job:
+            if player is not None:
+                player.write(chunk)
+            if out is not None:
+                collected.append(chunk)
+    except BaseException:
+        job.cancel()
+        if player is not None:
+            player.abort()
+        raise
+    if player is not None:
+        player.close()
+    seconds = sum(len(c) for c in collected) / speaker.sample_rate
+    if out is not None:
+        write_audio(out, np.concatenate(collected) if collected else np.zeros(0, np.float32), speaker.sample_rate)
+        if not quiet and not to_stdout:
+            print(f"speakcli: wrote {out} ({seconds:.1f} s, {speaker.sample_rate} Hz)", file=sys.stderr)

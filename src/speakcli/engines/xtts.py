@@ -1,0 +1,212 @@
+"""The XTTS v2 engine on coqui-tts: the only module that imports torch or TTS."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from speakcli.audio import read_audio
+from speakcli.engines import check_model_dir
+from speakcli.engines.base import SynthesisOptions, Voice
+from speakcli.errors import ModelError, SynthesisError, VoiceError
+from speakcli.text import char_limit
+
+REF_SAMPLE_RATE = 22050  # XTTS conditions on 22.05 kHz audio (16 kHz for the speaker encoder)
+STREAM_CHUNK_TOKENS = 20
+MAX_TEXT_TOKENS = 400  # coqui asserts below gpt_max_text_tokens (402)
+
+
+def _lang(language: str) -> str:
+    return "zh-cn" if language in ("zh", "zh-cn") else language.split("-")[0]
+
+
+class XttsEngine:
+    """XTTS v2 loaded from a model folder through coqui's own `Xtts` + `load_checkpoint` path."""
+
+    name = "xtts"
+
+    def __init__(self, model_dir: Path, device: str = "auto") -> None:
+        self.model_dir = check_model_dir(Path(model_dir))
+        self.requested_device = device
+        self.device = "cpu"
+        try:
+            self._config_json = json.loads((self.model_dir / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{self.model_dir}/config.json is not valid JSON ({exc}); the model folder is corrupt") from None
+        self._model: Any = None
+        self._config: Any = None
+        self._latents: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self._config_json.get("model_args", {}).get("output_sample_rate", 24000))
+
+    def languages(self) -> list[str]:
+        langs = self._config_json.get("languages") or []
+        return ["zh" if lang == "zh-cn" else lang for lang in langs]
+
+    def max_chars(self, language: str) -> int:
+        return char_limit(_lang(language))
+
+    def _pick_device(self) -> str:
+        import torch
+
+        want = self.requested_device
+        if want == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if want.startswith("cuda") and not torch.cuda.is_available():
+            raise ModelError(f"device {want!r} asked for, but CUDA is not available here; use --device cpu")
+        return want
+
+    def load(self) -> None:
+        if self._model is not None:
+            return
+        try:
+            import torch
+            from TTS.tts.configs.xtts_config import XttsConfig
+            from TTS.tts.models.xtts import Xtts
+        except ImportError as exc:
+            raise ModelError(f"the xtts engine needs coqui-tts and torch ({exc}); pip install 'speakcli[xtts]'") from None
+        # coqui logs a warning per long sentence; we split text ourselves, so keep stderr clean.
+        logging.getLogger("TTS").setLevel(logging.ERROR)
+        try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.set_verbosity_error()
+        except ImportError:  # pragma: no cover - transformers comes with coqui-tts
+            pass
+        self.device = self._pick_device()
+        config = XttsConfig()
+        try:
+            config.load_json(str(self.model_dir / "config.json"))
+            model = Xtts(config)
+            model.load_checkpoint(config, checkpoint_dir=str(self.model_dir), use_deepspeed=False, eval=True)
+        except Exception as exc:
+            raise ModelError(
+                f"cannot load the XTTS model in {self.model_dir} ({type(exc).__name__}: {str(exc)[:200]}); "
+                "the folder is corrupt or not XTTS v2: download it again"
+            ) from None
+        model.to(torch.device(self.device))
+        self._config, self._model = config, model
+
+    def speakers(self) -> list[str]:
+        """Built-in speakers (speakers_xtts.pth); empty before load or when the folder has none."""
+        manager = getattr(self._model, "speaker_manager", None)
+        return sorted(manager.speakers) if manager is not None else []
+
+    def check_voice(self, voice: Voice | None) -> None:
+        if voice is None or voice.is_clone:
+            return
+        if self._model is not None and voice.speaker not in self.speakers():
+            known = ", ".join(self.speakers()[:8]) or "none in this model"
+            raise VoiceError(
+                f"voice {voice.name!r} is not a voice file, a saved voice, or a built-in speaker ({known}); "
+                "see `speakcli voices`"
+            )
+
+    def latent_params(self) -> dict[str, Any]:
+        """What besides the audio decides the latents: part of their cache key."""
+        c = self._config_json
+        return {
+            "sample_rate": REF_SAMPLE_RATE,
+            "gpt_cond_len": int(c.get("gpt_cond_len", 12)),
+            "gpt_cond_chunk_len": int(c.get("gpt_cond_chunk_len", 4)),
+            "max_ref_len": int(c.get("max_ref_len", 10)),
+            "sound_norm_refs": bool(c.get("sound_norm_refs", False)),
+        }
+
+    def compute_latents(self, clips: tuple[Path, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """(gpt_cond_latent, speaker_embedding) as coqui's get_conditioning_latents computes them, from soundfile."""
+        import torch
+        import torchaudio.functional as AF
+
+        self.load()
+        p = self.latent_params()
+        audios, embeddings = [], []
+        with torch.inference_mode():
+            for clip in clips:
+                samples, rate = read_audio(clip)
+                if samples.size == 0:
+                    raise VoiceError(f"reference clip {clip} is empty; record at least a few seconds of speech")
+                audio = torch.from_numpy(samples).unsqueeze(0)
+                if rate != REF_SAMPLE_RATE:
+                    audio = AF.resample(audio, rate, REF_SAMPLE_RATE)
+                audio = audio[:, : REF_SAMPLE_RATE * p["max_ref_len"]].to(self.device)
+                if p["sound_norm_refs"]:
+                    audio = audio / audio.abs().max().clamp_min(1e-8) * 0.75
+                embeddings.append(self._model.get_speaker_embedding(audio, REF_SAMPLE_RATE))
+                audios.append(audio)
+            latent = self._model.get_gpt_cond_latents(
+                torch.cat(audios, dim=-1),
+                REF_SAMPLE_RATE,
+                length=p["gpt_cond_len"],
+                chunk_length=p["gpt_cond_chunk_len"],
+            )
+            embedding = torch.stack(embeddings).mean(dim=0)
+        return latent.cpu().numpy(), embedding.cpu().numpy()
+
+    def _voice_latents(self, voice: Voice) -> tuple[Any, Any]:
+        import torch
+
+        if voice.is_clone:
+            key = tuple((str(c), c.stat().st_mtime_ns, c.stat().st_size) for c in voice.clips)
+            if key not in self._latents:
+                latent, embedding = self.compute_latents(voice.clips)
+                self._latents[key] = (torch.from_numpy(latent), torch.from_numpy(embedding))
+            return self._latents[key]
+        self.check_voice(voice)
+        entry = self._model.speaker_manager.speakers[voice.speaker]
+        return entry["gpt_cond_latent"], entry["speaker_embedding"]
+
+    def _fit(self, text: str, language: str) -> list[str]:
+        """Halve `text` at a space until each part is under XTTS's token limit (number expansion can grow it)."""
+        n = len(self._model.tokenizer.encode(text.strip().lower(), lang=language))
+        if n < MAX_TEXT_TOKENS or " " not in text.strip():
+            return [text]
+        words = text.split(" ")
+        mid = len(words) // 2
+        return self._fit(" ".join(words[:mid]), language) + self._fit(" ".join(words[mid:]), language)
+
+    def synthesize(self, text: str, voice: Voice | None, options: SynthesisOptions) -> Iterator[np.ndarray]:
+        import torch
+
+        self.load()
+        if voice is None:
+            speakers = self.speakers()
+            if not speakers:
+                raise VoiceError("this XTTS model has no built-in speakers; pass --voice with a reference WAV")
+            voice = Voice(name=speakers[0], speaker=speakers[0])
+        latent, embedding = self._voice_latents(voice)
+        language = _lang(options.language)
+        with torch.inference_mode():
+            for part in self._fit(text, language):
+                try:
+                    stream = self._model.inference_stream(
+                        part,
+                        language,
+                        latent,
+                        embedding,
+                        stream_chunk_size=STREAM_CHUNK_TOKENS,
+                        temperature=options.temperature,
+                        speed=options.speed,
+                        enable_text_splitting=False,
+                    )
+                    for chunk in stream:
+                        yield chunk.detach().float().cpu().numpy().reshape(-1)
+                except (RuntimeError, AssertionError, NotImplementedError) as exc:
+                    raise SynthesisError(f"XTTS failed on {part[:40]!r}... ({exc}); try shorter text") from None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "engine": self.name,
+            "model": str(self.model_dir),
+            "device": self.device if self._model is not None else self.requested_device,
+            "sample_rate": self.sample_rate,
+            "languages": self.languages(),
+            "speakers": len(self.speakers()),
+        }

@@ -1,0 +1,102 @@
+"""The front ends' one way to speak: validate on the caller's thread, synthesize on the shared worker."""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from speakcli.audio import faded
+from speakcli.engines import EngineSpec, choose_engine, shared_engine
+from speakcli.engines.base import Engine, SynthesisOptions, Voice
+from speakcli.errors import EmptyTextError, UnknownLanguageError
+from speakcli.settings import Settings
+from speakcli.text import split_text
+from speakcli.voices import VoiceLibrary
+from speakcli.worker import Job, SynthesisWorker
+
+
+def utterance(engine: Engine, text: str, voice: Voice | None, options: SynthesisOptions) -> Iterator[np.ndarray]:
+    """Audio for `text`: split to the engine's limit, a short fade at each sentence's ends, pauses between."""
+    parts = split_text(text, options.language, engine.max_chars(options.language))
+    if not parts:
+        raise EmptyTextError()
+    gap = np.zeros(int(round(options.pause * engine.sample_rate)), dtype=np.float32)
+    for i, part in enumerate(parts):
+        if i and gap.size:
+            yield gap
+        yield from faded(engine.synthesize(part, voice, options), engine.sample_rate)
+
+
+_workers_lock = threading.Lock()
+_workers: dict[EngineSpec, SynthesisWorker] = {}
+
+
+def shared_worker(spec: EngineSpec) -> SynthesisWorker:
+    """The process's one worker for this engine; every front end submits to it."""
+    with _workers_lock:
+        worker = _workers.get(spec)
+        if worker is None:
+            worker = SynthesisWorker(shared_engine(spec))
+            _workers[spec] = worker
+        return worker
+
+
+@atexit.register
+def close_workers() -> None:
+    with _workers_lock:
+        workers = list(_workers.values())
+        _workers.clear()
+    for worker in workers:
+        worker.close(timeout=5)
+
+
+@dataclass
+class Speaker:
+    """Settings, the chosen engine, its worker and the voice library, bundled for a command."""
+
+    settings: Settings
+    spec: EngineSpec
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Speaker:
+        return cls(settings, choose_engine(settings))
+
+    def __post_init__(self) -> None:
+        self.engine = shared_engine(self.spec)
+        self.worker = shared_worker(self.spec)
+        self.library = VoiceLibrary(self.settings.voices_dir)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.engine.sample_rate
+
+    def options(self, language: str | None = None, speed: float | None = None) -> SynthesisOptions:
+        lang = language or self.settings.language
+        supported = self.engine.languages()
+        base = lang.split("-")[0] if lang != "zh-cn" else "zh"
+        if lang not in supported and base not in supported:
+            raise UnknownLanguageError(lang, self.engine.name, supported)
+        return SynthesisOptions(
+            language=lang,
+            speed=speed or self.settings.speed,
+            temperature=self.settings.temperature,
+            pause=self.settings.pause,
+        )
+
+    def voice(self, spec: str | None = None) -> Voice | None:
+        """Resolve a --voice value (or the settings' voice) to what the engine will use; checks it fits."""
+        voice = self.library.resolve(spec if spec is not None else self.settings.voice)
+        if voice is None and self.engine.name == "xtts":
+            voice = self.library.default()
+        self.engine.check_voice(voice)
+        return voice
+
+    def speak(self, text: str, voice: Voice | None, options: SynthesisOptions) -> Job[np.ndarray]:
+        if not text.strip():
+            raise EmptyTextError()
+        engine_voice = voice
+        return self.worker.submit(lambda engine: utterance(engine, text, engine_voice, options))

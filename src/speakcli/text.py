@@ -1,0 +1,99 @@
+"""Split text into sentences that fit an engine's per-language character limit, never dropping a word."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+# XTTS v2's per-language limits (coqui's tokenizer warns past them and truncates audio).
+XTTS_CHAR_LIMITS: dict[str, int] = {
+    "en": 250, "de": 253, "fr": 273, "es": 239, "it": 213, "pt": 203, "pl": 224, "zh": 82, "zh-cn": 82,
+    "ar": 166, "cs": 186, "ru": 182, "nl": 251, "tr": 226, "ja": 71, "hu": 224, "ko": 95, "hi": 150,
+}
+DEFAULT_LIMIT = 250
+# Languages pysbd has rules for; the others use its English rules, which split on the same punctuation.
+_PYSBD_LANGS = {
+    "en", "hi", "mr", "zh", "es", "am", "ar", "hy", "bg", "ur", "ru", "pl", "fa", "nl", "da", "fr", "my", "el",
+    "it", "ja", "de", "kk", "sk",
+}
+_CLAUSE_RE = re.compile(r"(?<=[,;:\u2014\u2013\u3001\uff0c\uff1b])\s*")
+_SPACE_RE = re.compile(r"\s+")
+
+
+def normalize(text: str) -> str:
+    """Collapse all whitespace (newlines included) to single spaces and strip the ends."""
+    return _SPACE_RE.sub(" ", text).strip()
+
+
+def char_limit(language: str) -> int:
+    return XTTS_CHAR_LIMITS.get(language, XTTS_CHAR_LIMITS.get(language.split("-")[0], DEFAULT_LIMIT))
+
+
+@lru_cache(maxsize=32)
+def _segmenter(language: str):  # type: ignore[no-untyped-def]
+    import pysbd
+
+    lang = language.split("-")[0]
+    return pysbd.Segmenter(language=lang if lang in _PYSBD_LANGS else "en", clean=False, char_span=True)
+
+
+def sentences(text: str, language: str = "en") -> list[str]:
+    """Sentences of normalised text, from pysbd's spans so no character is lost or repeated."""
+    text = normalize(text)
+    if not text:
+        return []
+    spans = _segmenter(language).segment(text)
+    out: list[str] = []
+    pos = 0
+    for span in spans:
+        # pysbd's spans can skip or overlap characters at odd input; take text by our own cursor instead.
+        end = max(span.end, pos)
+        if end > pos:
+            out.append(text[pos:end])
+            pos = end
+    if pos < len(text):
+        out.append(text[pos:])
+    return [s.strip() for s in out if s.strip()]
+
+
+def _pack(parts: list[str], limit: int, joiner: str) -> list[str]:
+    """Greedily join consecutive parts while the result stays within limit."""
+    out: list[str] = []
+    current = ""
+    for part in parts:
+        candidate = f"{current}{joiner}{part}" if current else part
+        if len(candidate) <= limit:
+            current = candidate
+        else:
+            if current:
+                out.append(current)
+            current = part
+    if current:
+        out.append(current)
+    return out
+
+
+def _split_long(sentence: str, limit: int) -> list[str]:
+    if len(sentence) <= limit:
+        return [sentence]
+    clauses = [c for c in _CLAUSE_RE.split(sentence) if c]
+    pieces: list[str] = []
+    for clause in _pack(clauses, limit, " "):
+        if len(clause) <= limit:
+            pieces.append(clause)
+            continue
+        words: list[str] = []
+        for word in clause.split(" "):
+            # A "word" longer than the limit (a URL, CJK text without spaces) is cut where it must be.
+            words.extend(word[i : i + limit] for i in range(0, len(word), limit))
+        pieces.extend(_pack(words, limit, " "))
+    return pieces
+
+
+def split_text(text: str, language: str = "en", limit: int | None = None) -> list[str]:
+    """Sentences of `text`, each at most `limit` characters (default: the XTTS limit for the language)."""
+    limit = limit or char_limit(language)
+    out: list[str] = []
+    for sentence in sentences(text, language):
+        out.extend(_split_long(sentence, limit))
+    return out

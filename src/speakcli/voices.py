@@ -1,0 +1,104 @@
+"""Find voices: a voices-dir name, a WAV file or folder, or an engine's built-in speaker."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from speakcli.engines.base import Voice
+from speakcli.errors import VoiceError
+
+DEFAULT_VOICE = "joe"
+AUDIO_EXTS = (".wav", ".flac", ".ogg")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
+
+
+def bundled_voices_dir() -> Path | None:
+    """The voices shipped with speakcli: inside the wheel, or the repo's voices/ in a source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_voices", here.parents[1] / "voices"):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def validate_name(name: str) -> str:
+    """A voice name safe to use as one folder name inside the voices dir."""
+    if not _NAME_RE.match(name) or ".." in name or name.strip() != name:
+        raise VoiceError(
+            f"voice name {name!r} is not allowed; use letters, digits, '.', '_', '-' or spaces "
+            "(at most 64, no path separators, no '..')"
+        )
+    return name
+
+
+def _clips_in(folder: Path) -> tuple[Path, ...]:
+    return tuple(sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_EXTS and p.is_file()))
+
+
+def _meta(folder: Path) -> dict[str, Any]:
+    path = folder / "voice.toml"
+    if not path.is_file():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise VoiceError(f"{path} is not valid TOML ({exc}); fix or remove it") from None
+
+
+def _from_folder(name: str, folder: Path) -> Voice:
+    clips = _clips_in(folder)
+    if not clips:
+        raise VoiceError(f"voice folder {folder} has no audio clips; add one or more .wav files")
+    meta = _meta(folder)
+    return Voice(name=name, clips=clips, language=meta.get("language"), meta=meta)
+
+
+@dataclass(frozen=True)
+class VoiceLibrary:
+    """The user's voices dir (searched first) and the bundled voices."""
+
+    user_dir: Path
+
+    def dirs(self) -> list[Path]:
+        bundled = bundled_voices_dir()
+        return [self.user_dir] + ([bundled] if bundled else [])
+
+    def find(self, name: str) -> Voice | None:
+        validate_name(name)
+        for base in self.dirs():
+            folder, single = base / name, None
+            if folder.is_dir():
+                return _from_folder(name, folder)
+            for ext in AUDIO_EXTS:
+                if (base / f"{name}{ext}").is_file():
+                    single = base / f"{name}{ext}"
+                    return Voice(name=name, clips=(single,))
+        return None
+
+    def resolve(self, spec: str | None) -> Voice | None:
+        """None means the engine's default voice; a path means clips; else a library name or built-in speaker."""
+        if spec is None or spec == "":
+            return None
+        path = Path(spec).expanduser()
+        looks_like_path = "/" in spec or "\\" in spec or path.suffix.lower() in AUDIO_EXTS
+        if looks_like_path:
+            if path.is_file():
+                return Voice(name=path.stem, clips=(path.resolve(),))
+            if path.is_dir():
+                return _from_folder(path.name, path.resolve())
+            raise VoiceError(f"voice file or folder {spec!r} does not exist")
+        found = self.find(spec)
+        if found is not None:
+            return found
+        return Voice(name=spec, speaker=spec)
+
+    def default(self) -> Voice | None:
+        """The bundled default voice, for engines that need reference audio."""
+        try:
+            return self.find(DEFAULT_VOICE)
+        except VoiceError:
+            return None

@@ -1,0 +1,130 @@
+"""The synthesis worker: one thread owns the engine; front ends submit jobs and read results from a queue."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Generic, TypeVar
+
+from speakcli.engines.base import Engine
+
+T = TypeVar("T")
+_DONE = object()
+_STOP = object()
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+class Job(Generic[T]):
+    """One request to the worker. Iterate it for its items as the worker yields them; errors re-raise here."""
+
+    def __init__(self, fn: Callable[[Engine], Iterable[T]]) -> None:
+        self.fn = fn
+        self._out: queue.Queue[Any] = queue.Queue()
+        self._cancelled = threading.Event()
+        self.done = threading.Event()
+
+    def cancel(self) -> None:
+        """Ask the worker to stop this job after the item in progress (or skip it if not started)."""
+        self._cancelled.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def __iter__(self) -> Iterator[T]:
+        try:
+            while True:
+                item = self._out.get()
+                if item is _DONE:
+                    return
+                if isinstance(item, _Failure):
+                    raise item.exc
+                yield item
+        finally:
+            # A consumer that stops early (an error, Ctrl-C, break) must not leave the worker producing.
+            if not self.done.is_set():
+                self.cancel()
+
+    def result(self) -> T:
+        """The single item of a job made by `SynthesisWorker.call`."""
+        items = list(self)
+        return items[0]
+
+
+class SynthesisWorker:
+    """A single thread that loads the engine on first use and runs jobs one at a time, in submission order."""
+
+    def __init__(self, engine: Engine, name: str = "speakcli-synth") -> None:
+        self.engine = engine
+        self._jobs: queue.Queue[Any] = queue.Queue()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._name = name
+        self.jobs_run = 0
+
+    def _ensure_started(self) -> None:
+        with self._lock:
+            if self._stop.is_set():
+                raise RuntimeError("the synthesis worker is closed")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+
+    def submit(self, fn: Callable[[Engine], Iterable[T]]) -> Job[T]:
+        job: Job[T] = Job(fn)
+        self._ensure_started()
+        self._jobs.put(job)
+        return job
+
+    def call(self, fn: Callable[[Engine], T]) -> T:
+        """Run `fn(engine)` on the worker thread and return its result (or raise its error)."""
+        return self.submit(lambda engine: [fn(engine)]).result()
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is _STOP:
+                return
+            try:
+                if not job.cancelled:
+                    self.engine.load()
+                    for item in job.fn(self.engine):
+                        if job.cancelled or self._stop.is_set():
+                            break
+                        job._out.put(item)
+                job._out.put(_DONE)
+            except BaseException as exc:  # the caller's thread re-raises it; the worker lives on
+                job._out.put(_Failure(exc))
+            finally:
+                self.jobs_run += 1
+                job.done.set()
+
+    def pending(self) -> int:
+        return self._jobs.qsize()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop after the job in progress; queued jobs are cancelled. Joins the thread."""
+        with self._lock:
+            self._stop.set()
+            thread = self._thread
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(job, Job):
+                job._out.put(_Failure(RuntimeError("the synthesis worker closed before this job ran")))
+                job.done.set()
+        self._jobs.put(_STOP)
+        if thread is not None:
+            thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
