@@ -95,7 +95,7 @@ class SynthesisWorker:
                 if not job.cancelled:
                     self.engine.load()
                     for item in job.fn(self.engine):
-                        if job.cancelled or self._stop.is_set():
+                        if job.cancelled:
                             break
                         job._out.put(item)
                 job._out.put(_DONE)

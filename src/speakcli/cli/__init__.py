@@ -50,7 +50,8 @@ app.command("download")(download.download)
 
 
 def _err(message: str) -> None:
-    print(f"speakcli: {message}", file=sys.stderr)
+    # One line, always: wrapped library messages can carry newlines.
+    print("speakcli: " + " ".join(message.split()), file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,6 +41,16 @@ def coqui_data_dir() -> Path:
     return Path(base) / "tts"
 
 
+def hf_hub_cache() -> Path:
+    """Hugging Face's hub cache, read from the environment now (huggingface_hub reads it once, at import)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache"), "huggingface"
+    )
+    return Path(home) / "hub"
+
+
 def coqui_store_model() -> Path | None:
     """The XTTS v2 folder that coqui's own download left (Hugging Face cache, or the older tts data dir)."""
     legacy = coqui_data_dir() / XTTS_MODEL_NAME.replace("/", "--")
@@ -51,7 +61,7 @@ def coqui_store_model() -> Path | None:
     except ImportError:
         return None
     try:
-        folder = Path(snapshot_download(XTTS_REPO_ID, local_files_only=True))
+        folder = Path(snapshot_download(XTTS_REPO_ID, local_files_only=True, cache_dir=hf_hub_cache()))
     except Exception:  # not downloaded (LocalEntryNotFoundError), or an unreadable cache: either way, none here
         return None
     return folder if all((folder / f).is_file() for f in MODEL_FILES) else None

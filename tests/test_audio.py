@@ -1,0 +1,108 @@
+"""Audio files: format by extension, atomic writes, reading any rate/channels, and click-free seams."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speakcli import audio
+from speakcli.errors import OutputError, VoiceError
+
+
+def _tone(seconds: float = 0.5, rate: int = 24000) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+
+
+@pytest.mark.parametrize(("ext", "fmt"), [(".wav", "WAV"), (".flac", "FLAC"), (".ogg", "OGG")])
+def test_round_trip_by_extension(tmp_path: Path, ext: str, fmt: str) -> None:
+    path = tmp_path / f"out{ext}"
+    audio.write_audio(path, _tone(), 24000)
+    info = sf.info(path)
+    assert info.format == fmt
+    assert info.samplerate == 24000
+    back, rate = sf.read(path, dtype="float32")
+    assert rate == 24000 and len(back) == len(_tone())
+    if ext != ".ogg":  # lossless formats come back within 16-bit quantisation
+        assert np.max(np.abs(back - _tone())) < 1e-3
+
+
+def test_unknown_extension_is_an_output_error(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match=r"\.wav, \.flac, \.ogg"):
+        audio.check_output_path(tmp_path / "out.mp3")
+
+
+def test_existing_file_needs_force(tmp_path: Path) -> None:
+    path = tmp_path / "out.wav"
+    path.write_bytes(b"precious")
+    with pytest.raises(OutputError, match="--force"):
+        audio.check_output_path(path)
+    audio.check_output_path(path, force=True)
+
+
+def test_missing_folder_is_reported_before_synthesis(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match="does not exist"):
+        audio.check_output_path(tmp_path / "nope" / "out.wav")
+
+
+def test_failed_write_leaves_old_file_intact_and_no_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    path = out_dir / "out.wav"
+    path.write_bytes(b"precious")
+
+    def broken_write(fh, data, rate, **kw):  # type: ignore[no-untyped-def]
+        fh.write(b"RIFF half a header")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sf, "write", broken_write)
+    with pytest.raises(OutputError, match="No space left"):
+        audio.write_audio(path, _tone(), 24000)
+    assert path.read_bytes() == b"precious"
+    assert os.listdir(out_dir) == ["out.wav"]
+
+
+def test_read_audio_mixes_down_and_keeps_rate(tmp_path: Path) -> None:
+    stereo = np.stack([_tone(rate=44100), -_tone(rate=44100) * 0], axis=1)
+    sf.write(tmp_path / "s.wav", stereo, 44100)
+    mono, rate = audio.read_audio(tmp_path / "s.wav")
+    assert rate == 44100 and mono.ndim == 1
+    assert np.allclose(mono, stereo.mean(axis=1), atol=1e-4)
+
+
+def test_read_audio_rejects_non_audio(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.wav"
+    bad.write_text("this is not audio")
+    with pytest.raises(VoiceError, match="cannot read"):
+        audio.read_audio(bad)
+
+
+def test_faded_stream_starts_and_ends_at_zero_and_keeps_the_middle() -> None:
+    chunks = [np.ones(1000, np.float32), np.ones(1000, np.float32), np.ones(1000, np.float32)]
+    out = list(audio.faded(chunks, 24000))
+    joined = np.concatenate(out)
+    assert len(joined) == 3000
+    assert joined[0] == 0.0 and joined[-1] == 0.0
+    assert np.all(joined[200:2800] == 1.0)  # only the outer ~5 ms are touched
+    assert np.all(np.diff(joined[:120]) >= 0)
+
+
+def test_sounddevice_missing_is_an_audio_device_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_portaudio(name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if name == "sounddevice":
+            raise OSError("PortAudio library not found")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_portaudio)
+    from speakcli.errors import AudioDeviceError
+
+    with pytest.raises(AudioDeviceError, match="libportaudio2.*-o speech.wav"):
+        audio.Player(22050)

@@ -1,0 +1,212 @@
+"""The XTTS engine on a tiny random model loaded through the same path as real XTTS v2 weights."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import read, run_cli
+from speakcli.engines import EngineSpec, coqui_store_model, shared_engine
+from speakcli.engines.base import SynthesisOptions, Voice
+from speakcli.errors import ExitStatus
+from speakcli.settings import load_settings
+from speakcli.speech import Speaker, utterance
+
+pytestmark = [pytest.mark.xtts, pytest.mark.slow]
+
+
+def _copy_model(src: Path, dst: Path) -> Path:
+    dst.mkdir()
+    for f in src.iterdir():
+        os.symlink(f, dst / f.name)
+    return dst
+
+
+def test_say_with_the_tiny_model_gives_finite_24khz_audio(tiny_xtts_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "x.wav"
+    result = run_cli("say", "Hello there. This is a test.", "--model-dir", str(tiny_xtts_dir), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert b"using xtts from model folder" in result.stderr
+    audio, rate = read(out)
+    assert rate == 24000
+    assert len(audio) > 24000 * 0.5  # two sentences, each ~1 s at the tiny model's token cap, plus a pause
+    assert np.all(np.isfinite(audio))
+
+
+def test_env_var_model_dir_makes_auto_pick_xtts(tiny_xtts_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "x.wav"
+    result = run_cli("say", "Hi.", "-o", str(out), env={"SPEAKCLI_XTTS_DIR": str(tiny_xtts_dir)})
+    assert result.returncode == 0, result.stderr
+    assert read(out)[1] == 24000
+
+
+def test_model_from_coqui_download_store_is_found(tiny_xtts_dir: Path, tmp_path: Path) -> None:
+    # Lay the model out the way huggingface_hub caches coqui's download of tts-hub/XTTS-v2.
+    repo = Path(os.environ["HF_HUB_CACHE"]) / "models--tts-hub--XTTS-v2"
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs/main").write_text(revision)
+    (repo / "snapshots").mkdir()
+    _copy_model(tiny_xtts_dir, repo / "snapshots" / revision)
+    assert coqui_store_model() == repo / "snapshots" / revision
+    out = tmp_path / "x.wav"
+    result = run_cli("say", "Hi.", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert b"coqui's downloaded XTTS v2" in result.stderr
+    assert read(out)[1] == 24000
+
+
+def test_cloning_from_a_44khz_stereo_reference(tiny_xtts_dir: Path, tone_wav, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ref = tone_wav("ref44.wav", seconds=4, rate=44100, channels=2)
+    out = tmp_path / "clone.wav"
+    result = run_cli("say", "Cloned.", "--model-dir", str(tiny_xtts_dir), "--voice", str(ref), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert read(out)[1] == 24000
+
+
+def test_latents_depend_on_the_reference_audio(tiny_xtts_dir: Path, tone_wav) -> None:  # type: ignore[no-untyped-def]
+    from speakcli.engines.xtts import XttsEngine
+
+    engine = XttsEngine(tiny_xtts_dir, device="cpu")
+    a = engine.compute_latents((tone_wav("a.wav", rate=22050),))
+    a_again = engine.compute_latents((tone_wav("a2.wav", rate=22050),))
+    b = engine.compute_latents((tone_wav("b.wav", seconds=5, rate=16000),))
+    assert np.array_equal(a[0], a_again[0]) and np.array_equal(a[1], a_again[1])
+    assert not np.array_equal(a[1], b[1])
+    assert a[1].shape == (1, 512, 1)
+
+
+def test_long_text_reaches_xtts_in_pieces_under_the_limit(tiny_xtts_dir: Path) -> None:
+    from speakcli.engines.xtts import XttsEngine
+
+    seen: list[str] = []
+
+    class Spy(XttsEngine):
+        def synthesize(self, text, voice, options):  # type: ignore[no-untyped-def]
+            seen.append(text)
+            yield np.zeros(10, np.float32)
+
+    text = " ".join(["This clause, which is long, keeps going on and on"] * 20) + ". Short one."
+    list(utterance(Spy(tiny_xtts_dir, "cpu"), text, None, SynthesisOptions(language="en", pause=0)))
+    assert len(seen) > 1 and all(len(s) <= 250 for s in seen)
+    assert " ".join(seen).split() == text.split()
+
+
+def test_number_heavy_text_is_split_under_the_token_limit(tiny_xtts_dir: Path) -> None:
+    from speakcli.engines.xtts import MAX_TEXT_TOKENS, XttsEngine
+
+    engine = XttsEngine(tiny_xtts_dir, device="cpu")
+    engine.load()
+    text = " ".join(["1234567"] * 30)  # 239 characters, but expands to many words of numbers
+    assert len(engine._model.tokenizer.encode(text.lower(), lang="en")) >= MAX_TEXT_TOKENS
+    parts = engine._fit(text, "en")
+    assert len(parts) > 1 and " ".join(parts) == text
+    assert all(len(engine._model.tokenizer.encode(p.lower(), lang="en")) < MAX_TEXT_TOKENS for p in parts)
+    voice = Voice(name="joe", clips=(Path(__file__).parents[1] / "voices/joe/reference.wav",))
+    audio = list(engine.synthesize(text, voice, SynthesisOptions()))
+    assert audio and all(np.all(np.isfinite(c)) for c in audio)
+
+
+def test_builtin_speakers_from_speakers_xtts_pth(tiny_xtts_dir: Path, tone_wav, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from speakcli.engines.xtts import XttsEngine
+
+    model = _copy_model(tiny_xtts_dir, tmp_path / "with-speakers")
+    latent, embedding = XttsEngine(tiny_xtts_dir, "cpu").compute_latents((tone_wav(),))
+    torch.save(
+        {"Ana Florence": {"gpt_cond_latent": torch.from_numpy(latent), "speaker_embedding": torch.from_numpy(embedding)}},
+        model / "speakers_xtts.pth",
+    )
+    out = tmp_path / "ana.wav"
+    ok = run_cli("say", "Hi.", "--model-dir", str(model), "--voice", "Ana Florence", "-o", str(out))
+    assert ok.returncode == 0, ok.stderr
+    bad = run_cli("say", "Hi.", "--model-dir", str(model), "--voice", "Nobody", "-o", str(tmp_path / "n.wav"))
+    assert bad.returncode == ExitStatus.VOICE
+    assert b"Ana Florence" in bad.stderr and b"Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("garbage_weights", b"corrupt or not XTTS v2"),
+        ("no_vocab", b"missing vocab.json"),
+        ("bad_config", b"config.json is not valid JSON"),
+        ("truncated_weights", b"corrupt or not XTTS v2"),
+    ],
+)
+def test_a_damaged_model_folder_is_a_model_error(tiny_xtts_dir: Path, tmp_path: Path, damage: str, message: bytes) -> None:
+    model = tmp_path / "damaged"
+    shutil.copytree(tiny_xtts_dir, model)
+    if damage == "garbage_weights":
+        (model / "model.pth").write_bytes(b"not a checkpoint" * 100)
+    elif damage == "truncated_weights":
+        data = (model / "model.pth").read_bytes()
+        (model / "model.pth").write_bytes(data[: len(data) // 2])
+    elif damage == "no_vocab":
+        (model / "vocab.json").unlink()
+    else:
+        (model / "config.json").write_text("{ not json")
+    out = tmp_path / "x.wav"
+    result = run_cli("say", "Hi.", "-q", "--model-dir", str(model), "-o", str(out))
+    assert result.returncode == ExitStatus.MODEL
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_unknown_language_lists_the_models_languages(tiny_xtts_dir: Path) -> None:
+    result = run_cli("say", "Hi.", "--model-dir", str(tiny_xtts_dir), "--language", "xx", "-o", "x.wav")
+    assert result.returncode == ExitStatus.USAGE
+    assert b"language 'xx' is not supported by the xtts engine" in result.stderr and b"de" in result.stderr
+
+
+def test_the_engine_loads_once_per_process_across_front_ends(tiny_xtts_dir: Path) -> None:
+    settings = load_settings({"model_dir": tiny_xtts_dir, "device": "cpu"})
+    first = Speaker.from_settings(settings)
+    list(first.speak("One.", first.voice(), first.options()))
+    model = first.engine._model  # type: ignore[attr-defined]
+    second = Speaker.from_settings(settings)
+    list(second.speak("Two.", second.voice(), second.options()))
+    assert second.engine is first.engine and second.worker is first.worker
+    assert second.engine._model is model  # type: ignore[attr-defined]
+    assert shared_engine(EngineSpec("xtts", tiny_xtts_dir, "cpu")) is first.engine
+
+
+def test_cuda_without_a_gpu_is_a_clear_error(tiny_xtts_dir: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = run_cli("say", "Hi.", "--model-dir", str(tiny_xtts_dir), "--device", "cuda", "-o", "x.wav")
+    assert result.returncode == ExitStatus.MODEL
+    assert b"CUDA is not available here; use --device cpu" in result.stderr
+
+
+@pytest.mark.gpu
+def test_tiny_model_runs_on_cuda(tiny_xtts_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "gpu.wav"
+    result = run_cli("say", "Hi.", "--model-dir", str(tiny_xtts_dir), "--device", "cuda", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert read(out)[1] == 24000
+
+
+def test_download_offline_fails_in_one_line() -> None:
+    result = run_cli("download", env={"COQUI_TOS_AGREED": "1", "HF_HUB_OFFLINE": "1"}, timeout=120)
+    assert result.returncode == ExitStatus.MODEL
+    assert b"could not download XTTS v2" in result.stderr
+    assert b"Traceback" not in result.stderr
+
+
+def test_info_json_reports_the_model_and_engine(tiny_xtts_dir: Path) -> None:
+    result = run_cli("info", "--json", "--model-dir", str(tiny_xtts_dir))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["engine"]["name"] == "xtts"
+    assert report["xtts_model"]["path"] == str(tiny_xtts_dir)
+    assert report["packages"]["coqui-tts"]
