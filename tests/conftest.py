@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from speakcli.engines import xtts_installed  # noqa: E402
+from speakcli.engines import xtts_installed
 
 
 def _audio_output_available() -> bool:
@@ -41,6 +41,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         "audio": (HAVE_AUDIO, "no audio output device (CI starts a PulseAudio null sink; see .ci/run)"),
         "gpu": (_cuda_available(), "no CUDA device"),
     }
+    # CI names the resources it provides; a missing one there is a failure, not a quiet skip.
+    required = {r for r in os.environ.get("SPEAKCLI_TEST_REQUIRE", "").split(",") if r}
+    for marker in sorted(required & reasons.keys()):
+        if not reasons[marker][0]:
+            raise pytest.UsageError(f"SPEAKCLI_TEST_REQUIRE names {marker!r}, but: {reasons[marker][1]}")
     for item in items:
         for marker, (ok, why) in reasons.items():
             if marker in item.keywords and not ok:
@@ -80,7 +85,8 @@ def no_leaked_threads() -> Iterator[None]:
 
     close_workers()
     leaked = [
-        t for t in threading.enumerate()
+        t
+        for t in threading.enumerate()
         if t not in before and t.is_alive() and (t.name.startswith("speakcli") or not t.daemon)
     ]
     for t in leaked:

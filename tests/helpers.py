@@ -11,8 +11,9 @@ import numpy as np
 import soundfile as sf
 
 
-def run_cli(*args: str, input: bytes | None = None, env: dict[str, str] | None = None,
-            timeout: float = 240) -> subprocess.CompletedProcess[bytes]:
+def run_cli(
+    *args: str, input: bytes | None = None, env: dict[str, str] | None = None, timeout: float = 240
+) -> subprocess.CompletedProcess[bytes]:
     """`python -m speakcli ARGS` in a subprocess with the test's isolated environment."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(

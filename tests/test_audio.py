@@ -104,5 +104,5 @@ def test_sounddevice_missing_is_an_audio_device_error(monkeypatch: pytest.Monkey
     monkeypatch.setattr(builtins, "__import__", no_portaudio)
     from speakcli.errors import AudioDeviceError
 
-    with pytest.raises(AudioDeviceError, match="libportaudio2.*-o speech.wav"):
+    with pytest.raises(AudioDeviceError, match=r"libportaudio2.*-o speech\.wav"):
         audio.Player(22050)

@@ -56,13 +56,16 @@ def test_cjk_without_spaces_is_cut_at_the_chinese_limit() -> None:
     assert "".join(pieces) == text
 
 
-words = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zs", "Zl", "Zp")), min_size=1,
-                max_size=30)
+words = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zs", "Zl", "Zp")), min_size=1, max_size=30
+)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(words, st.sampled_from([" ", ". ", "! ", ", ", "\n", "? ", "; "])), max_size=120),
-       st.sampled_from(["en", "de", "ja", "zh-cn", "hi", "ko"]))
+@given(
+    st.lists(st.tuples(words, st.sampled_from([" ", ". ", "! ", ", ", "\n", "? ", "; "])), max_size=120),
+    st.sampled_from(["en", "de", "ja", "zh-cn", "hi", "ko"]),
+)
 def test_no_text_is_lost_or_repeated(parts: list[tuple[str, str]], language: str) -> None:
     text = "".join(w + sep for w, sep in parts)
     pieces = split_text(text, language)

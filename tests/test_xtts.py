@@ -120,7 +120,12 @@ def test_builtin_speakers_from_speakers_xtts_pth(tiny_xtts_dir: Path, tone_wav, 
     model = _copy_model(tiny_xtts_dir, tmp_path / "with-speakers")
     latent, embedding = XttsEngine(tiny_xtts_dir, "cpu").compute_latents((tone_wav(),))
     torch.save(
-        {"Ana Florence": {"gpt_cond_latent": torch.from_numpy(latent), "speaker_embedding": torch.from_numpy(embedding)}},
+        {
+            "Ana Florence": {
+                "gpt_cond_latent": torch.from_numpy(latent),
+                "speaker_embedding": torch.from_numpy(embedding),
+            }
+        },
         model / "speakers_xtts.pth",
     )
     out = tmp_path / "ana.wav"
@@ -140,7 +145,9 @@ def test_builtin_speakers_from_speakers_xtts_pth(tiny_xtts_dir: Path, tone_wav, 
         ("truncated_weights", b"corrupt or not XTTS v2"),
     ],
 )
-def test_a_damaged_model_folder_is_a_model_error(tiny_xtts_dir: Path, tmp_path: Path, damage: str, message: bytes) -> None:
+def test_a_damaged_model_folder_is_a_model_error(
+    tiny_xtts_dir: Path, tmp_path: Path, damage: str, message: bytes
+) -> None:
     model = tmp_path / "damaged"
     shutil.copytree(tiny_xtts_dir, model)
     if damage == "garbage_weights":

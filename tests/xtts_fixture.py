@@ -6,7 +6,23 @@ import json
 from pathlib import Path
 
 XTTS_LANGUAGES = [
-    "en", "es", "fr", "de", "it", "pt", "pl", "tr", "ru", "nl", "cs", "ar", "zh-cn", "hu", "ko", "ja", "hi",
+    "en",
+    "es",
+    "fr",
+    "de",
+    "it",
+    "pt",
+    "pl",
+    "tr",
+    "ru",
+    "nl",
+    "cs",
+    "ar",
+    "zh-cn",
+    "hu",
+    "ko",
+    "ja",
+    "hi",
 ]
 _CORPUS = [
     "hello world this is a small corpus for a tiny tokenizer",

@@ -157,9 +157,7 @@ def resolve_output_device(spec: str | None) -> int | None:
     """The device index for --output-device: an index, or a case-insensitive part of a device name."""
     devices = output_devices()
     if not devices:
-        raise AudioDeviceError(
-            "no audio output device found; write a file with -o speech.wav, or start a sound server"
-        )
+        raise AudioDeviceError("no audio output device found; write a file with -o speech.wav, or start a sound server")
     if spec is None or spec == "":
         return None
     if spec.isdigit():

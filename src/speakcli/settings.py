@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from speakcli import dirs
 from speakcli.errors import UsageError
@@ -27,7 +28,8 @@ class Settings:
 
     engine: str = field(default="auto", metadata=_env("SPEAKCLI_ENGINE", "auto, xtts or piper"))
     model_dir: Path | None = field(
-        default=None, metadata=_env("SPEAKCLI_XTTS_DIR", "a local XTTS v2 model folder (config.json, model.pth, vocab.json)")
+        default=None,
+        metadata=_env("SPEAKCLI_XTTS_DIR", "a local XTTS v2 model folder (config.json, model.pth, vocab.json)"),
     )
     device: str = field(default="auto", metadata=_env("SPEAKCLI_DEVICE", "auto, cpu, cuda or cuda:N"))
     voice: str | None = field(default=None, metadata=_env("SPEAKCLI_VOICE", "voice name, speaker, WAV file or folder"))

@@ -24,7 +24,7 @@ def utterance(engine: Engine, text: str, voice: Voice | None, options: Synthesis
     parts = split_text(text, options.language, engine.max_chars(options.language))
     if not parts:
         raise EmptyTextError()
-    gap = np.zeros(int(round(options.pause * engine.sample_rate)), dtype=np.float32)
+    gap = np.zeros(round(options.pause * engine.sample_rate), dtype=np.float32)
     for i, part in enumerate(parts):
         if i and gap.size:
             yield gap

@@ -7,14 +7,51 @@ from functools import lru_cache
 
 # XTTS v2's per-language limits (coqui's tokenizer warns past them and truncates audio).
 XTTS_CHAR_LIMITS: dict[str, int] = {
-    "en": 250, "de": 253, "fr": 273, "es": 239, "it": 213, "pt": 203, "pl": 224, "zh": 82, "zh-cn": 82,
-    "ar": 166, "cs": 186, "ru": 182, "nl": 251, "tr": 226, "ja": 71, "hu": 224, "ko": 95, "hi": 150,
+    "en": 250,
+    "de": 253,
+    "fr": 273,
+    "es": 239,
+    "it": 213,
+    "pt": 203,
+    "pl": 224,
+    "zh": 82,
+    "zh-cn": 82,
+    "ar": 166,
+    "cs": 186,
+    "ru": 182,
+    "nl": 251,
+    "tr": 226,
+    "ja": 71,
+    "hu": 224,
+    "ko": 95,
+    "hi": 150,
 }
 DEFAULT_LIMIT = 250
 # Languages pysbd has rules for; the others use its English rules, which split on the same punctuation.
 _PYSBD_LANGS = {
-    "en", "hi", "mr", "zh", "es", "am", "ar", "hy", "bg", "ur", "ru", "pl", "fa", "nl", "da", "fr", "my", "el",
-    "it", "ja", "de", "kk", "sk",
+    "en",
+    "hi",
+    "mr",
+    "zh",
+    "es",
+    "am",
+    "ar",
+    "hy",
+    "bg",
+    "ur",
+    "ru",
+    "pl",
+    "fa",
+    "nl",
+    "da",
+    "fr",
+    "my",
+    "el",
+    "it",
+    "ja",
+    "de",
+    "kk",
+    "sk",
 }
 _CLAUSE_RE = re.compile(r"(?<=[,;:\u2014\u2013\u3001\uff0c\uff1b])\s*")
 _SPACE_RE = re.compile(r"\s+")

@@ -63,9 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(result or 0)
     except typer.Exit as exc:
         return int(exc.exit_code)
-    except cx.NoArgsIsHelpError as exc:
-        print(exc.ctx.get_help() if exc.ctx else "", file=sys.stderr)
-        return ExitStatus.USAGE
+    except cx.NoArgsIsHelpError:
+        return ExitStatus.USAGE  # Typer has printed the help already
     except cx.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
         _err(f"usage error: {exc.format_message()}{hint}")

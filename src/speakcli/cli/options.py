@@ -7,7 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
-Engine = Annotated[str | None, typer.Option("--engine", help="auto, xtts or piper [env SPEAKCLI_ENGINE]", show_default=False)]
+Engine = Annotated[
+    str | None, typer.Option("--engine", help="auto, xtts or piper [env SPEAKCLI_ENGINE]", show_default=False)
+]
 ModelDir = Annotated[
     Path | None,
     typer.Option("--model-dir", help="Local XTTS v2 model folder [env SPEAKCLI_XTTS_DIR]", show_default=False),
@@ -24,5 +26,7 @@ Language = Annotated[str | None, typer.Option("--language", "-l", help="Language
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 
 
-def engine_flags(engine: str | None, model_dir: Path | None, device: str | None, voices_dir: Path | None) -> dict[str, Any]:
+def engine_flags(
+    engine: str | None, model_dir: Path | None, device: str | None, voices_dir: Path | None
+) -> dict[str, Any]:
     return {"engine": engine, "model_dir": model_dir, "device": device, "voices_dir": voices_dir}

@@ -26,7 +26,9 @@ def _read_text(text: str | None) -> str:
 
 
 def say(
-    text: Annotated[str | None, typer.Argument(help="Text to speak; '-' or none reads stdin.", show_default=False)] = None,
+    text: Annotated[
+        str | None, typer.Argument(help="Text to speak; '-' or none reads stdin.", show_default=False)
+    ] = None,
     voice: o.Voice = None,
     language: o.Language = None,
     engine: o.Engine = None,
@@ -38,12 +40,17 @@ def say(
     pause: Annotated[float | None, typer.Option("--pause", help="Seconds of silence between sentences.")] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Write audio here (.wav, .flac, .ogg; '-' = WAV to stdout).", show_default=False),
+        typer.Option(
+            "--out", "-o", help="Write audio here (.wav, .flac, .ogg; '-' = WAV to stdout).", show_default=False
+        ),
     ] = None,
     play: Annotated[
-        bool | None, typer.Option("--play/--no-play", help="Play the audio (default: when no --out).", show_default=False)
+        bool | None,
+        typer.Option("--play/--no-play", help="Play the audio (default: when no --out).", show_default=False),
     ] = None,
-    output_device: Annotated[str | None, typer.Option("--output-device", help="Index or part of a device name.")] = None,
+    output_device: Annotated[
+        str | None, typer.Option("--output-device", help="Index or part of a device name.")
+    ] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite --out if it exists.")] = False,
     quiet: o.Quiet = False,
 ) -> None:

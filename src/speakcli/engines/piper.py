@@ -45,7 +45,9 @@ class PiperEngine:
         try:
             self._config = json.loads(self.config_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise ModelError(f"cannot read Piper voice config {self.config_path} ({exc}); reinstall the voice") from None
+            raise ModelError(
+                f"cannot read Piper voice config {self.config_path} ({exc}); reinstall the voice"
+            ) from None
         self.noise_scale = noise_scale
         self.noise_w_scale = noise_w_scale
         self._voice: Any = None

@@ -37,7 +37,9 @@ class XttsEngine:
         try:
             self._config_json = json.loads((self.model_dir / "config.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise ModelError(f"{self.model_dir}/config.json is not valid JSON ({exc}); the model folder is corrupt") from None
+            raise ModelError(
+                f"{self.model_dir}/config.json is not valid JSON ({exc}); the model folder is corrupt"
+            ) from None
         self._model: Any = None
         self._config: Any = None
         self._latents: dict[tuple[Any, ...], tuple[Any, Any]] = {}
@@ -71,7 +73,9 @@ class XttsEngine:
             from TTS.tts.configs.xtts_config import XttsConfig
             from TTS.tts.models.xtts import Xtts
         except ImportError as exc:
-            raise ModelError(f"the xtts engine needs coqui-tts and torch ({exc}); pip install 'speakcli[xtts]'") from None
+            raise ModelError(
+                f"the xtts engine needs coqui-tts and torch ({exc}); pip install 'speakcli[xtts]'"
+            ) from None
         # coqui logs a warning per long sentence; we split text ourselves, so keep stderr clean.
         logging.getLogger("TTS").setLevel(logging.ERROR)
         try:

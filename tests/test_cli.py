@@ -1,0 +1,152 @@
+"""The CLI as a user meets it: help without heavy imports, stdin, stdout WAV, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from helpers import run_cli
+from speakcli.cli import main
+from speakcli.errors import ExitStatus
+
+IMPORT_PROBE = """
+import sys
+from speakcli.cli import main
+rc = main(sys.argv[1:])
+heavy = sorted(m for m in ("torch", "TTS", "torchaudio", "transformers", "piper", "onnxruntime") if m in sys.modules)
+print("HEAVY=" + ",".join(heavy), file=sys.stderr)
+raise SystemExit(rc)
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["--help"], 0),
+        (["say", "--help"], 0),
+        (["info", "--help"], 0),
+        (["--version"], 0),
+        (["say", "--bogus"], 2),
+        (["say", "hi", "--speed", "fast"], 2),
+        (["say", "a", "b"], 2),
+        (["nosuchcommand"], 2),
+    ],
+)
+def test_help_and_argument_errors_do_not_import_torch_or_tts(args: list[str], code: int) -> None:
+    result = subprocess.run([sys.executable, "-c", IMPORT_PROBE, *args], capture_output=True, timeout=60)
+    assert result.returncode == code, result.stderr
+    assert b"HEAVY=\n" in result.stderr or result.stderr.endswith(b"HEAVY=\n"), result.stderr[-300:]
+    if code == 2:
+        lines = [ln for ln in result.stderr.decode().splitlines() if not ln.startswith("HEAVY=")]
+        assert len(lines) == 1 and lines[0].startswith("speakcli: usage error:")
+
+
+def test_no_arguments_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == ExitStatus.USAGE
+    assert "Usage:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["say", "   "], ExitStatus.USAGE, "TEXT has no text to speak"),
+        (["say", "hi", "-o", "x.mp3"], ExitStatus.OUTPUT, "cannot tell the audio format"),
+        (["say", "hi", "-o", "missing/x.wav"], ExitStatus.OUTPUT, "folder missing does not exist"),
+        (["say", "hi", "--no-play"], ExitStatus.USAGE, "--no-play without --out"),
+        (["say", "hi", "--engine", "xtts", "-o", "x.wav"], ExitStatus.MODEL, "No XTTS model found"),
+        (["say", "hi", "--model-dir", "nowhere", "-o", "x.wav"], ExitStatus.MODEL, "nowhere does not exist"),
+        (["say", "hi", "--engine", "piper", "-l", "de", "-o", "x.wav"], ExitStatus.USAGE, "use one of: en"),
+        (["say", "hi", "--engine", "piper", "--voice", "zed", "-o", "x.wav"], ExitStatus.VOICE, "has one voice"),
+        (["say", "hi", "--voice", "no/such.wav", "-o", "x.wav"], ExitStatus.VOICE, "does not exist"),
+        (["say", "hi", "--engine", "espeak", "-o", "x.wav"], ExitStatus.USAGE, "engine 'espeak' is unknown"),
+        (["say", "hi", "--output-device", "no-such-device-xyz"], ExitStatus.AUDIO_DEVICE, "device"),
+    ],
+)
+def test_bad_input_is_one_line_with_its_exit_code(
+    args: list[str], code: int, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(args) == code
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [ln for ln in err if ln.startswith("speakcli: error:")]
+    assert len(errors) == 1 and message in errors[0], err
+    assert not any("Traceback" in ln for ln in err)
+    assert not Path("x.wav").exists()
+
+
+def test_debug_shows_the_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--debug", "say", "hi", "--engine", "xtts", "-o", "x.wav"]) == ExitStatus.MODEL
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_config_file_sets_defaults(isolated_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = isolated_env / ".config/speakcli/config.toml"
+    cfg.parent.mkdir(parents=True)
+    cfg.write_text('engine = "xtts"\n')
+    assert main(["say", "hi", "-o", "x.wav"]) == ExitStatus.MODEL  # the config asked for xtts, which is absent
+    assert main(["say", "hi", "--engine", "piper", "-q", "-o", "x.wav"]) == 0  # the flag wins
+
+
+@pytest.mark.slow
+def test_text_from_stdin_and_wav_to_stdout() -> None:
+    result = run_cli("say", "-", "--engine", "piper", "-o", "-", input=b"Read from standard input.\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout[:4] == b"RIFF"
+    data, rate = sf.read(io.BytesIO(result.stdout))
+    assert rate == 22050 and len(data) / rate > 0.8
+
+
+@pytest.mark.slow
+def test_piped_stdin_without_dash(tmp_path: Path) -> None:
+    out = tmp_path / "piped.wav"
+    result = run_cli("say", "--engine", "piper", "-o", str(out), input=b"Piped text.")
+    assert result.returncode == 0, result.stderr
+    assert out.exists()
+
+
+@pytest.mark.slow
+def test_existing_output_is_kept_without_force_and_replaced_with_it(tmp_path: Path) -> None:
+    out = tmp_path / "keep.wav"
+    out.write_bytes(b"my work")
+    refused = run_cli("say", "Hello.", "--engine", "piper", "-o", str(out))
+    assert refused.returncode == ExitStatus.OUTPUT and out.read_bytes() == b"my work"
+    forced = run_cli("say", "Hello.", "--engine", "piper", "-o", str(out), "--force")
+    assert forced.returncode == 0 and sf.info(out).frames > 0
+
+
+@pytest.mark.slow
+def test_kill_during_synthesis_leaves_no_output_file(tmp_path: Path) -> None:
+    out = tmp_path / "long.wav"
+    text = " ".join(f"This is sentence number {i} of a long text." for i in range(400))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "speakcli", "say", "-", "-o", str(out)],  # auto: prints which engine, then works
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin and proc.stderr
+    proc.stdin.write(text.encode())
+    proc.stdin.close()
+    assert b"using piper" in proc.stderr.readline()  # the engine is chosen; synthesis is under way
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    proc.stderr.close()
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".long.wav")] == []
+
+
+@pytest.mark.slow
+def test_info_json_without_xtts_model_says_why() -> None:
+    result = run_cli("info", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["engine"]["name"] == "piper"
+    assert "no XTTS model found" in report["engine"]["note"]
+    assert report["xtts_model"]["path"] is None
+    assert isinstance(report["audio_outputs"], list)
