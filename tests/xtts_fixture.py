@@ -74,7 +74,7 @@ def build_tiny_xtts(folder: Path, *, full_size: bool = False, max_audio_tokens: 
         tokenizer_file=str(folder / "vocab.json"),
     )
     config = XttsConfig(model_args=args, languages=list(XTTS_LANGUAGES))
-    model = Xtts.init_from_config(config)
+    model = Xtts(config)
     from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
 
     model.tokenizer = VoiceBpeTokenizer(vocab_file=str(folder / "vocab.json"))
@@ -85,3 +85,14 @@ def build_tiny_xtts(folder: Path, *, full_size: bool = False, max_audio_tokens: 
     config_dict = config.to_dict()
     (folder / "config.json").write_text(json.dumps(config_dict, indent=2))
     return folder
+
+
+def add_builtin_speaker(folder: Path, name: str, clip: Path) -> None:
+    """Write speakers_xtts.pth with one speaker whose latents come from `clip` (as real v2 folders ship)."""
+    import torch
+
+    from speakcli.engines.xtts import XttsEngine
+
+    latent, embedding = XttsEngine(folder, device="cpu").compute_latents((clip,))
+    speakers = {name: {"gpt_cond_latent": torch.from_numpy(latent), "speaker_embedding": torch.from_numpy(embedding)}}
+    torch.save(speakers, folder / "speakers_xtts.pth")

@@ -1,0 +1,39 @@
+"""Shared helpers for benchmarks: timing subprocesses and printing a table."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # for xtts_fixture (the tiny model builder)
+BIN = Path(sys.executable).parent
+
+
+def time_cmd(cmd: Sequence[str], runs: int, env: dict[str, str] | None = None, stdin: bytes = b"") -> list[float]:
+    """Wall seconds of `runs` runs of cmd; raises if any run fails."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = subprocess.run(cmd, input=stdin, capture_output=True, env={**os.environ, **(env or {})})
+        times.append(time.perf_counter() - start)
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed: {result.stderr.decode()[-500:]}")
+    return times
+
+
+def med(xs: Sequence[float]) -> float:
+    return statistics.median(xs)
+
+
+def table(title: str, rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |"  # noqa: E731
+    out = [f"\n## {title}\n", line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out += [line(r) for r in rows]
+    return "\n".join(out)

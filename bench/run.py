@@ -1,0 +1,142 @@
+"""speakcli benchmarks, measured side by side in one run: `python bench/run.py [--runs N] [sections...]`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+from common import BIN, ROOT, med, table, time_cmd
+
+TEXT = (
+    "The birch canoe slid on the smooth planks. Glue the sheet to the dark blue background. "
+    "It is easy to tell the depth of a well. These days a chicken leg is a rare dish."
+)
+
+
+def bench_help(runs: int) -> str:
+    """Start-up cost a user pays for `--help`: speakcli against coqui's own `tts` CLI."""
+    speak = time_cmd([str(BIN / "speakcli"), "--help"], runs)
+    coqui = time_cmd([str(BIN / "tts"), "--help"], runs)
+    rows = [
+        ("speakcli --help", f"{med(speak):.3f}", f"{min(speak):.3f}", "1.00"),
+        ("tts --help (coqui-tts)", f"{med(coqui):.3f}", f"{min(coqui):.3f}", f"{med(coqui) / med(speak):.2f}"),
+    ]
+    return table(f"--help start-up, {runs} runs", rows, ("command", "median s", "min s", "x speakcli"))
+
+
+def bench_piper(runs: int) -> str:
+    """Real-time factor of the bundled Piper voice, in process and through `say` end to end."""
+    import numpy as np
+
+    from speakcli.engines.base import SynthesisOptions
+    from speakcli.engines.piper import PiperEngine
+    from speakcli.speech import utterance
+
+    engine = PiperEngine()
+    t0 = time.perf_counter()
+    engine.load()
+    load = time.perf_counter() - t0
+    rtfs, first = [], []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        chunks = utterance(engine, TEXT, None, SynthesisOptions())
+        head = next(chunks)
+        first.append(time.perf_counter() - t0)
+        audio = np.concatenate([head, *chunks])
+        rtfs.append((time.perf_counter() - t0) / (len(audio) / engine.sample_rate))
+        seconds = len(audio) / engine.sample_rate
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "p.wav"
+        cli = time_cmd([str(BIN / "speakcli"), "say", TEXT, "--engine", "piper", "-q", "-o", str(out), "--force"], runs)
+    rows = [
+        ("voice load", f"{load:.3f} s"),
+        ("audio per run", f"{seconds:.2f} s"),
+        ("real-time factor (synthesis s / audio s)", f"{med(rtfs):.3f}"),
+        ("first audio chunk", f"{med(first) * 1000:.0f} ms"),
+        ("`speakcli say -o` end to end", f"{med(cli):.2f} s"),
+    ]
+    return table(f"Piper voice (en_US-joe-medium), {runs} runs, median", rows, ("measure", "value"))
+
+
+def bench_tiny_xtts(runs: int) -> str:
+    """The tiny random XTTS through `say` end to end, against coqui's `tts` CLI on the same folder."""
+    from xtts_fixture import add_builtin_speaker, build_tiny_xtts
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = build_tiny_xtts(Path(tmp) / "tiny")
+        # A built-in speaker, so coqui's CLI needs no reference audio (its torchaudio loader fails here).
+        add_builtin_speaker(model, "Joe", ROOT / "voices/joe/reference.wav")
+        out = Path(tmp) / "x.wav"
+        env = {"HF_HUB_OFFLINE": "1"}
+        speak = time_cmd(
+            [
+                str(BIN / "speakcli"),
+                "say",
+                "Hello there.",
+                "--model-dir",
+                str(model),
+                "--voice",
+                "Joe",
+                "-q",
+                "-o",
+                str(out),
+                "--force",
+            ],
+            runs,
+            env=env,
+        )
+        clone = time_cmd(
+            [str(BIN / "speakcli"), "say", "Hello there.", "--model-dir", str(model), "-q", "-o", str(out), "--force"],
+            runs,
+            env=env,
+        )
+        coqui = time_cmd(
+            [
+                str(BIN / "tts"),
+                "--text",
+                "Hello there.",
+                "--model_path",
+                str(model),
+                "--config_path",
+                str(model / "config.json"),
+                "--speaker_idx",
+                "Joe",
+                "--language_idx",
+                "en",
+                "--out_path",
+                str(out),
+            ],
+            runs,
+            env=env,
+        )
+        rows = [
+            ("speakcli say --voice Joe (built-in speaker)", f"{med(speak):.2f}", "1.00"),
+            ("tts --speaker_idx Joe (coqui-tts CLI)", f"{med(coqui):.2f}", f"{med(coqui) / med(speak):.2f}"),
+            ("speakcli say (clones voices/joe/reference.wav)", f"{med(clone):.2f}", f"{med(clone) / med(speak):.2f}"),
+        ]
+    return table(f"tiny XTTS end to end, {runs} runs", rows, ("command", "median s", "x speakcli"))
+
+
+SECTIONS = {"help": bench_help, "piper": bench_piper, "tiny-xtts": bench_tiny_xtts}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("sections", nargs="*", help=f"any of: {', '.join(SECTIONS)} (default: all)")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    print(f"# speakcli benchmarks\n\n{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    unknown = set(args.sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
+    for name in args.sections or SECTIONS:
+        print(SECTIONS[name](args.runs), flush=True)
+
+
+if __name__ == "__main__":
+    main()
