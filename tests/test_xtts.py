@@ -182,7 +182,7 @@ def test_the_engine_loads_once_per_process_across_front_ends(tiny_xtts_dir: Path
     list(second.speak("Two.", second.voice(), second.options()))
     assert second.engine is first.engine and second.worker is first.worker
     assert second.engine._model is model  # type: ignore[attr-defined]
-    assert shared_engine(EngineSpec("xtts", tiny_xtts_dir, "cpu")) is first.engine
+    assert shared_engine(EngineSpec("xtts", tiny_xtts_dir, "cpu", cache_dir=settings.cache_dir)) is first.engine
 
 
 def test_cuda_without_a_gpu_is_a_clear_error(tiny_xtts_dir: Path) -> None:
@@ -217,3 +217,9 @@ def test_info_json_reports_the_model_and_engine(tiny_xtts_dir: Path) -> None:
     assert report["engine"]["name"] == "xtts"
     assert report["xtts_model"]["path"] == str(tiny_xtts_dir)
     assert report["packages"]["coqui-tts"]
+
+
+def test_front_ends_that_choose_the_engine_differently_share_one_worker(tiny_xtts_dir: Path) -> None:
+    auto = Speaker.from_settings(load_settings({"model_dir": tiny_xtts_dir}))
+    explicit = Speaker.from_settings(load_settings({"model_dir": tiny_xtts_dir, "engine": "xtts"}))
+    assert auto.spec.note != "" and auto.worker is explicit.worker and auto.engine is explicit.engine

@@ -12,7 +12,7 @@ import numpy as np
 from speakcli.audio import faded
 from speakcli.engines import EngineSpec, choose_engine, shared_engine
 from speakcli.engines.base import Engine, SynthesisOptions, Voice
-from speakcli.errors import EmptyTextError, UnknownLanguageError
+from speakcli.errors import EmptyTextError, ModelError, UnknownLanguageError
 from speakcli.settings import Settings
 from speakcli.text import split_text
 from speakcli.voices import VoiceLibrary
@@ -94,6 +94,15 @@ class Speaker:
             voice = self.library.default()
         self.engine.check_voice(voice)
         return voice
+
+    def require_cloning(self) -> None:
+        """Raise unless this engine clones voices (XTTS)."""
+        if self.engine.name != "xtts":
+            raise ModelError(f"cloning needs an XTTS model, and this run uses {self.spec.note}")
+
+    def max_reference_seconds(self) -> float | None:
+        params = getattr(self.engine, "latent_params", None)
+        return float(params()["max_ref_len"]) if params else None
 
     def speak(self, text: str, voice: Voice | None, options: SynthesisOptions) -> Job[np.ndarray]:
         if not text.strip():

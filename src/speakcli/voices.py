@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,7 +14,7 @@ from typing import Any
 import tomllib
 
 from speakcli.engines.base import Voice
-from speakcli.errors import VoiceError
+from speakcli.errors import OutputError, VoiceError
 
 DEFAULT_VOICE = "joe"
 AUDIO_EXTS = (".wav", ".flac", ".ogg")
@@ -103,3 +107,71 @@ class VoiceLibrary:
             return self.find(DEFAULT_VOICE)
         except VoiceError:
             return None
+
+    def all(self) -> list[VoiceEntry]:
+        """Every voice in the voices dirs, yours shadowing bundled ones of the same name; broken ones say why."""
+        seen: dict[str, VoiceEntry] = {}
+        for base in self.dirs():
+            if not base.is_dir():
+                continue
+            for item in sorted(base.iterdir()):
+                if item.name.startswith("."):
+                    continue
+                name = item.stem if item.is_file() else item.name
+                if item.is_file() and item.suffix.lower() not in AUDIO_EXTS:
+                    continue
+                if name in seen:
+                    continue
+                try:
+                    validate_name(name)
+                    voice = _from_folder(name, item) if item.is_dir() else Voice(name=name, clips=(item,))
+                    seen[name] = VoiceEntry(name, base, voice, None)
+                except VoiceError as exc:
+                    seen[name] = VoiceEntry(name, base, None, str(exc))
+        return sorted(seen.values(), key=lambda e: e.name)
+
+    def save(self, name: str, clips: list[Path], meta: dict[str, str], force: bool = False) -> Voice:
+        """Copy clips into `<voices dir>/<name>/` with a voice.toml; the folder appears whole or not at all."""
+        validate_name(name)
+        target = self.user_dir / name
+        if target.exists() and not force:
+            raise OutputError(f"voice {name!r} already exists in {self.user_dir}; pass --force to replace it")
+        self.user_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self.user_dir))
+        try:
+            used: set[str] = set()
+            for i, clip in enumerate(clips):
+                dest = clip.name if clip.name not in used else f"{i:02d}-{clip.name}"
+                used.add(dest)
+                shutil.copy2(clip, staging / dest)
+            (staging / "voice.toml").write_text(
+                "".join(f"{k} = {_toml_str(v)}\n" for k, v in meta.items()), encoding="utf-8"
+            )
+            old = None
+            if target.exists():
+                old = target.with_name(f".{name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                target.rename(old)
+            staging.rename(target)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError as exc:
+            raise OutputError(f"could not save voice {name!r} in {self.user_dir}: {exc}") from None
+        finally:
+            with contextlib.suppress(OSError):
+                if staging.exists():
+                    shutil.rmtree(staging)
+        return _from_folder(name, target)
+
+
+@dataclass(frozen=True)
+class VoiceEntry:
+    name: str
+    source: Path
+    voice: Voice | None
+    error: str | None
+
+
+def _toml_str(value: str) -> str:
+    # JSON string escapes are valid TOML basic-string escapes, control characters included.
+    return json.dumps(value, ensure_ascii=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import traceback
@@ -10,7 +11,7 @@ from typing import Annotated
 import typer
 
 from speakcli import __version__
-from speakcli.cli import download, info, say
+from speakcli.cli import clone, download, info, precompute, say, voices
 from speakcli.errors import ExitStatus, SpeakError
 
 try:  # Typer >= 0.29 vendors its own click; older Typer uses the click package.
@@ -45,6 +46,9 @@ def _root(
 
 
 app.command("say")(say.say)
+app.command("clone")(clone.clone)
+app.command("voices")(voices.voices)
+app.command("precompute")(precompute.precompute)
 app.command("info")(info.info)
 app.command("download")(download.download)
 
@@ -54,9 +58,26 @@ def _err(message: str) -> None:
     print("speakcli: " + " ".join(message.split()), file=sys.stderr)
 
 
+class _LineFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return "speakcli: " + record.levelname.lower() + ": " + " ".join(record.getMessage().split())
+
+
+def _setup_logging() -> None:
+    logger = logging.getLogger("speakcli")
+    if not any(getattr(h, "_speakcli", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_LineFormatter())
+        handler._speakcli = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every error ends here as one line on stderr and an ExitStatus."""
     args = sys.argv[1:] if argv is None else list(argv)
+    _setup_logging()
     debug = "--debug" in args or os.environ.get("SPEAKCLI_DEBUG") == "1"
     try:
         result = app(args=args, prog_name="speakcli", standalone_mode=False)

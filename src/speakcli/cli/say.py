@@ -11,7 +11,7 @@ import typer
 from speakcli.cli import options as o
 
 
-def _read_text(text: str | None) -> str:
+def read_text(text: str | None) -> str:
     from speakcli.errors import EmptyTextError, UsageError
 
     if text is None or text == "-":
@@ -55,10 +55,7 @@ def say(
     quiet: o.Quiet = False,
 ) -> None:
     """Speak TEXT (or stdin) with the default or a chosen voice; play it, or write it with -o."""
-    import numpy as np
-
-    from speakcli.audio import Player, check_output_path, write_audio
-    from speakcli.errors import UsageError
+    from speakcli.cli.common import announce, check_outputs, emit
     from speakcli.settings import load_settings
     from speakcli.speech import Speaker
 
@@ -73,39 +70,10 @@ def say(
             "output_device": output_device,
         }
     )
-    to_stdout = out is not None and str(out) == "-"
-    if out is not None:
-        check_output_path(out, force)
-    if play is None:
-        play = out is None
-    if not play and out is None:
-        raise UsageError("--no-play without --out does nothing; pass -o FILE")
-    if to_stdout and play:
-        raise UsageError("-o - writes WAV to stdout; add --no-play, or write to a file")
-    text = _read_text(text)
+    play = check_outputs(out, play, force)
+    text = read_text(text)
     speaker = Speaker.from_settings(settings)
-    if settings.engine == "auto" and not quiet:
-        print(f"speakcli: using {speaker.spec.note}", file=sys.stderr)
+    announce(speaker, quiet)
     opts = speaker.options()
     chosen = speaker.voice()
-    player = Player(speaker.sample_rate, settings.output_device) if play else None
-    collected: list[np.ndarray] = []
-    job = speaker.speak(text, chosen, opts)
-    try:
-        for chunk in job:
-            if player is not None:
-                player.write(chunk)
-            if out is not None:
-                collected.append(chunk)
-    except BaseException:
-        job.cancel()
-        if player is not None:
-            player.abort()
-        raise
-    if player is not None:
-        player.close()
-    seconds = sum(len(c) for c in collected) / speaker.sample_rate
-    if out is not None:
-        write_audio(out, np.concatenate(collected) if collected else np.zeros(0, np.float32), speaker.sample_rate)
-        if not quiet and not to_stdout:
-            print(f"speakcli: wrote {out} ({seconds:.1f} s, {speaker.sample_rate} Hz)", file=sys.stderr)
+    emit(speaker, speaker.speak(text, chosen, opts), out, play, quiet)

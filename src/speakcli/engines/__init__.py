@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from speakcli.engines.base import Engine, SynthesisOptions, Voice
@@ -13,6 +14,8 @@ from speakcli.errors import ModelError
 from speakcli.settings import Settings
 
 __all__ = ["Engine", "EngineSpec", "SynthesisOptions", "Voice", "choose_engine", "create_engine", "shared_engine"]
+
+log = logging.getLogger("speakcli")
 
 XTTS_MODEL_NAME = "tts_models/multilingual/multi-dataset/xtts_v2"
 XTTS_REPO_ID = "tts-hub/XTTS-v2"
@@ -26,7 +29,8 @@ class EngineSpec:
     name: str
     model_dir: Path | None = None
     device: str = "auto"
-    note: str = ""
+    note: str = field(default="", compare=False)  # how it was chosen; not part of its identity
+    cache_dir: Path | None = None
 
 
 def xtts_installed() -> bool:
@@ -101,11 +105,11 @@ def choose_engine(settings: Settings) -> EngineSpec:
             raise ModelError(where[0].upper() + where[1:])
         if not xtts_installed():
             raise ModelError("the xtts engine needs coqui-tts and torch; pip install 'speakcli[xtts]'")
-        return EngineSpec("xtts", folder, settings.device, note=f"xtts from {where}")
+        return EngineSpec("xtts", folder, settings.device, note=f"xtts from {where}", cache_dir=settings.cache_dir)
     # auto: XTTS when a model and the packages are here, else the bundled voice.
     folder, where = _xtts_folder(settings)
     if folder is not None and xtts_installed():
-        return EngineSpec("xtts", folder, settings.device, note=f"xtts from {where}")
+        return EngineSpec("xtts", folder, settings.device, note=f"xtts from {where}", cache_dir=settings.cache_dir)
     why = where if folder is None else "coqui-tts is not installed (pip install 'speakcli[xtts]')"
     return EngineSpec("piper", note=f"piper (bundled voice en_US-joe-medium): {why}")
 
@@ -117,22 +121,23 @@ def create_engine(spec: EngineSpec) -> Engine:
         return PiperEngine()
     if spec.name == "xtts":
         from speakcli.engines.xtts import XttsEngine
+        from speakcli.latents import LatentCache
 
         assert spec.model_dir is not None
-        return XttsEngine(spec.model_dir, device=spec.device)
+        cache = LatentCache(spec.cache_dir / "latents", warn=log.warning) if spec.cache_dir else None
+        return XttsEngine(spec.model_dir, device=spec.device, cache=cache)
     raise ModelError(f"unknown engine {spec.name!r}")
 
 
 _lock = threading.Lock()
-_engines: dict[tuple[str, Path | None, str], Engine] = {}
+_engines: dict[EngineSpec, Engine] = {}
 
 
 def shared_engine(spec: EngineSpec) -> Engine:
     """The process's one engine for `spec`, created on first use; the synthesis worker loads it, once."""
-    key = (spec.name, spec.model_dir, spec.device)
     with _lock:
-        engine = _engines.get(key)
+        engine = _engines.get(spec)
         if engine is None:
             engine = create_engine(spec)
-            _engines[key] = engine
+            _engines[spec] = engine
         return engine
