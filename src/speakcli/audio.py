@@ -226,3 +226,110 @@ def play(chunks: Iterable[np.ndarray], sample_rate: int, device: str | None = No
         for chunk in chunks:
             player.write(chunk)
     return player.seconds
+
+
+class StreamPlayer:
+    """A long-lived output stream fed from a buffer; silence when idle, so consecutive utterances join gaplessly.
+
+    `write` queues audio (blocking while more than `max_buffer` seconds wait), `mark` returns the frame index
+    where the next write will start, and `reached(index)` tells when the device pulled that frame.
+    """
+
+    def __init__(self, sample_rate: int, device: str | None = None, max_buffer: float = 4.0) -> None:
+        import threading
+        from collections import deque
+
+        sd = _sounddevice()
+        index = resolve_output_device(device)
+        self.sample_rate = sample_rate
+        self._chunks: deque[np.ndarray] = deque()
+        self._cv = threading.Condition()
+        self._queued = 0  # frames written, total
+        self._played = 0  # frames pulled by the device, total
+        self._max = int(max_buffer * sample_rate)
+        self._marks: list[int] = []
+        self._reached: dict[int, float] = {}
+        self._closed = False
+        try:
+            self._stream = sd.OutputStream(
+                samplerate=sample_rate, channels=1, dtype="float32", device=index, callback=self._callback
+            )
+            self._stream.start()
+        except sd.PortAudioError as exc:
+            raise AudioDeviceError(
+                f"cannot open the audio output ({exc}); pick one with --output-device (see speakcli info) "
+                "or run with --no-play --output-dir DIR"
+            ) from None
+
+    def _callback(self, outdata: np.ndarray, frames: int, t: Any, status: Any) -> None:
+        import time
+
+        now = time.monotonic()
+        out = outdata[:, 0]
+        filled = 0
+        with self._cv:
+            while filled < frames and self._chunks:
+                head = self._chunks[0]
+                take = min(frames - filled, len(head))
+                out[filled : filled + take] = head[:take]
+                if take == len(head):
+                    self._chunks.popleft()
+                else:
+                    self._chunks[0] = head[take:]
+                filled += take
+            start = self._played
+            self._played += filled
+            while self._marks and self._marks[0] < self._played:
+                mark = self._marks.pop(0)
+                self._reached[mark] = now + (mark - start) / self.sample_rate
+            self._cv.notify_all()
+        out[filled:] = 0.0
+
+    @property
+    def latency(self) -> float:
+        return float(self._stream.latency)
+
+    def mark(self) -> int:
+        """The frame index the next write starts at; `reached` reports when the device pulls it."""
+        with self._cv:
+            self._marks.append(self._queued)
+            return self._queued
+
+    def reached(self, index: int) -> float | None:
+        with self._cv:
+            return self._reached.get(index)
+
+    def write(self, chunk: np.ndarray) -> None:
+        data = np.ascontiguousarray(np.clip(chunk, -1.0, 1.0), dtype=np.float32).reshape(-1)
+        with self._cv:
+            while self._queued - self._played > self._max and not self._closed:
+                self._cv.wait(0.5)
+            self._chunks.append(data)
+            self._queued += len(data)
+
+    def buffered(self) -> float:
+        """Seconds of audio written but not yet pulled by the device."""
+        with self._cv:
+            return (self._queued - self._played) / self.sample_rate
+
+    def wait_until_buffered_below(self, seconds: float, timeout: float | None = None) -> bool:
+        import time
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cv:
+            while (self._queued - self._played) / self.sample_rate > seconds and not self._closed:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cv.wait(0.5 if remaining is None else min(0.5, remaining))
+        return True
+
+    def close(self, drain: bool = True) -> None:
+        if drain:
+            self.wait_until_buffered_below(0.0, timeout=30)
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+        with contextlib.suppress(Exception):
+            self._stream.stop()
+        self._stream.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
@@ -27,6 +28,9 @@ class Job(Generic[T]):
         self._out: queue.Queue[Any] = queue.Queue()
         self._cancelled = threading.Event()
         self.done = threading.Event()
+        self.elapsed: float | None = None  # seconds the worker spent on this job, once done
+        self.first_item_after: float | None = None  # seconds from the job's start to its first item
+        self.items = 0
 
     def cancel(self) -> None:
         """Ask the worker to stop this job after the item in progress (or skip it if not started)."""
@@ -91,17 +95,22 @@ class SynthesisWorker:
             job = self._jobs.get()
             if job is _STOP:
                 return
+            started = time.monotonic()
             try:
                 if not job.cancelled:
                     self.engine.load()
                     for item in job.fn(self.engine):
                         if job.cancelled:
                             break
+                        if job.first_item_after is None:
+                            job.first_item_after = time.monotonic() - started
+                        job.items += 1
                         job._out.put(item)
                 job._out.put(_DONE)
             except BaseException as exc:  # the caller's thread re-raises it; the worker lives on
                 job._out.put(_Failure(exc))
             finally:
+                job.elapsed = time.monotonic() - started
                 self.jobs_run += 1
                 job.done.set()
 

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from speakcli import __version__
-from speakcli.cli import clone, download, info, precompute, say, voices
+from speakcli.cli import clone, download, info, precompute, say, voices, watch
 from speakcli.errors import ExitStatus, SpeakError
 
 try:  # Typer >= 0.29 vendors its own click; older Typer uses the click package.
@@ -49,6 +49,7 @@ app.command("say")(say.say)
 app.command("clone")(clone.clone)
 app.command("voices")(voices.voices)
 app.command("precompute")(precompute.precompute)
+app.command("watch")(watch.watch)
 app.command("info")(info.info)
 app.command("download")(download.download)
 

@@ -1,0 +1,164 @@
+"""`speakcli watch`: follow a text file (or folder) and speak every new line, in order, for hours."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from speakcli.cli import options as o
+
+
+def watch(
+    target: Annotated[Path, typer.Argument(help="File to follow (may not exist yet), or a folder of *.txt files.")],
+    from_start: Annotated[bool, typer.Option("--from-start", help="Speak what the file already holds.")] = False,
+    voice: o.Voice = None,
+    language: o.Language = None,
+    engine: o.Engine = None,
+    model_dir: o.ModelDir = None,
+    device: o.Device = None,
+    voices_dir: o.VoicesDir = None,
+    speed: Annotated[float | None, typer.Option("--speed", help="Speaking rate, 0.25 to 4.")] = None,
+    pause: Annotated[float | None, typer.Option("--pause", help="Seconds of silence between lines.")] = None,
+    play: Annotated[bool, typer.Option("--play/--no-play", help="Play each line.")] = True,
+    output_dir: Annotated[
+        Path | None, typer.Option("--output-dir", help="Also write each line as DIR/<seq>-<slug>.wav.")
+    ] = None,
+    output_device: Annotated[
+        str | None, typer.Option("--output-device", help="Index or part of a device name.")
+    ] = None,
+    encoding: Annotated[str, typer.Option("--encoding", help="Text encoding (UTF-8 or a single-byte one).")] = "utf-8",
+    pattern: Annotated[str, typer.Option("--pattern", help="Files to follow in a folder.")] = "*.txt",
+    flush_partial: Annotated[
+        float | None,
+        typer.Option("--flush-partial", help="Speak a line lacking its newline after this many quiet seconds."),
+    ] = None,
+    max_chars: Annotated[int, typer.Option("--max-chars", help="Longest line spoken as one piece.", min=10)] = 500,
+    long_lines: Annotated[
+        str, typer.Option("--long-lines", help="split or truncate lines over --max-chars.")
+    ] = "split",
+    max_queue: Annotated[int, typer.Option("--max-queue", help="Most lines waiting (0: no limit).", min=0)] = 0,
+    overflow: Annotated[
+        str, typer.Option("--overflow", help="When the queue is full: block, drop-oldest or drop-newest.")
+    ] = "block",
+    max_age: Annotated[float | None, typer.Option("--max-age", help="Skip lines that waited longer (seconds).")] = None,
+    skip_regex: Annotated[str | None, typer.Option("--skip-regex", help="Skip lines matching this regex.")] = None,
+    ignore_prefix: Annotated[
+        list[str] | None, typer.Option("--ignore-prefix", help="Skip lines starting with this (repeatable), e.g. '!'.")
+    ] = None,
+    events: Annotated[str | None, typer.Option("--events", help="Append JSON events to FILE ('-' = stdout).")] = None,
+    state_file: Annotated[Path | None, typer.Option("--state-file", help="Where the read offset is kept.")] = None,
+    no_state: Annotated[bool, typer.Option("--no-state", help="Keep no state: always start fresh.")] = False,
+    drain: Annotated[bool, typer.Option("--drain", help="On Ctrl-C/SIGTERM, speak what is queued first.")] = False,
+    poll_interval: Annotated[float, typer.Option("--poll-interval", help="Safety-net poll (seconds).", min=0.05)] = 1.0,
+    quiet: o.Quiet = False,
+) -> int:
+    """Follow TARGET like `tail -F` and speak each new line; Ctrl-C or SIGTERM stops after the current line."""
+    import re
+
+    from speakcli.audio import StreamPlayer
+    from speakcli.cli.common import announce
+    from speakcli.errors import UsageError
+    from speakcli.settings import load_settings
+    from speakcli.speech import Speaker
+    from speakcli.watch import EventLog, WatchDaemon, WatchOptions, check_encoding, default_state_file
+
+    if long_lines not in ("split", "truncate"):
+        raise UsageError(f"--long-lines {long_lines!r}: use split or truncate")
+    if overflow not in ("block", "drop-oldest", "drop-newest"):
+        raise UsageError(f"--overflow {overflow!r}: use block, drop-oldest or drop-newest")
+    if not play and output_dir is None:
+        raise UsageError("--no-play needs --output-dir DIR, or nothing would come out")
+    if skip_regex is not None:
+        try:
+            re.compile(skip_regex)
+        except re.error as exc:
+            raise UsageError(f"--skip-regex {skip_regex!r} is not a valid regex ({exc})") from None
+    enc = check_encoding(encoding)
+    target = target.expanduser()
+    folder = target if target.is_dir() else target.parent
+    if not folder.is_dir():
+        raise UsageError(f"folder {folder} does not exist; create it or watch another file")
+    settings = load_settings(
+        {
+            **o.engine_flags(engine, model_dir, device, voices_dir),
+            "voice": voice,
+            "language": language,
+            "speed": speed,
+            "pause": pause,
+            "output_device": output_device,
+        }
+    )
+    speaker = Speaker.from_settings(settings)
+    announce(speaker, quiet or events == "-")
+    opts = speaker.options()
+    chosen = speaker.voice()
+    player = StreamPlayer(speaker.sample_rate, settings.output_device) if play else None
+    options = WatchOptions(
+        from_start=from_start,
+        encoding=enc,
+        pattern=pattern,
+        flush_partial=flush_partial,
+        max_chars=max_chars,
+        long_lines=long_lines,  # type: ignore[arg-type]
+        max_queue=max_queue,
+        overflow=overflow,  # type: ignore[arg-type]
+        max_age=max_age,
+        skip_regex=skip_regex,
+        ignore_prefixes=tuple(ignore_prefix or ()),
+        poll_interval=poll_interval,
+        pause=settings.pause,
+        drain=drain,
+        output_dir=output_dir,
+        state_file=None if no_state else (state_file or default_state_file(target)),
+    )
+    log = EventLog(events)
+    daemon = WatchDaemon(
+        target, lambda text: speaker.speak(text, chosen, opts), speaker.sample_rate, options, player=player, events=log
+    )
+    signals = {"count": 0}
+
+    def on_signal(signum: int, frame: Any) -> None:
+        signals["count"] += 1
+        if signals["count"] > 1:
+            os._exit(130)  # a second Ctrl-C: leave now, the state file already holds the last whole line
+        daemon.stop()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if not quiet and events != "-":
+            what = "folder" if target.is_dir() else "file"
+            print(f"speakcli: watching {what} {target}; Ctrl-C to stop", file=sys.stderr)
+        daemon.start()
+        _wait(daemon, quiet or events == "-")
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        log.close()
+    if daemon.error is not None:
+        raise daemon.error
+    return 0
+
+
+def _wait(daemon: Any, quiet: bool) -> None:
+    """Wait for the daemon, showing a one-line status on a terminal."""
+    from rich.console import Console
+    from rich.live import Live
+
+    console = Console(stderr=True)
+    if quiet or not console.is_terminal:
+        while not daemon.join(timeout=0.2):
+            pass
+        return
+    with Live(console=console, refresh_per_second=4, transient=True) as live:
+        while not daemon.join(timeout=0.25):
+            s = daemon.stats
+            live.update(
+                f"[bold]watching[/bold] {daemon.target}  queued {len(daemon.queue)}  spoken {s.spoken}  "
+                f"skipped {s.skipped}  dropped {daemon.queue.dropped}  {time.strftime('%H:%M:%S')}"
+            )

@@ -1,0 +1,757 @@
+"""Follow text files like `tail -F` and speak each new line: a producer, a consumer and a player thread."""
+
+from __future__ import annotations
+
+import codecs
+import fnmatch
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from speakcli import dirs
+from speakcli.errors import SpeakError, UsageError
+
+log = logging.getLogger("speakcli")
+
+HEAD_BYTES = 256  # the start of a file we remember, to notice it was rewritten in place
+READ_BLOCK = 1 << 20
+Overflow = Literal["block", "drop-oldest", "drop-newest"]
+
+
+@dataclass
+class RawLine:
+    text: str
+    path: Path
+    start: int
+    end: int
+    inode: tuple[int, int]
+
+
+@dataclass
+class Line:
+    """One line read from a file, in order; `skip` says why it will not be spoken."""
+
+    seq: int
+    text: str
+    path: Path
+    start: int
+    end: int
+    inode: tuple[int, int]
+    read_at: float  # time.monotonic()
+    read_wall: float
+    skip: str | None = None
+
+
+def check_encoding(name: str) -> str:
+    """The codec name, if lines can be split on b"\\n" in it (UTF-8 and single-byte encodings)."""
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        raise UsageError(f"unknown encoding {name!r}; use e.g. utf-8, latin-1, cp1252") from None
+    if "\n".encode(info.name) != b"\n":
+        raise UsageError(f"encoding {name!r} is not line-compatible (UTF-16/32); convert the file to UTF-8")
+    return info.name
+
+
+class Follower:
+    """Follows one path like `tail -F`: partial lines wait, truncation and rotation are handled, offsets tracked."""
+
+    def __init__(
+        self,
+        path: Path,
+        encoding: str = "utf-8",
+        from_start: bool = False,
+        resume: dict[str, Any] | None = None,
+        flush_partial: float | None = None,
+    ) -> None:
+        self.path = path
+        self.encoding = encoding
+        self.from_start = from_start
+        self.resume = resume
+        self.flush_partial = flush_partial
+        self._fh: Any = None
+        self.inode: tuple[int, int] | None = None
+        self.offset = 0  # end of the last complete line handed out
+        self._read_pos = 0  # bytes read into the buffer
+        self._buf = b""
+        self._head = b""
+        self._last_growth = time.monotonic()
+        self._opened_before = False
+        self._was_missing = False
+
+    # -- opening ------------------------------------------------------------------------------------
+
+    def _start_offset(self, fh: Any, size: int, inode: tuple[int, int]) -> int:
+        if self._opened_before or self._was_missing:
+            return 0  # a new file after rotation, or one created after we started: all of it is new
+        if self.resume is not None:
+            if tuple(self.resume.get("inode", ())) == inode and size >= int(self.resume.get("offset", 0)):
+                return int(self.resume["offset"])
+            return 0  # rotated or replaced while we were away: the file at the path is new
+        if self.from_start or size == 0:
+            return 0
+        # Start at the end, but at a line start, so a line being written is spoken whole once complete.
+        back = min(size, 64 * 1024)
+        fh.seek(size - back)
+        tail = fh.read(back)
+        cut = tail.rfind(b"\n")
+        return size - back + cut + 1 if cut >= 0 else (size if back == size and size > 64 * 1024 else 0)
+
+    def _open(self) -> bool:
+        try:
+            fh = self.path.open("rb")
+        except (FileNotFoundError, NotADirectoryError):
+            self._was_missing = True
+            return False
+        except OSError as exc:
+            log.warning("cannot open %s: %s", self.path, exc)
+            return False
+        st = os.fstat(fh.fileno())
+        inode = (st.st_dev, st.st_ino)
+        start = self._start_offset(fh, st.st_size, inode)
+        self._fh, self.inode = fh, inode
+        self.offset = self._read_pos = start
+        self._buf = b""
+        fh.seek(0)
+        self._head = fh.read(min(start, HEAD_BYTES))
+        self._opened_before = True
+        self._last_growth = time.monotonic()
+        return True
+
+    def open_now(self) -> None:
+        if self._fh is None:
+            self._open()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    def _decode(self, raw: bytes, start: int) -> str:
+        text = raw.decode(self.encoding, errors="replace")
+        if start == 0 and text.startswith("\ufeff"):
+            text = text[1:]
+        return text[:-1] if text.endswith("\r") else text
+
+    def _emit(self, out: list[RawLine], raw: bytes, consumed: int) -> None:
+        start = self.offset
+        self.offset += consumed
+        assert self.inode is not None
+        out.append(RawLine(self._decode(raw, start), self.path, start, self.offset, self.inode))
+        if len(self._head) < HEAD_BYTES and self.offset > len(self._head):
+            pos = self._fh.tell()
+            self._fh.seek(0)
+            self._head = self._fh.read(min(self.offset, HEAD_BYTES))
+            self._fh.seek(pos)
+
+    def _read_available(self, out: list[RawLine], now: float) -> None:
+        self._fh.seek(self._read_pos)
+        while True:
+            data = self._fh.read(READ_BLOCK)
+            if not data:
+                break
+            self._read_pos += len(data)
+            self._buf += data
+            self._last_growth = now
+            while True:
+                cut = self._buf.find(b"\n")
+                if cut < 0:
+                    break
+                raw, self._buf = self._buf[:cut], self._buf[cut + 1 :]
+                self._emit(out, raw, cut + 1)
+
+    def _flush(self, out: list[RawLine]) -> None:
+        if self._buf:
+            raw, self._buf = self._buf, b""
+            self._emit(out, raw, len(raw))
+
+    def _rewritten(self) -> bool:
+        size = os.fstat(self._fh.fileno()).st_size
+        if size < self._read_pos:
+            return True
+        if self._head:
+            self._fh.seek(0)
+            return bool(self._fh.read(len(self._head)) != self._head)
+        return False
+
+    def poll(self, now: float | None = None) -> list[RawLine]:
+        """Every complete line added since the last poll, in file order."""
+        now = time.monotonic() if now is None else now
+        out: list[RawLine] = []
+        if self._fh is None and not self._open():
+            return out
+        try:
+            st = os.stat(self.path)
+            current: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except FileNotFoundError:
+            current = None
+        if current != self.inode:
+            # Rotated or deleted: finish the old file through the handle we hold, then switch.
+            self._read_available(out, now)
+            self._flush(out)
+            self.close()
+            if current is not None and self._open():
+                self._read_available(out, now)
+            return out
+        if self._rewritten():
+            log.warning("%s was truncated or rewritten; reading it from the start", self.path)
+            self.offset = self._read_pos = 0
+            self._buf = self._head = b""
+        self._read_available(out, now)
+        if self.flush_partial is not None and self._buf and now - self._last_growth >= self.flush_partial:
+            self._flush(out)
+        return out
+
+
+# -- the queue between producer and consumer ----------------------------------------------------------
+
+
+class LineQueue:
+    """An ordered queue whose size limit counts only lines to speak; skipped lines ride along as markers."""
+
+    def __init__(self, maxsize: int = 0, overflow: Overflow = "block") -> None:
+        self.maxsize = maxsize
+        self.overflow = overflow
+        self._items: deque[Line] = deque()
+        self._speakable = 0
+        self._cv = threading.Condition()
+        self._closed = False
+        self.dropped = 0
+
+    def __len__(self) -> int:
+        with self._cv:
+            return self._speakable
+
+    def put(self, line: Line, stop: threading.Event) -> Line | None:
+        """Add a line; returns a line dropped for overflow (now a skip marker), if any."""
+        dropped = None
+        with self._cv:
+            full = self.maxsize > 0 and line.skip is None and self._speakable >= self.maxsize
+            if full and self.overflow == "block":
+                while self._speakable >= self.maxsize and not stop.is_set() and not self._closed:
+                    self._cv.wait(0.5)
+            elif full and self.overflow == "drop-newest":
+                line.skip, dropped = "overflow", line
+            elif full:
+                oldest = next(item for item in self._items if item.skip is None)
+                oldest.skip, dropped = "overflow", oldest
+                self._speakable -= 1
+            if dropped is not None:
+                self.dropped += 1
+            self._items.append(line)
+            if line.skip is None:
+                self._speakable += 1
+            self._cv.notify_all()
+        return dropped
+
+    def get(self, timeout: float | None = None) -> Line | None:
+        """The next line, or None when closed and empty (or on timeout)."""
+        with self._cv:
+            while not self._items:
+                if self._closed or not self._cv.wait(timeout):
+                    return None
+            line = self._items.popleft()
+            if line.skip is None:
+                self._speakable -= 1
+            self._cv.notify_all()
+            return line
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+
+
+# -- state and events -----------------------------------------------------------------------------------
+
+
+def default_state_file(target: Path) -> Path:
+    digest = hashlib.sha256(str(target.resolve()).encode()).hexdigest()[:16]
+    return dirs.state_dir() / "watch" / f"{target.name[:40]}-{digest}.json"
+
+
+class StateFile:
+    """Per-file offset of the last line fully handled, written atomically (temp file, rename)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.files: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._dirty = False
+        self._last_write = 0.0
+        if path is not None and path.exists():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                self.files = {str(k): dict(v) for k, v in data.get("files", {}).items()}
+            except (OSError, ValueError, AttributeError) as exc:
+                log.warning("state file %s is unreadable (%s); starting without it", path, exc)
+
+    def resume_for(self, path: Path) -> dict[str, Any] | None:
+        return self.files.get(str(path.resolve()))
+
+    def record(self, line: Line, now: float, force: bool) -> None:
+        with self._lock:
+            self.files[str(line.path.resolve())] = {"inode": list(line.inode), "offset": line.end, "seq": line.seq}
+            self._dirty = True
+            # Spoken lines are written at once; runs of skipped lines at most 5 times a second.
+            if force or now - self._last_write > 0.2:
+                self._write(now)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._dirty:
+                self._write(time.monotonic())
+
+    def _write(self, now: float) -> None:
+        self._dirty, self._last_write = False, now
+        if self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump({"version": 1, "files": self.files}, fh)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            log.warning("cannot write state file %s: %s", self.path, exc)
+
+
+class EventLog:
+    """One JSON object per line per event, to a file or stdout, and to in-process listeners."""
+
+    def __init__(self, target: str | None) -> None:
+        self._lock = threading.Lock()
+        self._fh: Any = None
+        self._own = False
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        if target == "-":
+            import sys
+
+            self._fh = sys.stdout
+        elif target:
+            self._fh = open(target, "a", encoding="utf-8")  # noqa: SIM115 - held open for the daemon's life
+            self._own = True
+
+    def emit(self, event: str, line: Line | None = None, **fields: Any) -> None:
+        record: dict[str, Any] = {"event": event, "time": round(time.time(), 6)}
+        if line is not None:
+            record["seq"] = line.seq
+        record.update(fields)
+        with self._lock:
+            if self._fh is not None:
+                self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+                self._fh.flush()
+            for listener in self.listeners:
+                listener(record)
+
+    def close(self) -> None:
+        if self._own and self._fh is not None:
+            self._fh.close()
+
+
+# -- the daemon ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class WatchOptions:
+    """How lines are read, filtered, queued and delivered."""
+
+    from_start: bool = False
+    encoding: str = "utf-8"
+    pattern: str = "*.txt"
+    flush_partial: float | None = None
+    max_chars: int = 500
+    long_lines: Literal["split", "truncate"] = "split"
+    max_queue: int = 0
+    overflow: Overflow = "block"
+    max_age: float | None = None
+    skip_regex: str | None = None
+    ignore_prefixes: tuple[str, ...] = ()
+    poll_interval: float = 1.0
+    pause: float = 0.2
+    drain: bool = False
+    output_dir: Path | None = None
+    state_file: Path | None = None
+    use_watchdog: bool = True
+
+
+@dataclass
+class Stats:
+    read: int = 0
+    spoken: int = 0
+    skipped: int = 0
+    failed: int = 0
+    dropped: int = 0
+    queued: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_CLOSED = object()
+
+
+class WatchDaemon:
+    """Producer (reads files), consumer (submits lines to the synthesis worker), player (plays or writes)."""
+
+    def __init__(
+        self,
+        target: Path,
+        speak: Callable[[str], Any],
+        sample_rate: int,
+        options: WatchOptions,
+        player: Any = None,
+        events: EventLog | None = None,
+    ) -> None:
+        self.target = target
+        self.speak = speak
+        self.sample_rate = sample_rate
+        self.opts = options
+        self.player = player
+        self.events = events or EventLog(None)
+        self.stats = Stats()
+        self.queue = LineQueue(options.max_queue, options.overflow)
+        self.state = StateFile(options.state_file)
+        self.stop_event = threading.Event()
+        self.finished = threading.Event()
+        self._wake = threading.Event()
+        self._handoff: deque[Any] = deque()
+        self._handoff_cv = threading.Condition()
+        self._in_flight = threading.Semaphore(2)  # one line playing, one being synthesized ahead
+        self._followers: dict[Path, Follower] = {}
+        self._seq = 0
+        self._skip_re = re.compile(options.skip_regex) if options.skip_regex else None
+        self._threads: list[threading.Thread] = []
+        self._observer: Any = None
+        self._error: BaseException | None = None
+        self.polls = 0  # producer passes over the files, for tests and status
+        self.polled = threading.Condition()
+        self.is_dir = target.is_dir()
+        parent = target if self.is_dir else target.parent
+        if not parent.is_dir():
+            raise UsageError(f"folder {parent} does not exist; create it or watch another file")
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.opts.output_dir is not None:
+            self.opts.output_dir.mkdir(parents=True, exist_ok=True)
+        self._discover(initial=True)
+        for name, fn in (("producer", self._produce), ("consumer", self._consume), ("player", self._play)):
+            t = threading.Thread(target=self._guard(fn), name=f"speakcli-watch-{name}", daemon=True)
+            self._threads.append(t)
+        if self.opts.use_watchdog:
+            self._start_observer()
+        offsets = {str(p): f.offset for p, f in self._followers.items()}
+        self.events.emit("started", target=str(self.target), offsets=offsets)
+        for t in self._threads:
+            t.start()
+
+    def _guard(self, fn: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                fn()
+            except BaseException as exc:  # a broken thread stops the daemon instead of hanging it
+                self._error = exc
+                log.error("watch thread failed: %s: %s", type(exc).__name__, exc)
+                self.stop()
+                with self._handoff_cv:
+                    self._handoff.append(_CLOSED)
+                    self._handoff_cv.notify_all()
+                self.queue.close()
+
+        return run
+
+    def _start_observer(self) -> None:
+        from watchdog.events import FileSystemEventHandler
+        from watchdog.observers import Observer
+
+        wake = self._wake
+
+        class Poke(FileSystemEventHandler):
+            def on_any_event(self, event: Any) -> None:
+                wake.set()  # handlers only signal; the producer thread does the reading
+
+        self._observer = Observer()
+        self._observer.schedule(Poke(), str(self.target if self.is_dir else self.target.parent), recursive=False)
+        self._observer.start()
+
+    def wait_polls(self, n: int, timeout: float = 10.0) -> bool:
+        """Wait until the producer has made `n` more passes over the files (a poke each, so no waiting out the poll)."""
+        deadline = time.monotonic() + timeout
+        with self.polled:
+            target = self.polls + n
+            while self.polls < target:
+                self._wake.set()
+                if (
+                    not self.polled.wait(max(0.0, min(0.2, deadline - time.monotonic())))
+                    and time.monotonic() > deadline
+                ):
+                    return False
+        return True
+
+    def stop(self) -> None:
+        """Stop reading; finish the line being spoken (with `drain`, everything queued) and exit."""
+        self.stop_event.set()
+        self._wake.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for t in self._threads:
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        alive = any(t.is_alive() for t in self._threads)
+        if not alive:
+            self._shutdown()
+        return not alive
+
+    def _shutdown(self) -> None:
+        if self.finished.is_set():
+            return
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(5)
+        for follower in self._followers.values():
+            follower.close()
+        self.state.flush()
+        self.events.emit(
+            "stopped",
+            spoken=self.stats.spoken,
+            skipped=self.stats.skipped,
+            dropped=self.queue.dropped,
+            failed=self.stats.failed,
+        )
+        self.finished.set()
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._error
+
+    # -- producer ----------------------------------------------------------------------------------
+
+    def _discover(self, initial: bool = False) -> None:
+        paths = (
+            [self.target]
+            if not self.is_dir
+            else sorted(p for p in self.target.iterdir() if p.is_file() and fnmatch.fnmatch(p.name, self.opts.pattern))
+        )
+        for path in paths:
+            if path not in self._followers:
+                resume = self.state.resume_for(path)
+                # In a folder, a file that appears after start is all new; files there at start follow --from-start.
+                from_start = self.opts.from_start or (self.is_dir and not initial)
+                follower = Follower(path, self.opts.encoding, from_start, resume, self.opts.flush_partial)
+                if initial:
+                    follower.open_now()  # fix "the end" now, so lines written before the first poll count
+                self._followers[path] = follower
+
+    def _produce(self) -> None:
+        while not self.stop_event.is_set():
+            self._wake.wait(self.opts.poll_interval)
+            self._wake.clear()
+            if self.stop_event.is_set():
+                break
+            if self.is_dir:
+                self._discover()
+            for follower in list(self._followers.values()):
+                for raw in follower.poll():
+                    for line in self._lines(raw):
+                        self._enqueue(line)
+            with self.polled:
+                self.polls += 1
+                self.polled.notify_all()
+        self.queue.close()
+
+    def _lines(self, raw: RawLine) -> list[Line]:
+        now, wall = time.monotonic(), time.time()
+        text = raw.text.strip()
+        skip = None
+        if not text:
+            skip = "empty"
+        elif any(text.startswith(p) for p in self.opts.ignore_prefixes):
+            skip = "ignored prefix"
+        elif self._skip_re is not None and self._skip_re.search(text):
+            skip = "skip regex"
+        pieces = [text]
+        if skip is None and len(text) > self.opts.max_chars:
+            if self.opts.long_lines == "truncate":
+                pieces = [text[: self.opts.max_chars]]
+            else:
+                from speakcli.text import split_text
+
+                pieces = split_text(text, "en", self.opts.max_chars)
+        out = []
+        for i, piece in enumerate(pieces):
+            self._seq += 1
+            last = i == len(pieces) - 1
+            # Only the last piece carries the line's end offset: a restart mid-line repeats the line, never skips it.
+            out.append(
+                Line(self._seq, piece, raw.path, raw.start, raw.end if last else raw.start, raw.inode, now, wall, skip)
+            )
+        return out
+
+    def _enqueue(self, line: Line) -> None:
+        self.stats.read += 1
+        self.events.emit("read", line, file=str(line.path), offset=line.start, text=line.text)
+        dropped = self.queue.put(line, self.stop_event)
+        if dropped is not None:
+            self.stats.dropped += 1
+            log.warning("queue full: dropped line %d (%s)", dropped.seq, self.opts.overflow)
+
+    # -- consumer ----------------------------------------------------------------------------------
+
+    def _handoff_put(self, item: Any) -> None:
+        with self._handoff_cv:
+            self._handoff.append(item)
+            self._handoff_cv.notify_all()
+
+    def _consume(self) -> None:
+        while True:
+            line = self.queue.get(timeout=0.5)
+            if line is None:
+                if self.stop_event.is_set() and (not self.opts.drain or self.queue._closed):
+                    break
+                continue
+            if self.stop_event.is_set() and not self.opts.drain:
+                break  # not recorded: read again after a restart
+            if (
+                line.skip is None
+                and self.opts.max_age is not None
+                and time.monotonic() - line.read_at > self.opts.max_age
+            ):
+                line.skip = "too old"
+            if line.skip is not None:
+                self._handoff_put((line, None, 0.0))
+                continue
+            self._in_flight.acquire()
+            try:
+                job = self.speak(line.text)
+            except SpeakError as exc:
+                self._in_flight.release()
+                line.skip = f"error: {exc}"
+                self._handoff_put((line, None, 0.0))
+                continue
+            self._handoff_put((line, job, time.monotonic()))
+        self._handoff_put(_CLOSED)
+
+    # -- player ------------------------------------------------------------------------------------
+
+    def _next_handoff(self) -> Any:
+        with self._handoff_cv:
+            while not self._handoff:
+                self._handoff_cv.wait(0.5)
+            return self._handoff.popleft()
+
+    def _play(self) -> None:
+        while True:
+            item = self._next_handoff()
+            if item is _CLOSED:
+                break
+            line, job, submitted = item
+            if self.stop_event.is_set() and not self.opts.drain:
+                if job is not None:
+                    job.cancel()
+                    self._in_flight.release()
+                continue  # not recorded: read again after a restart
+            if job is None:
+                self.stats.skipped += 1
+                self.events.emit("skipped", line, reason=line.skip)
+                self.state.record(line, time.monotonic(), force=False)
+                continue
+            try:
+                self._deliver(line, job, submitted)
+            finally:
+                self._in_flight.release()
+            self.state.record(line, time.monotonic(), force=True)
+        if self.player is not None:
+            self.player.close(drain=True)
+
+    def _deliver(self, line: Line, job: Any, submitted: float) -> None:
+        chunks: list[np.ndarray] = []
+        mark = self.player.mark() if self.player is not None else None
+        first_chunk_at = None
+        try:
+            for chunk in job:
+                if first_chunk_at is None:
+                    first_chunk_at = time.monotonic()
+                if self.player is not None:
+                    self.player.write(chunk)
+                chunks.append(chunk)
+        except SpeakError as exc:
+            self.stats.failed += 1
+            log.warning("line %d failed: %s", line.seq, exc)
+            self.events.emit("skipped", line, reason=f"error: {exc}")
+            return
+        seconds = sum(len(c) for c in chunks) / self.sample_rate
+        # Worker-side times: how long synthesis took, and how soon its first chunk came (streaming).
+        job.done.wait(5)
+        self.events.emit(
+            "synthesized",
+            line,
+            seconds=_round(job.elapsed),
+            first_chunk=_round(job.first_item_after),
+            chunks=job.items,
+            queued_to_first_audio=round((first_chunk_at or time.monotonic()) - submitted, 4),
+            audio_seconds=round(seconds, 3),
+        )
+        if self.opts.output_dir is not None:
+            from speakcli.audio import write_audio
+
+            out = self.opts.output_dir / f"{line.seq:06d}-{_slug(line.text)}.wav"
+            write_audio(out, np.concatenate(chunks) if chunks else np.zeros(0, np.float32), self.sample_rate)
+            self.events.emit("written", line, file=str(out), audio_seconds=round(seconds, 3))
+        if self.player is not None:
+            pause = np.zeros(int(self.opts.pause * self.sample_rate), np.float32)
+            if pause.size:
+                self.player.write(pause)
+            # Hand over while the tail still plays: the next line's audio joins after the pause, no gap.
+            self.player.wait_until_buffered_below(0.15 + self.opts.pause)
+            started = self.player.reached(mark) if mark is not None else None
+            self.events.emit(
+                "played",
+                line,
+                audio_seconds=round(seconds, 3),
+                first_audio=round(started - line.read_at, 4) if started else None,
+                first_audio_time=round(line.read_wall + (started - line.read_at), 6) if started else None,
+            )
+        self.stats.spoken += 1
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+_SLUG_RE = re.compile(r"[^a-z0-9]+")
+
+
+def _slug(text: str, n: int = 32) -> str:
+    return _SLUG_RE.sub("-", text.lower()).strip("-")[:n].strip("-") or "line"
+
+
+def describe_target(target: Path) -> str:
+    return f"folder {target}" if target.is_dir() else f"file {target}"
+
+
+__all__ = [
+    "EventLog",
+    "Follower",
+    "Line",
+    "LineQueue",
+    "StateFile",
+    "WatchDaemon",
+    "WatchOptions",
+    "check_encoding",
+    "default_state_file",
+    "describe_target",
+]
