@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import tempfile
@@ -208,7 +209,164 @@ def bench_latents(runs: int) -> str:
     return table(f"latent cache, cold vs warm, {runs} runs, median seconds", rows, ("model", "measure", "s", "ratio"))
 
 
-SECTIONS = {"help": bench_help, "piper": bench_piper, "tiny-xtts": bench_tiny_xtts, "latents": bench_latents}
+def _pct(xs: list[float], q: float) -> float:
+    import numpy as np
+
+    return float(np.percentile(np.asarray(xs), q)) if xs else float("nan")
+
+
+def _run_watch(folder: Path, lines: list[str], every: float, speak, sample_rate: int, player=None, **opts):  # type: ignore[no-untyped-def]
+    """Append `lines` to a file one every `every` seconds while a WatchDaemon follows it; returns its events."""
+    import threading
+
+    from speakcli.watch import EventLog, WatchDaemon, WatchOptions
+
+    path = folder / f"chat-{time.monotonic_ns()}.txt"
+    path.touch()
+    events: list[dict] = []
+    cv = threading.Condition()
+
+    def on_event(e: dict) -> None:
+        with cv:
+            events.append(e)
+            cv.notify_all()
+
+    log = EventLog(None)
+    log.listeners.append(on_event)
+    daemon = WatchDaemon(path, speak, sample_rate, WatchOptions(**opts), player=player, events=log)
+    daemon.start()
+    written: dict[str, float] = {}
+    for text in lines:
+        with path.open("a") as fh:
+            written[text] = time.time()
+            fh.write(text + "\n")
+        time.sleep(every)
+    done_kind = "played" if player is not None else "synthesized"
+    with cv:
+        cv.wait_for(lambda: sum(e["event"] == done_kind for e in events) >= len(lines), timeout=600)
+    daemon.stop()
+    daemon.join(60)
+    return events, written
+
+
+def bench_watch(runs: int) -> str:
+    """watch: enqueue latency while the engine is busy (watchdog vs poll), line -> first audio, gaps (Piper)."""
+    import tempfile
+
+    from speakcli.engines.base import SynthesisOptions
+    from speakcli.settings import load_settings
+    from speakcli.speech import Speaker, utterance
+    from speakcli.worker import SynthesisWorker
+
+    rows: list[tuple[str, ...]] = []
+
+    class Busy:
+        """An engine that takes 200 ms a line, so lines pile up while we measure reading."""
+
+        name, sample_rate = "busy", 8000
+
+        def load(self) -> None: ...
+        def languages(self) -> list[str]:
+            return ["en"]
+
+        def max_chars(self, language: str) -> int:
+            return 10_000
+
+        def check_voice(self, voice) -> None: ...  # type: ignore[no-untyped-def]
+        def describe(self) -> dict:
+            return {}
+
+        def synthesize(self, text, voice, options):  # type: ignore[no-untyped-def]
+            import numpy as np
+
+            time.sleep(0.2)
+            yield np.zeros(80, np.float32)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, use_watchdog, poll in (("watchdog events", True, 1.0), ("poll only, 1 s", False, 1.0)):
+            worker = SynthesisWorker(Busy())
+            lines = [f"busy line {i}" for i in range(100)]
+
+            def speak(t: str, w: SynthesisWorker = worker):  # type: ignore[no-untyped-def]
+                return w.submit(lambda engine, t=t: utterance(engine, t, None, SynthesisOptions(pause=0)))
+
+            events, written = _run_watch(
+                Path(tmp), lines, 0.02, speak, 8000, use_watchdog=use_watchdog, poll_interval=poll
+            )
+            worker.close()
+            lat = [e["time"] - written[e["text"]] for e in events if e["event"] == "read"]
+            rows.append(
+                (
+                    f"enqueue latency, {label} (engine busy)",
+                    f"{_pct(lat, 50) * 1000:.1f} ms",
+                    f"{_pct(lat, 99) * 1000:.1f} ms",
+                    f"{len(lat)} lines",
+                )
+            )
+
+        speaker = Speaker.from_settings(load_settings({"engine": "piper"}))
+        opts = speaker.options()
+
+        def speak_piper(t: str):  # type: ignore[no-untyped-def]
+            return speaker.speak(t, None, opts)
+
+        texts = [f"Chat message number {i} has arrived." for i in range(12)]
+        events, written = _run_watch(Path(tmp), texts, 0.05, speak_piper, speaker.sample_rate, pause=0.2)
+        first = [e["queued_to_first_audio"] for e in events if e["event"] == "synthesized"]
+        rows.append(
+            (
+                "line -> first chunk synthesized (Piper)",
+                f"{_pct(first, 50) * 1000:.0f} ms",
+                f"{_pct(first, 99) * 1000:.0f} ms",
+                "no audio device",
+            )
+        )
+        try:
+            from speakcli.audio import StreamPlayer
+
+            player = StreamPlayer(speaker.sample_rate)
+        except Exception as exc:  # no sound device here: report what could be measured
+            rows.append(("line -> first audio (Piper)", "n/a", "n/a", f"no audio output: {exc}"[:60]))
+        else:
+            events, written = _run_watch(
+                Path(tmp), texts, 0.05, speak_piper, speaker.sample_rate, player=player, pause=0.2
+            )
+            played = [e for e in events if e["event"] == "played"]
+            to_audio = [
+                e["first_audio_time"] - written[t]
+                for e in played
+                for t in [next(r["text"] for r in events if r["event"] == "read" and r["seq"] == e["seq"])]
+            ]
+            gaps = [
+                b["first_audio_time"] - a["first_audio_time"] - a["audio_seconds"] - 0.2
+                for a, b in itertools.pairwise(played)
+            ]
+            rows.append(
+                (
+                    "line -> first audio pulled by device (Piper, 1st line)",
+                    f"{to_audio[0] * 1000:.0f} ms",
+                    "",
+                    "idle daemon",
+                )
+            )
+            rows.append(
+                (
+                    "gap between utterances beyond --pause 0.2",
+                    f"{_pct(gaps, 50) * 1000:.1f} ms",
+                    f"{max(gaps) * 1000:.1f} ms (max)",
+                    f"{len(gaps)} gaps, lines queued",
+                )
+            )
+    return table("watch", rows, ("measure", "p50", "p99", "note"))
+
+
+SECTIONS = {
+    "help": bench_help,
+    "piper": bench_piper,
+    "tiny-xtts": bench_tiny_xtts,
+    "latents": bench_latents,
+    "watch": bench_watch,
+}
 
 
 def main() -> None:
