@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from speakcli import __version__
-from speakcli.cli import clone, download, info, precompute, say, voices, watch
+from speakcli.cli import batch, clone, download, info, precompute, say, voices, watch
 from speakcli.errors import ExitStatus, SpeakError
 
 try:  # Typer >= 0.29 vendors its own click; older Typer uses the click package.
@@ -46,6 +46,7 @@ def _root(
 
 
 app.command("say")(say.say)
+app.command("batch")(batch.batch)
 app.command("clone")(clone.clone)
 app.command("voices")(voices.voices)
 app.command("precompute")(precompute.precompute)

@@ -1,0 +1,156 @@
+"""`speakcli batch`: many lines or files in one engine load, resumable, with progress and a manifest."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from speakcli.cli import options as o
+
+
+def batch(
+    inputs: Annotated[
+        list[str] | None,
+        typer.Argument(help="Text, JSONL or CSV files; '-' (or a pipe) reads stdin.", show_default=False),
+    ] = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out-dir", "-o", help="Folder for the audio files and manifest.jsonl.")
+    ] = Path("."),
+    split: Annotated[str, typer.Option("--split", help="Text files: line, paragraph or file (one item).")] = "line",
+    input_format: Annotated[str, typer.Option("--format", help="auto (by extension), text, jsonl or csv.")] = "auto",
+    name_template: Annotated[
+        str, typer.Option("--name-template", help="Output names: {index}, {slug}, {source}.")
+    ] = "{index:04d}-{slug}",
+    format_out: Annotated[str, typer.Option("--format-out", help="wav, flac or ogg.")] = "wav",
+    concat_out: Annotated[
+        Path | None, typer.Option("--concat", help="Also join all items into this file.", show_default=False)
+    ] = None,
+    pause: Annotated[
+        float | None, typer.Option("--pause", help="Seconds between sentences, and items in --concat.")
+    ] = None,
+    voice: o.Voice = None,
+    language: o.Language = None,
+    speed: Annotated[float | None, typer.Option("--speed", help="Speaking rate, 0.25 to 4.")] = None,
+    engine: o.Engine = None,
+    model_dir: o.ModelDir = None,
+    device: o.Device = None,
+    voices_dir: o.VoicesDir = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Redo items already done; overwrite --concat.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    quiet: o.Quiet = False,
+) -> int:
+    """Speak many items in one run: one line, paragraph or file each, or JSONL/CSV rows; resumable."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from speakcli.audio import check_output_path
+    from speakcli.batch import BatchRun, Item, concat, plan_outputs, read_items
+    from speakcli.cli.common import announce
+    from speakcli.errors import ExitStatus, OutputError, UsageError
+    from speakcli.settings import load_settings
+    from speakcli.speech import Speaker
+
+    if split not in ("line", "paragraph", "file"):
+        raise UsageError(f"--split {split!r}: use line, paragraph or file")
+    if input_format not in ("auto", "text", "jsonl", "csv"):
+        raise UsageError(f"--format {input_format!r}: use auto, text, jsonl or csv")
+    if format_out not in ("wav", "flac", "ogg"):
+        raise UsageError(f"--format-out {format_out!r}: use wav, flac or ogg")
+    if not inputs:
+        if sys.stdin.isatty():
+            raise UsageError(
+                "no input; pass files, or '-' with text on stdin (e.g. grep x log | speakcli batch - -o out/)"
+            )
+        inputs = ["-"]
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"{out_dir} is a file; --out-dir needs a folder")
+    if concat_out is not None:
+        check_output_path(concat_out, force)
+    settings = load_settings(
+        {
+            **o.engine_flags(engine, model_dir, device, voices_dir),
+            "voice": voice,
+            "language": language,
+            "speed": speed,
+            "pause": pause,
+        }
+    )
+    items = read_items(inputs, split, input_format, sys.stdin)  # type: ignore[arg-type]
+    if not items:
+        raise UsageError("the input has no items to speak")
+    speaker = Speaker.from_settings(settings)
+    announce(speaker, quiet or as_json)
+    engine_id = f"{speaker.spec.name}:{speaker.spec.model_dir}"
+    plan_outputs(items, out_dir, name_template, f".{format_out}", engine_id)
+    voices: dict[str | None, Any] = {}
+
+    def synthesize(item: Item) -> tuple[Any, float]:
+        import numpy as np
+
+        if item.voice not in voices:
+            voices[item.voice] = speaker.voice(item.voice)  # resolved once per voice; XTTS latents cached once too
+        job = speaker.speak(item.text, voices[item.voice], speaker.options(item.language, item.speed))
+        chunks = list(job)
+        return (np.concatenate(chunks) if chunks else np.zeros(0, np.float32)), float(job.elapsed or 0.0)
+
+    stop = {"requested": False}
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if stop["requested"]:
+            raise KeyboardInterrupt
+        stop["requested"] = True
+        print("\nspeakcli: stopping after the current item (Ctrl-C again to quit now)", file=sys.stderr)
+
+    err = Console(stderr=True)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[audio]:.1f} s audio, {task.fields[speed]:.2f}x"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=quiet or as_json or not err.is_terminal,
+    )
+    task = progress.add_task("batch", total=len(items), audio=0.0, speed=0.0)
+    produced = {"audio": 0.0, "synth": 0.0}
+
+    def on_result(result: Any) -> None:
+        produced["audio"] += result.audio_seconds if result.status == "ok" else 0.0
+        produced["synth"] += result.synthesis_seconds
+        rate = produced["audio"] / produced["synth"] if produced["synth"] else 0.0
+        progress.update(task, advance=1, audio=produced["audio"], speed=rate)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with progress:
+            results, summary = BatchRun(
+                items, out_dir, speaker.sample_rate, synthesize, force, on_result, stop=lambda: stop["requested"]
+            ).run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if concat_out is not None and not summary.interrupted:
+        done = [out_dir / r.output for r in results if r.status in ("ok", "skipped") and r.output]
+        concat(done, concat_out, speaker.sample_rate, settings.pause)
+        summary.concat = str(concat_out)
+    if as_json:
+        print(json.dumps(asdict(summary), indent=2))
+    elif not quiet:
+        speed_x = produced["audio"] / produced["synth"] if produced["synth"] else 0.0
+        print(
+            f"speakcli: {summary.ok} done, {summary.skipped} already done, {summary.failed} failed of {summary.total}; "
+            f"{summary.audio_seconds:.1f} s of audio in {summary.wall_seconds:.1f} s ({speed_x:.1f}x real time) "
+            f"-> {out_dir}{' (interrupted)' if summary.interrupted else ''}",
+            file=sys.stderr,
+        )
+        for f in summary.failures[:20]:
+            print(f"speakcli: failed: item {f['index']} ({f['source']}): {f['error']}", file=sys.stderr)
+    if summary.interrupted:
+        return int(ExitStatus.INTERRUPTED)
+    return int(ExitStatus.PARTIAL) if summary.failed else 0
