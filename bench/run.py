@@ -360,12 +360,61 @@ def bench_watch(runs: int) -> str:
     return table("watch", rows, ("measure", "p50", "p99", "note"))
 
 
+def bench_batch(runs: int) -> str:
+    """N items: one `speakcli batch` against N `speakcli say` calls and N coqui `tts` calls, same tiny model."""
+    from xtts_fixture import add_builtin_speaker, build_tiny_xtts
+
+    n = int(os.environ.get("SPEAKCLI_BENCH_ITEMS", "50"))
+    lines = [f"Line number {i} of the batch." for i in range(n)]
+    with tempfile.TemporaryDirectory() as tmp:
+        model = build_tiny_xtts(Path(tmp) / "tiny")
+        add_builtin_speaker(model, "Joe", ROOT / "voices/joe/reference.wav")
+        src = Path(tmp) / "lines.txt"
+        src.write_text("\n".join(lines) + "\n")
+        env = {"HF_HUB_OFFLINE": "1", "XDG_CACHE_HOME": str(Path(tmp) / "cache")}
+        common = ["--model-dir", str(model), "--voice", "Joe", "-q"]
+        batch = time_cmd([str(BIN / "speakcli"), "batch", str(src), "-o", str(Path(tmp) / "b"), *common], 1, env=env)[0]
+        say = sum(
+            time_cmd([str(BIN / "speakcli"), "say", t, "-o", str(Path(tmp) / f"s{i}.wav"), *common], 1, env=env)[0]
+            for i, t in enumerate(lines)
+        )
+        coqui = sum(
+            time_cmd(
+                [
+                    str(BIN / "tts"),
+                    "--text",
+                    t,
+                    "--model_path",
+                    str(model),
+                    "--config_path",
+                    str(model / "config.json"),
+                    "--speaker_idx",
+                    "Joe",
+                    "--language_idx",
+                    "en",
+                    "--out_path",
+                    str(Path(tmp) / f"c{i}.wav"),
+                ],
+                1,
+                env=env,
+            )[0]
+            for i, t in enumerate(lines)
+        )
+    rows = [
+        (f"speakcli batch ({n} lines, one run)", f"{batch:.1f}", f"{batch / n:.3f}", "1.0"),
+        (f"{n} x speakcli say", f"{say:.1f}", f"{say / n:.3f}", f"{say / batch:.1f}"),
+        (f"{n} x tts (coqui-tts CLI)", f"{coqui:.1f}", f"{coqui / n:.3f}", f"{coqui / batch:.1f}"),
+    ]
+    return table(f"batch vs separate calls, tiny XTTS, {n} items", rows, ("how", "total s", "s per item", "x batch"))
+
+
 SECTIONS = {
     "help": bench_help,
     "piper": bench_piper,
     "tiny-xtts": bench_tiny_xtts,
     "latents": bench_latents,
     "watch": bench_watch,
+    "batch": bench_batch,
 }
 
 

@@ -128,6 +128,20 @@ def test_follower_starts_at_the_end_but_at_a_line_start(tmp_path: Path) -> None:
     assert [r.text for r in follower.poll()] == ["half a line", "new"]
 
 
+def test_follower_start_when_the_file_has_no_newline(tmp_path: Path) -> None:
+    small = tmp_path / "small.txt"
+    small.write_bytes(b"one unfinished line")
+    follower = Follower(small)
+    assert follower.poll() == []
+    append(small, " ends here\n")
+    assert [r.text for r in follower.poll()] == ["one unfinished line ends here"]
+    huge = tmp_path / "huge.txt"
+    huge.write_bytes(b"x" * 200_000)  # no newline in its last 64 KiB: start at the end, not the top
+    follower = Follower(huge)
+    follower.poll()
+    assert follower.offset == 200_000
+
+
 def test_follower_encoding_bom_crlf_and_invalid_bytes(tmp_path: Path) -> None:
     path = tmp_path / "f.txt"
     path.write_bytes(b"\xef\xbb\xbfbom line\r\nbad \xff\xfe bytes\nlatin\n")
@@ -403,6 +417,11 @@ def test_cli_rejects_bad_options_in_one_line(tmp_path: Path) -> None:
             b"not a valid regex",
         ),
         (["watch", "nodir/x.txt", "--no-play", "--output-dir", "o"], ExitStatus.USAGE, b"folder nodir does not exist"),
+        (
+            ["watch", "x.txt", "-q", "--engine", "piper", "--output-device", "no-such-device-xyz"],
+            ExitStatus.AUDIO_DEVICE,
+            b"device",
+        ),
     ]
     for args, code, message in cases:
         result = run_cli(*args)

@@ -6,7 +6,6 @@ import contextlib
 import io
 import os
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from speakcli.errors import AudioDeviceError, OutputError, VoiceError
+from speakcli.fsutil import atomic_write
 
 FORMATS: dict[str, tuple[str, str | None]] = {
     ".wav": ("WAV", "PCM_16"),
@@ -59,27 +59,18 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
     fmt, subtype = output_format(path)
     audio = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
     if str(path) == "-":
-        buf = io.BytesIO()
-        sf.write(buf, audio, sample_rate, format=fmt, subtype=subtype)
-        sys.stdout.buffer.write(buf.getvalue())
+        out = io.BytesIO()
+        sf.write(out, audio, sample_rate, format=fmt, subtype=subtype)
+        sys.stdout.buffer.write(out.getvalue())
         sys.stdout.buffer.flush()
         return
     p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent if str(p.parent) else ".")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            sf.write(fh, audio, sample_rate, format=fmt, subtype=subtype)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
+        buf = io.BytesIO()
+        sf.write(buf, audio, sample_rate, format=fmt, subtype=subtype)
+        atomic_write(p, buf.getvalue())
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         raise OutputError(f"could not write {p}: {exc.strerror or exc}") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def read_audio(path: Path) -> tuple[np.ndarray, int]:

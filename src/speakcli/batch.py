@@ -9,7 +9,6 @@ import io
 import json
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -20,6 +19,7 @@ import numpy as np
 
 from speakcli.audio import FORMATS, read_audio, write_audio
 from speakcli.errors import OutputError, SpeakError, UsageError
+from speakcli.fsutil import atomic_write
 
 Split = Literal["line", "paragraph", "file"]
 InputFormat = Literal["auto", "text", "jsonl", "csv"]
@@ -285,10 +285,7 @@ class Manifest:
             # A row that failed before it got a name is still listed, by its index.
             merged[r.output or f"#{r.index}"] = asdict(r)
         lines = sorted(merged.values(), key=lambda r: (r.get("index", 0), str(r.get("output"))))
-        fd, tmp = tempfile.mkstemp(prefix=f".{MANIFEST}.", dir=self.path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in lines)
-        os.replace(tmp, self.path)
+        atomic_write(self.path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines).encode())
 
 
 def clean_stale_parts(out_dir: Path) -> int:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
-import os
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -15,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from speakcli.fsutil import atomic_write
 
 FORMAT_VERSION = 1
 _CHUNK = 1 << 20
@@ -129,15 +128,5 @@ class LatentCache:
             key=np.frombuffer(json.dumps(self._key_json(key)).encode(), dtype=np.uint8),
         )
         path = self.path(key)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part", dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(buf.getvalue())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        atomic_write(path, buf.getvalue())
         return path

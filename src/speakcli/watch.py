@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import threading
 import time
 from collections import deque
@@ -22,6 +21,7 @@ import numpy as np
 
 from speakcli import dirs
 from speakcli.errors import SpeakError, UsageError
+from speakcli.fsutil import atomic_write
 
 log = logging.getLogger("speakcli")
 
@@ -107,7 +107,10 @@ class Follower:
         fh.seek(size - back)
         tail = fh.read(back)
         cut = tail.rfind(b"\n")
-        return size - back + cut + 1 if cut >= 0 else (size if back == size and size > 64 * 1024 else 0)
+        if cut >= 0:
+            return size - back + cut + 1
+        # No newline at all: the whole file is one unfinished line (wait for it); else a huge line: skip it.
+        return 0 if back == size else size
 
     def _open(self) -> bool:
         try:
@@ -322,10 +325,8 @@ class StateFile:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({"version": 1, "files": self.files}, fh)
-            os.replace(tmp, self.path)
+            # No fsync: a renamed file survives a killed process, and state is rewritten after every line.
+            atomic_write(self.path, json.dumps({"version": 1, "files": self.files}).encode(), fsync=False)
         except OSError as exc:
             log.warning("cannot write state file %s: %s", self.path, exc)
 
