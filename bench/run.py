@@ -357,7 +357,34 @@ def bench_watch(runs: int) -> str:
                     f"{len(gaps)} gaps, lines queued",
                 )
             )
+        # Memory over a long run: RSS after the first 100 lines against after 600 (Piper, no playback).
+        rss: dict[int, float] = {}
+
+        def speak_and_sample(t: str):  # type: ignore[no-untyped-def]
+            n = int(t.split()[1])
+            if n in (100, 600):
+                rss[n] = _rss_mib()
+            return speaker.speak(t, None, opts)
+
+        many = [f"Line {i} of a long stream of chat messages." for i in range(1, 601)]
+        _run_watch(Path(tmp), many, 0.0, speak_and_sample, speaker.sample_rate, pause=0.0)
+        rows.append(
+            (
+                "RSS after 100 lines -> after 600 lines (Piper)",
+                f"{rss[100]:.0f} MiB",
+                f"{rss[600]:.0f} MiB",
+                f"{rss[600] - rss[100]:+.1f} MiB over 500 lines",
+            )
+        )
     return table("watch", rows, ("measure", "p50", "p99", "note"))
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def bench_batch(runs: int) -> str:
