@@ -318,7 +318,7 @@ def bench_watch(runs: int) -> str:
                 "line -> first chunk synthesized (Piper)",
                 f"{_pct(first, 50) * 1000:.0f} ms",
                 f"{_pct(first, 99) * 1000:.0f} ms",
-                "no audio device",
+                "line queued -> first chunk",
             )
         )
         try:
@@ -332,21 +332,32 @@ def bench_watch(runs: int) -> str:
                 Path(tmp), texts, 0.05, speak_piper, speaker.sample_rate, player=player, pause=0.2
             )
             played = [e for e in events if e["event"] == "played"]
-            to_audio = [
-                e["first_audio_time"] - written[t]
-                for e in played
-                for t in [next(r["text"] for r in events if r["event"] == "read" and r["seq"] == e["seq"])]
-            ]
             gaps = [
                 b["first_audio_time"] - a["first_audio_time"] - a["audio_seconds"] - 0.2
                 for a, b in itertools.pairwise(played)
             ]
+            # From idle: lines spaced apart, after a first one that loads the voice and opens the stream.
+            idle_events, idle_written = _run_watch(
+                Path(tmp),
+                ["Warm up.", *[f"Idle message {i}." for i in range(5)]],
+                2.5,
+                speak_piper,
+                speaker.sample_rate,
+                player=StreamPlayer(speaker.sample_rate),
+                pause=0.2,
+            )
+            idle_text = {e["seq"]: e["text"] for e in idle_events if e["event"] == "read"}
+            idle = [
+                e["first_audio_time"] - idle_written[idle_text[e["seq"]]]
+                for e in idle_events
+                if e["event"] == "played" and idle_text[e["seq"]] != "Warm up."
+            ]
             rows.append(
                 (
-                    "line -> first audio pulled by device (Piper, 1st line)",
-                    f"{to_audio[0] * 1000:.0f} ms",
-                    "",
-                    "idle daemon",
+                    "line -> first audio pulled by device (Piper, from idle)",
+                    f"{_pct(idle, 50) * 1000:.0f} ms",
+                    f"{max(idle) * 1000:.0f} ms (max)",
+                    f"{len(idle)} lines",
                 )
             )
             rows.append(
@@ -362,18 +373,19 @@ def bench_watch(runs: int) -> str:
 
         def speak_and_sample(t: str):  # type: ignore[no-untyped-def]
             n = int(t.split()[1])
-            if n in (100, 600):
+            if n in (100, n_rss):
                 rss[n] = _rss_mib()
             return speaker.speak(t, None, opts)
 
-        many = [f"Line {i} of a long stream of chat messages." for i in range(1, 601)]
+        n_rss = int(os.environ.get("SPEAKCLI_BENCH_RSS_LINES", "600"))
+        many = [f"Line {i} of a long stream of chat messages." for i in range(1, n_rss + 1)]
         _run_watch(Path(tmp), many, 0.0, speak_and_sample, speaker.sample_rate, pause=0.0)
         rows.append(
             (
-                "RSS after 100 lines -> after 600 lines (Piper)",
+                f"RSS after 100 lines -> after {n_rss} lines (Piper)",
                 f"{rss[100]:.0f} MiB",
-                f"{rss[600]:.0f} MiB",
-                f"{rss[600] - rss[100]:+.1f} MiB over 500 lines",
+                f"{rss[n_rss]:.0f} MiB",
+                f"{rss[n_rss] - rss[100]:+.1f} MiB over {n_rss - 100} lines",
             )
         )
     return table("watch", rows, ("measure", "p50", "p99", "note"))

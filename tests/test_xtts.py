@@ -223,3 +223,23 @@ def test_front_ends_that_choose_the_engine_differently_share_one_worker(tiny_xtt
     auto = Speaker.from_settings(load_settings({"model_dir": tiny_xtts_dir}))
     explicit = Speaker.from_settings(load_settings({"model_dir": tiny_xtts_dir, "engine": "xtts"}))
     assert auto.spec.note != "" and auto.worker is explicit.worker and auto.engine is explicit.engine
+
+
+def test_streaming_yields_audio_before_synthesis_ends_and_matches_in_length(tiny_xtts_dir: Path) -> None:
+    import time
+
+    from speakcli.engines.xtts import XttsEngine
+
+    engine = XttsEngine(tiny_xtts_dir, device="cpu")
+    engine.load()
+    voice = Voice(name="joe", clips=(Path(__file__).parents[1] / "voices/joe/reference.wav",))
+    start = time.monotonic()
+    stamps, chunks = [], []
+    for chunk in engine.synthesize("Hello there.", voice, SynthesisOptions(stream=True)):
+        stamps.append(time.monotonic() - start)
+        chunks.append(chunk)
+    whole = list(engine.synthesize("Hello there.", voice, SynthesisOptions(stream=False)))
+    assert len(chunks) >= 2 and stamps[0] < stamps[-1]  # first audio before the line is done
+    assert len(whole) == 1
+    # Random weights never stop early, so both runs generate the cap: the same number of samples.
+    assert sum(map(len, chunks)) == len(whole[0])

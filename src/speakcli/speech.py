@@ -74,7 +74,7 @@ class Speaker:
     def sample_rate(self) -> int:
         return self.engine.sample_rate
 
-    def options(self, language: str | None = None, speed: float | None = None) -> SynthesisOptions:
+    def options(self, language: str | None = None, speed: float | None = None, stream: bool = True) -> SynthesisOptions:
         lang = language or self.settings.language
         supported = self.engine.languages()
         base = lang.split("-")[0] if lang != "zh-cn" else "zh"
@@ -85,6 +85,7 @@ class Speaker:
             speed=speed or self.settings.speed,
             temperature=self.settings.temperature,
             pause=self.settings.pause,
+            stream=stream,
         )
 
     def voice(self, spec: str | None = None) -> Voice | None:

@@ -95,7 +95,7 @@ def batch(
 
         if item.voice not in voices:
             voices[item.voice] = speaker.voice(item.voice)  # resolved once per voice; XTTS latents cached once too
-        job = speaker.speak(item.text, voices[item.voice], speaker.options(item.language, item.speed))
+        job = speaker.speak(item.text, voices[item.voice], speaker.options(item.language, item.speed, stream=False))
         chunks = list(job)
         return (np.concatenate(chunks) if chunks else np.zeros(0, np.float32)), float(job.elapsed or 0.0)
 

@@ -63,7 +63,7 @@ def clone(
     report = check_references([p.expanduser() for p in references], speaker.max_reference_seconds())
     for warning in report.warnings:
         print(f"speakcli: warning: {warning}", file=sys.stderr)
-    opts = speaker.options() if spoken is not None else None
+    opts = speaker.options(stream=play_it) if spoken is not None else None
     if name is not None:
         meta = {
             "language": settings.language,

@@ -74,6 +74,6 @@ def say(
     text = read_text(text)
     speaker = Speaker.from_settings(settings)
     announce(speaker, quiet)
-    opts = speaker.options()
+    opts = speaker.options(stream=play)  # streaming only pays off when someone is listening
     chosen = speaker.voice()
     emit(speaker, speaker.speak(text, chosen, opts), out, play, quiet)

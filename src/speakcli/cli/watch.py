@@ -96,7 +96,7 @@ def watch(
     )
     speaker = Speaker.from_settings(settings)
     announce(speaker, quiet or events == "-")
-    opts = speaker.options()
+    opts = speaker.options(stream=play)
     chosen = speaker.voice()
     player = StreamPlayer(speaker.sample_rate, settings.output_device) if play else None
     options = WatchOptions(

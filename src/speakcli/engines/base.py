@@ -18,6 +18,9 @@ class SynthesisOptions:
     speed: float = 1.0
     temperature: float = 0.75
     pause: float = 0.2
+    # Yield audio as it is generated (for playback); off, an engine may make each sentence in one piece,
+    # which XTTS does faster since streaming re-decodes the audio so far at every chunk.
+    stream: bool = True
 
 
 @dataclass(frozen=True)

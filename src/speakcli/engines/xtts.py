@@ -249,6 +249,21 @@ class XttsEngine:
         language = _lang(options.language)
         with torch.inference_mode():
             for part in self._fit(text, language):
+                if not options.stream:
+                    try:
+                        out = self._model.inference(
+                            part,
+                            language,
+                            latent,
+                            embedding,
+                            temperature=options.temperature,
+                            speed=options.speed,
+                            enable_text_splitting=False,
+                        )
+                    except (RuntimeError, AssertionError, NotImplementedError) as exc:
+                        raise SynthesisError(f"XTTS failed on {part[:40]!r}... ({exc}); try shorter text") from None
+                    yield np.asarray(out["wav"], dtype=np.float32).reshape(-1)
+                    continue
                 try:
                     stream = self._model.inference_stream(
                         part,
