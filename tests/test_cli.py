@@ -150,3 +150,10 @@ def test_info_json_without_xtts_model_says_why() -> None:
     assert "no XTTS model found" in report["engine"]["note"]
     assert report["xtts_model"]["path"] is None
     assert isinstance(report["audio_outputs"], list)
+
+
+def test_help_names_the_env_vars(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["say", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for name in ("SPEAKCLI_ENGINE", "SPEAKCLI_XTTS_DIR", "SPEAKCLI_SPEED", "SPEAKCLI_VOICE"):
+        assert f"[env {name}]" in out

@@ -331,26 +331,24 @@ def test_folder_mode_follows_existing_and_new_files(tmp_path: Path) -> None:
 # --- the CLI: real processes, signals, state ------------------------------------------------------------
 
 
+def _spawn_watch(path: Path, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "speakcli", "watch", str(path), *args], stderr=subprocess.PIPE)
+
+
 def _watch_proc(path: Path, tmp_path: Path, run: int, *extra: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "speakcli",
-            "watch",
-            str(path),
-            "--engine",
-            "piper",
-            "--no-play",
-            "--output-dir",
-            str(tmp_path / "out"),
-            "--events",
-            str(tmp_path / f"events{run}.jsonl"),
-            "--poll-interval",
-            "0.2",
-            *extra,
-        ],
-        stderr=subprocess.PIPE,
+    """The Piper voice writing each line to tmp_path/out, events to tmp_path/events<run>.jsonl."""
+    return _spawn_watch(
+        path,
+        "--engine",
+        "piper",
+        "--no-play",
+        "--output-dir",
+        str(tmp_path / "out"),
+        "--events",
+        str(tmp_path / f"events{run}.jsonl"),
+        "--poll-interval",
+        "0.2",
+        *extra,
     )
 
 
@@ -436,23 +434,16 @@ def test_watch_with_tiny_xtts_streams_each_line(tiny_xtts_dir: Path, tmp_path: P
 
     path = tmp_path / "chat.txt"
     path.write_text("Hello.\nSecond.\n")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "speakcli",
-            "watch",
-            str(path),
-            "--from-start",
-            "--model-dir",
-            str(tiny_xtts_dir),
-            "--no-play",
-            "--output-dir",
-            str(tmp_path / "out"),
-            "--events",
-            str(tmp_path / "ev.jsonl"),
-        ],
-        stderr=subprocess.PIPE,
+    proc = _spawn_watch(
+        path,
+        "--from-start",
+        "--model-dir",
+        str(tiny_xtts_dir),
+        "--no-play",
+        "--output-dir",
+        str(tmp_path / "out"),
+        "--events",
+        str(tmp_path / "ev.jsonl"),
     )
     events = _wait_events(tmp_path / "ev.jsonl", lambda ev: len(_spoken(ev)) == 2, proc, timeout=180)
     proc.send_signal(signal.SIGINT)
@@ -469,23 +460,8 @@ def test_watch_with_tiny_xtts_streams_each_line(tiny_xtts_dir: Path, tmp_path: P
 def test_watch_plays_lines_back_to_back(tmp_path: Path) -> None:
     path = tmp_path / "chat.txt"
     path.touch()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "speakcli",
-            "watch",
-            str(path),
-            "--engine",
-            "piper",
-            "--events",
-            str(tmp_path / "ev.jsonl"),
-            "--poll-interval",
-            "0.2",
-            "--pause",
-            "0.3",
-        ],
-        stderr=subprocess.PIPE,
+    proc = _spawn_watch(
+        path, "--engine", "piper", "--events", str(tmp_path / "ev.jsonl"), "--poll-interval", "0.2", "--pause", "0.3"
     )
     _wait_events(tmp_path / "ev.jsonl", lambda ev: any(e["event"] == "started" for e in ev), proc)
     append(path, "First line to play.\nSecond line to play.\n")

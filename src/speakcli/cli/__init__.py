@@ -24,6 +24,7 @@ app = typer.Typer(
     help="Speak text from the command line with Coqui XTTS v2 or the bundled Piper voice.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts name env vars in [brackets]; show them, do not parse them as markup
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -86,8 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(result or 0)
     except typer.Exit as exc:
         return int(exc.exit_code)
-    except cx.NoArgsIsHelpError:
-        return ExitStatus.USAGE  # Typer has printed the help already
+    except cx.NoArgsIsHelpError as exc:
+        if exc.ctx is not None:
+            print(exc.ctx.get_help())
+        return ExitStatus.USAGE
     except cx.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
         _err(f"usage error: {exc.format_message()}{hint}")

@@ -36,7 +36,7 @@ def batch(
     ] = None,
     voice: o.Voice = None,
     language: o.Language = None,
-    speed: Annotated[float | None, typer.Option("--speed", help="Speaking rate, 0.25 to 4.")] = None,
+    speed: o.Speed = None,
     engine: o.Engine = None,
     model_dir: o.ModelDir = None,
     device: o.Device = None,

@@ -29,9 +29,7 @@ def clone(
     play: Annotated[
         bool | None, typer.Option("--play/--no-play", help="Play the spoken --text.", show_default=False)
     ] = None,
-    output_device: Annotated[
-        str | None, typer.Option("--output-device", help="Index or part of a device name.")
-    ] = None,
+    output_device: o.OutputDevice = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Replace an existing voice or --out file.")] = False,
     quiet: o.Quiet = False,
 ) -> None:

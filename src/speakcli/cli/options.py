@@ -24,6 +24,13 @@ Voice = Annotated[
 ]
 Language = Annotated[str | None, typer.Option("--language", "-l", help="Language code (en, de, fr...)")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+Speed = Annotated[float | None, typer.Option("--speed", help="Speaking rate, 0.25 to 4 [env SPEAKCLI_SPEED].")]
+Pause = Annotated[
+    float | None, typer.Option("--pause", help="Seconds of silence between sentences [env SPEAKCLI_PAUSE].")
+]
+OutputDevice = Annotated[
+    str | None, typer.Option("--output-device", help="Index or part of a device name (see `speakcli info`).")
+]
 
 
 def engine_flags(

@@ -35,9 +35,9 @@ def say(
     model_dir: o.ModelDir = None,
     device: o.Device = None,
     voices_dir: o.VoicesDir = None,
-    speed: Annotated[float | None, typer.Option("--speed", help="Speaking rate, 0.25 to 4.")] = None,
+    speed: o.Speed = None,
     temperature: Annotated[float | None, typer.Option("--temperature", help="XTTS sampling temperature.")] = None,
-    pause: Annotated[float | None, typer.Option("--pause", help="Seconds of silence between sentences.")] = None,
+    pause: o.Pause = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -48,9 +48,7 @@ def say(
         bool | None,
         typer.Option("--play/--no-play", help="Play the audio (default: when no --out).", show_default=False),
     ] = None,
-    output_device: Annotated[
-        str | None, typer.Option("--output-device", help="Index or part of a device name.")
-    ] = None,
+    output_device: o.OutputDevice = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite --out if it exists.")] = False,
     quiet: o.Quiet = False,
 ) -> None:

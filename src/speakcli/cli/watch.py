@@ -23,15 +23,13 @@ def watch(
     model_dir: o.ModelDir = None,
     device: o.Device = None,
     voices_dir: o.VoicesDir = None,
-    speed: Annotated[float | None, typer.Option("--speed", help="Speaking rate, 0.25 to 4.")] = None,
-    pause: Annotated[float | None, typer.Option("--pause", help="Seconds of silence between lines.")] = None,
+    speed: o.Speed = None,
+    pause: o.Pause = None,
     play: Annotated[bool, typer.Option("--play/--no-play", help="Play each line.")] = True,
     output_dir: Annotated[
         Path | None, typer.Option("--output-dir", help="Also write each line as DIR/<seq>-<slug>.wav.")
     ] = None,
-    output_device: Annotated[
-        str | None, typer.Option("--output-device", help="Index or part of a device name.")
-    ] = None,
+    output_device: o.OutputDevice = None,
     encoding: Annotated[str, typer.Option("--encoding", help="Text encoding (UTF-8 or a single-byte one).")] = "utf-8",
     pattern: Annotated[str, typer.Option("--pattern", help="Files to follow in a folder.")] = "*.txt",
     flush_partial: Annotated[
