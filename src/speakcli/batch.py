@@ -103,7 +103,8 @@ def _text_items(name: str, content: str, split: Split) -> Iterator[tuple[str, st
             yield f"{name}:1", content
         return
     if split == "paragraph":
-        lineno, block, start = 0, [], 1
+        block: list[str] = []
+        start = 1
         for lineno, line in enumerate(content.splitlines(), 1):
             if line.strip():
                 if not block:
@@ -344,40 +345,40 @@ class BatchRun:
         return results, summary
 
     def _one(self, item: Item, previous: dict[str, dict[str, Any]]) -> Result:
-        base = dict(
-            index=item.index,
-            source=item.source,
-            text=item.text,
-            voice=item.voice,
-            language=item.language,
-            output=item.output,
-            key=item.key,
-        )
         if item.error:
-            return Result(**base, audio_seconds=0.0, synthesis_seconds=0.0, status="failed", error=item.error)
+            return _result(item, "failed", error=item.error)
         if is_done(item, self.out_dir, previous):
             rec = previous[item.output]  # type: ignore[index]
-            return Result(
-                **base,
-                audio_seconds=float(rec.get("audio_seconds", 0.0)),
-                synthesis_seconds=0.0,
-                status="skipped",
-                bytes=int(rec["bytes"]),
-            )
+            return _result(item, "skipped", audio=float(rec.get("audio_seconds", 0.0)), size=int(rec["bytes"]))
         assert item.output is not None
         try:
             audio, seconds = self.synthesize(item)
             path = self.out_dir / item.output
             write_audio(path, audio, self.sample_rate)
         except SpeakError as exc:
-            return Result(**base, audio_seconds=0.0, synthesis_seconds=0.0, status="failed", error=str(exc))
-        return Result(
-            **base,
-            audio_seconds=round(len(audio) / self.sample_rate, 3),
-            synthesis_seconds=round(seconds, 3),
-            status="ok",
-            bytes=path.stat().st_size,
+            return _result(item, "failed", error=str(exc))
+        return _result(
+            item, "ok", audio=round(len(audio) / self.sample_rate, 3), synth=round(seconds, 3), size=path.stat().st_size
         )
+
+
+def _result(
+    item: Item, status: str, audio: float = 0.0, synth: float = 0.0, size: int = 0, error: str | None = None
+) -> Result:
+    return Result(
+        index=item.index,
+        source=item.source,
+        text=item.text,
+        voice=item.voice,
+        language=item.language,
+        output=item.output,
+        audio_seconds=audio,
+        synthesis_seconds=synth,
+        status=status,
+        error=error,
+        key=item.key,
+        bytes=size,
+    )
 
 
 def concat(paths: list[Path], out: Path, sample_rate: int, pause: float) -> float:

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from functools import partial
+from typing import Annotated, Any
 
 import typer
 
 from speakcli.cli import options as o
+
+
+def _ensure(engine: Any, voice: Any, force: bool) -> str:
+    """Runs on the synthesis worker: compute and cache one voice's latents unless fresh."""
+    return str(engine.ensure_latents(voice, force=force))
 
 
 def precompute(
@@ -63,7 +69,7 @@ def precompute(
             else:
                 voice = entry.voice
                 try:
-                    status = speaker.worker.call(lambda e, v=voice: e.ensure_latents(v, force=force))  # type: ignore[attr-defined]
+                    status = speaker.worker.call(partial(_ensure, voice=voice, force=force))
                     results.append({"voice": entry.name, "status": status, "detail": ""})
                 except SpeakError as exc:
                     results.append({"voice": entry.name, "status": "failed", "detail": str(exc)})
