@@ -13,7 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -397,8 +397,6 @@ class Stats:
     skipped: int = 0
     failed: int = 0
     dropped: int = 0
-    queued: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 _CLOSED = object()
@@ -740,10 +738,6 @@ def _slug(text: str, n: int = 32) -> str:
     return _SLUG_RE.sub("-", text.lower()).strip("-")[:n].strip("-") or "line"
 
 
-def describe_target(target: Path) -> str:
-    return f"folder {target}" if target.is_dir() else f"file {target}"
-
-
 __all__ = [
     "EventLog",
     "Follower",
@@ -754,5 +748,4 @@ __all__ = [
     "WatchOptions",
     "check_encoding",
     "default_state_file",
-    "describe_target",
 ]

@@ -114,9 +114,6 @@ class SynthesisWorker:
                 self.jobs_run += 1
                 job.done.set()
 
-    def pending(self) -> int:
-        return self._jobs.qsize()
-
     def close(self, timeout: float | None = None) -> None:
         """Stop after the job in progress; queued jobs are cancelled. Joins the thread."""
         with self._lock:
