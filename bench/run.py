@@ -18,6 +18,25 @@ TEXT = (
 )
 
 
+def coqui_tts_cmd(model: Path, text: str, out: Path | str, speaker: str = "Joe") -> list[str]:
+    """coqui's own `tts` CLI on a model folder with a built-in speaker (it cannot read a WAV here)."""
+    return [
+        str(BIN / "tts"),
+        "--text",
+        text,
+        "--model_path",
+        str(model),
+        "--config_path",
+        str(model / "config.json"),
+        "--speaker_idx",
+        speaker,
+        "--language_idx",
+        "en",
+        "--out_path",
+        str(out),
+    ]
+
+
 def bench_help(runs: int) -> str:
     """Start-up cost a user pays for `--help`: speakcli against coqui's own `tts` CLI."""
     speak = time_cmd([str(BIN / "speakcli"), "--help"], runs)
@@ -96,21 +115,7 @@ def bench_tiny_xtts(runs: int) -> str:
             env=env,
         )
         coqui = time_cmd(
-            [
-                str(BIN / "tts"),
-                "--text",
-                "Hello there.",
-                "--model_path",
-                str(model),
-                "--config_path",
-                str(model / "config.json"),
-                "--speaker_idx",
-                "Joe",
-                "--language_idx",
-                "en",
-                "--out_path",
-                str(out),
-            ],
+            coqui_tts_cmd(model, "Hello there.", str(out)),
             runs,
             env=env,
         )
@@ -419,21 +424,7 @@ def bench_batch(runs: int) -> str:
         )
         coqui = sum(
             time_cmd(
-                [
-                    str(BIN / "tts"),
-                    "--text",
-                    t,
-                    "--model_path",
-                    str(model),
-                    "--config_path",
-                    str(model / "config.json"),
-                    "--speaker_idx",
-                    "Joe",
-                    "--language_idx",
-                    "en",
-                    "--out_path",
-                    str(Path(tmp) / f"c{i}.wav"),
-                ],
+                coqui_tts_cmd(model, t, str(Path(tmp) / f"c{i}.wav")),
                 1,
                 env=env,
             )[0]

@@ -108,5 +108,4 @@ class Speaker:
     def speak(self, text: str, voice: Voice | None, options: SynthesisOptions) -> Job[np.ndarray]:
         if not text.strip():
             raise EmptyTextError()
-        engine_voice = voice
-        return self.worker.submit(lambda engine: utterance(engine, text, engine_voice, options))
+        return self.worker.submit(lambda engine: utterance(engine, text, voice, options))
