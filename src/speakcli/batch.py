@@ -19,7 +19,7 @@ import numpy as np
 
 from speakcli.audio import FORMATS, read_audio, write_audio
 from speakcli.errors import OutputError, SpeakError, UsageError
-from speakcli.fsutil import atomic_write
+from speakcli.fsutil import atomic_write, clean_stale_parts
 
 Split = Literal["line", "paragraph", "file"]
 InputFormat = Literal["auto", "text", "jsonl", "csv"]
@@ -289,14 +289,6 @@ class Manifest:
         atomic_write(self.path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines).encode())
 
 
-def clean_stale_parts(out_dir: Path) -> int:
-    """Remove temp files a killed run left (their names start with '.' and end with '.part')."""
-    n = 0
-    for p in out_dir.glob(".*.part"):
-        with contextlib.suppress(OSError):
-            p.unlink()
-            n += 1
-    return n
 
 
 # -- running ---------------------------------------------------------------------------------------------

@@ -35,6 +35,11 @@ class EmptyTextError(UsageError):
         super().__init__(f"{where} has no text to speak; pass TEXT, or pipe text on stdin")
 
 
+class NothingToSayError(UsageError):
+    def __init__(self, where: str = "the input") -> None:
+        super().__init__(f"{where} has nothing to say (only punctuation or symbols); pass words or numbers")
+
+
 class UnknownLanguageError(UsageError):
     def __init__(self, language: str, engine: str, supported: list[str]) -> None:
         super().__init__(

@@ -4,13 +4,40 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from pathlib import Path
+
+PART_SUFFIX = ".part"
+# File names are limited to 255 bytes on common file systems; the temp name must fit whatever the final name is.
+_NAME_MAX = 255
+_TEMP_EXTRA = len(".") + 8 + len(".") + len(PART_SUFFIX)
+
+
+def temp_name(name: str) -> str:
+    """A hidden, unique temp name in the same folder: `.NAME.RANDOM.part`, NAME shortened so it fits 255 bytes."""
+    raw = name.encode("utf-8", "surrogateescape")[: _NAME_MAX - _TEMP_EXTRA - 1]
+    short = raw.decode("utf-8", "ignore")
+    return f".{short}.{secrets.token_hex(4)}{PART_SUFFIX}"
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether `name` looks like a temp file `atomic_write` leaves behind when its process is killed."""
+    return name.startswith(".") and name.endswith(PART_SUFFIX)
 
 
 def atomic_write(path: Path, data: bytes, fsync: bool = True) -> None:
-    """Replace `path` with `data` in one step; `fsync` also survives power loss, not just a killed process."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    """Replace `path` with `data` in one step; `fsync` also survives power loss, not just a killed process.
+
+    The file gets the mode a plain open() would give (0666 less the umask): the kernel applies the umask
+    to os.open's mode, where mkstemp would force 0600.
+    """
+    while True:
+        tmp = path.parent / temp_name(path.name)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+            break
+        except FileExistsError:  # pragma: no cover - 32 random bits collided
+            continue
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -22,3 +49,13 @@ def atomic_write(path: Path, data: bytes, fsync: bool = True) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def clean_stale_parts(folder: Path) -> int:
+    """Remove the temp files a killed writer left in `folder`; returns how many. Only one writer may own it."""
+    n = 0
+    for p in folder.glob(f".*{PART_SUFFIX}"):
+        with contextlib.suppress(OSError):
+            p.unlink()
+            n += 1
+    return n

@@ -12,23 +12,32 @@ import numpy as np
 from speakcli.audio import faded
 from speakcli.engines import EngineSpec, choose_engine, shared_engine
 from speakcli.engines.base import Engine, SynthesisOptions, Voice
-from speakcli.errors import EmptyTextError, ModelError, UnknownLanguageError
+from speakcli.errors import EmptyTextError, ModelError, NothingToSayError, UnknownLanguageError
 from speakcli.settings import Settings
-from speakcli.text import split_text
+from speakcli.text import has_speech, split_text
 from speakcli.voices import VoiceLibrary
 from speakcli.worker import Job, SynthesisWorker
 
 
 def utterance(engine: Engine, text: str, voice: Voice | None, options: SynthesisOptions) -> Iterator[np.ndarray]:
     """Audio for `text`: split to the engine's limit, a short fade at each sentence's ends, pauses between."""
-    parts = split_text(text, options.language, engine.max_chars(options.language))
+    # A piece with no letter or digit ("...", "!!!") is not said: engines vocalise such pieces as noise.
+    parts = [p for p in split_text(text, options.language, engine.max_chars(options.language)) if has_speech(p)]
     if not parts:
-        raise EmptyTextError()
+        raise NothingToSayError() if text.strip() else EmptyTextError()
     gap = np.zeros(round(options.pause * engine.sample_rate), dtype=np.float32)
     for i, part in enumerate(parts):
         if i and gap.size:
             yield gap
         yield from faded(engine.synthesize(part, voice, options), engine.sample_rate)
+
+
+def check_speakable(text: str, where: str = "the input") -> None:
+    """Raise a usage error for text with nothing to say, before any work is queued."""
+    if not text.strip():
+        raise EmptyTextError(where)
+    if not has_speech(text):
+        raise NothingToSayError(where)
 
 
 _workers_lock = threading.Lock()
@@ -106,6 +115,5 @@ class Speaker:
         return float(params()["max_ref_len"]) if params else None
 
     def speak(self, text: str, voice: Voice | None, options: SynthesisOptions) -> Job[np.ndarray]:
-        if not text.strip():
-            raise EmptyTextError()
+        check_speakable(text)
         return self.worker.submit(lambda engine: utterance(engine, text, voice, options))

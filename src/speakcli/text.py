@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections.abc import Iterator
 from functools import lru_cache
 
 # XTTS v2's per-language limits (coqui's tokenizer warns past them and truncates audio).
@@ -55,11 +57,26 @@ _PYSBD_LANGS = {
 }
 _CLAUSE_RE = re.compile(r"(?<=[,;:\u2014\u2013\u3001\uff0c\uff1b])\s*")
 _SPACE_RE = re.compile(r"\s+")
+# C0/C1 controls (NUL included) except the whitespace ones, which normalize() turns into spaces.
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
+_PARAGRAPH_RE = re.compile(r"\n[ \t\r\f\v]*\n")
+# pysbd's cost grows faster than linearly with its input: it only ever sees windows this long.
+WINDOW = 2000
+
+
+def clean(text: str) -> str:
+    """Text with control characters (NUL, escape, ...) replaced by spaces: engines choke on them, nobody says them."""
+    return _CONTROL_RE.sub(" ", text)
 
 
 def normalize(text: str) -> str:
-    """Collapse all whitespace (newlines included) to single spaces and strip the ends."""
-    return _SPACE_RE.sub(" ", text).strip()
+    """Remove control characters, collapse all whitespace (newlines included) to single spaces, strip the ends."""
+    return _SPACE_RE.sub(" ", clean(text)).strip()
+
+
+def has_speech(text: str) -> bool:
+    """Whether `text` holds anything to say: a letter or a digit in any script, not only punctuation or symbols."""
+    return any(unicodedata.category(ch)[0] in "LN" for ch in text)
 
 
 def char_limit(language: str) -> int:
@@ -74,11 +91,8 @@ def _segmenter(language: str):  # type: ignore[no-untyped-def]
     return pysbd.Segmenter(language=lang if lang in _PYSBD_LANGS else "en", clean=False, char_span=True)
 
 
-def sentences(text: str, language: str = "en") -> list[str]:
-    """Sentences of normalised text, from pysbd's spans so no character is lost or repeated."""
-    text = normalize(text)
-    if not text:
-        return []
+def _sentences_in(text: str, language: str) -> list[str]:
+    """pysbd's sentences of one normalised window, taken by our own cursor so no character is lost or repeated."""
     spans = _segmenter(language).segment(text)
     out: list[str] = []
     pos = 0
@@ -90,7 +104,41 @@ def sentences(text: str, language: str = "en") -> list[str]:
             pos = end
     if pos < len(text):
         out.append(text[pos:])
-    return [s.strip() for s in out if s.strip()]
+    return [s for s in out if s.strip()]
+
+
+def _windowed(paragraph: str, language: str) -> Iterator[str]:
+    """Sentences of a paragraph of any length in linear time: pysbd runs on bounded windows.
+
+    The last sentence of a window may be cut by the window's end, so it is carried into the next window.
+    When that sentence fills more than half the window it is far longer than any engine limit anyway:
+    it is cut at the window's last space, so each step advances at least half a window.
+    """
+    rest = paragraph
+    while len(rest) > WINDOW:
+        window = rest[:WINDOW]
+        found = _sentences_in(window, language)
+        carried = len(found[-1]) if found else len(window)
+        if carried <= WINDOW // 2:
+            yield from found[:-1]
+            rest = rest[WINDOW - carried :]
+        else:
+            cut = window.rfind(" ", WINDOW // 2)
+            cut = cut if cut > 0 else WINDOW
+            yield from _sentences_in(window[:cut], language)
+            rest = rest[cut:]
+    if rest.strip():
+        yield from _sentences_in(rest, language)
+
+
+def sentences(text: str, language: str = "en") -> list[str]:
+    """Sentences of normalised text; blank lines end a sentence, and long paragraphs are segmented in windows."""
+    out: list[str] = []
+    for paragraph in _PARAGRAPH_RE.split(text):
+        paragraph = normalize(paragraph)
+        if paragraph:
+            out.extend(s.strip() for s in _windowed(paragraph, language))
+    return [s for s in out if s]
 
 
 def _pack(parts: list[str], limit: int, joiner: str) -> list[str]:
