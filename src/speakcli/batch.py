@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import io
@@ -287,8 +286,6 @@ class Manifest:
             merged[r.output or f"#{r.index}"] = asdict(r)
         lines = sorted(merged.values(), key=lambda r: (r.get("index", 0), str(r.get("output"))))
         atomic_write(self.path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines).encode())
-
-
 
 
 # -- running ---------------------------------------------------------------------------------------------
