@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
+import errno
+import fcntl
 import fnmatch
 import hashlib
 import json
 import logging
 import os
 import re
+import resource
+import stat
 import threading
 import time
 from collections import deque
@@ -21,12 +26,16 @@ import numpy as np
 
 from speakcli import dirs
 from speakcli.errors import SpeakError, UsageError
-from speakcli.fsutil import atomic_write
+from speakcli.fsutil import PART_SUFFIX, atomic_write, temp_name
 
 log = logging.getLogger("speakcli")
 
 HEAD_BYTES = 256  # the start of a file we remember, to notice it was rewritten in place
-READ_BLOCK = 1 << 20
+READ_BLOCK = 64 * 1024  # read this much at a time, so a huge append never sits in memory whole
+MAX_LINE_BYTES = 1 << 20  # a longer line is handed out in parts, so one endless line cannot fill memory
+POLL_LINES = 256  # most lines one poll hands out; the rest wait in the file, read when the queue has room
+WARN_EVERY = 60.0  # seconds between two warnings about the same condition
+RESERVED_FDS = 32  # descriptors left for the daemon's own files (state, events, output, audio) in folder mode
 Overflow = Literal["block", "drop-oldest", "drop-newest"]
 
 
@@ -37,6 +46,8 @@ class RawLine:
     start: int
     end: int
     inode: tuple[int, int]
+    head: bytes = b""  # the file's first bytes up to `end` (at most HEAD_BYTES): its fingerprint for a restart
+    part: int = 0  # > 0: a later part of a line longer than MAX_LINE_BYTES
 
 
 @dataclass
@@ -52,6 +63,11 @@ class Line:
     read_at: float  # time.monotonic()
     read_wall: float
     skip: str | None = None
+    head: bytes = b""  # see RawLine.head
+
+
+def fingerprint(head: bytes) -> str:
+    return hashlib.sha256(head).hexdigest()
 
 
 def check_encoding(name: str) -> str:
@@ -65,8 +81,67 @@ def check_encoding(name: str) -> str:
     return info.name
 
 
+class Warnings:
+    """Logs a warning once per condition, then at most every WARN_EVERY s: a warning must never feed itself."""
+
+    def __init__(self, every: float = WARN_EVERY) -> None:
+        self.every = every
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def warn(self, key: str, message: str, *args: Any) -> None:
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self.every:
+                return
+            self._last[key] = now
+        log.warning(message, *args)
+
+    def clear(self, key: str) -> None:
+        """The condition is over: warn again at once if it comes back."""
+        with self._lock:
+            self._last.pop(key, None)
+
+
+class OpenFiles:
+    """How many followed files may be held open at once: the open-file limit less what the daemon needs itself."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        if limit is None:
+            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            soft = 1 << 20 if soft == resource.RLIM_INFINITY else soft
+            try:
+                in_use = len(os.listdir("/proc/self/fd"))
+            except OSError:
+                in_use = 64
+            limit = soft - in_use - RESERVED_FDS
+        self.limit = max(1, limit)
+        self.held = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self.held >= self.limit:
+                return False
+            self.held += 1
+            return True
+
+    def give(self) -> None:
+        with self._lock:
+            self.held -= 1
+
+
+_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFDIR: "a folder", stat.S_IFCHR: "a device", stat.S_IFBLK: "a device"}
+
+
 class Follower:
-    """Follows one path like `tail -F`: partial lines wait, truncation and rotation are handled, offsets tracked."""
+    """Follows one path like `tail -F`: partial lines wait, truncation and rotation are handled, offsets tracked.
+
+    Only regular files are followed: anything else at the path (a FIFO, a device, a folder) is waited out like
+    a missing file. Reads go a block at a time and a poll hands out at most `limit` lines, so memory stays
+    bounded whatever is appended.
+    """
 
     def __init__(
         self,
@@ -75,21 +150,27 @@ class Follower:
         from_start: bool = False,
         resume: dict[str, Any] | None = None,
         flush_partial: float | None = None,
+        warnings: Warnings | None = None,
+        open_files: OpenFiles | None = None,
     ) -> None:
         self.path = path
         self.encoding = encoding
         self.from_start = from_start
         self.resume = resume
         self.flush_partial = flush_partial
+        self.warnings = warnings or Warnings()
+        self.open_files = open_files
         self._fh: Any = None
         self.inode: tuple[int, int] | None = None
         self.offset = 0  # end of the last complete line handed out
         self._read_pos = 0  # bytes read into the buffer
-        self._buf = b""
+        self._buf = bytearray()
+        self._part = 0  # parts of the current over-long line handed out so far
         self._head = b""
         self._last_growth = time.monotonic()
         self._opened_before = False
         self._was_missing = False
+        self.more = False  # the last poll stopped at its limit: poll again without waiting
 
     # -- opening ------------------------------------------------------------------------------------
 
@@ -97,8 +178,15 @@ class Follower:
         if self._opened_before or self._was_missing:
             return 0  # a new file after rotation, or one created after we started: all of it is new
         if self.resume is not None:
-            if tuple(self.resume.get("inode", ())) == inode and size >= int(self.resume.get("offset", 0)):
-                return int(self.resume["offset"])
+            offset = int(self.resume["offset"])
+            if tuple(self.resume["inode"]) == inode and size >= offset:
+                head = self.resume.get("head")
+                if head is None:  # a state file from before fingerprints
+                    return offset
+                fh.seek(0)
+                if fingerprint(fh.read(int(self.resume["head_len"]))) == head:
+                    return offset
+                log.warning("%s was truncated or rewritten while stopped; reading it from the start", self.path)
             return 0  # rotated or replaced while we were away: the file at the path is new
         if self.from_start or size == 0:
             return 0
@@ -113,20 +201,45 @@ class Follower:
         return 0 if back == size else size
 
     def _open(self) -> bool:
+        key = f"open {self.path}"
+        if self.open_files is not None and not self.open_files.take():
+            self.warnings.warn(
+                "open-file limit",
+                "more files to follow than the open-file limit allows (%d held open); raise it (ulimit -n) "
+                "or watch fewer files: the others wait",
+                self.open_files.held,
+            )
+            return False
         try:
-            fh = self.path.open("rb")
-        except (FileNotFoundError, NotADirectoryError):
-            self._was_missing = True
-            return False
+            # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below anyway.
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
-            log.warning("cannot open %s: %s", self.path, exc)
+            if self.open_files is not None:
+                self.open_files.give()
+            if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+                self._was_missing = True
+            elif exc.errno in (errno.EMFILE, errno.ENFILE):
+                self.warnings.warn("open-file limit", "cannot open %s: %s; raise ulimit -n", self.path, exc.strerror)
+            else:
+                self.warnings.warn(key, "cannot open %s: %s; waiting for it", self.path, exc.strerror)
             return False
-        st = os.fstat(fh.fileno())
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            if self.open_files is not None:
+                self.open_files.give()
+            kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
+            self.warnings.warn(key, "%s is %s; only regular files are followed: waiting for one", self.path, kind)
+            self._was_missing = True  # a regular file that appears later is new: read it whole
+            return False
+        self.warnings.clear(key)
+        fh = os.fdopen(fd, "rb")
         inode = (st.st_dev, st.st_ino)
         start = self._start_offset(fh, st.st_size, inode)
         self._fh, self.inode = fh, inode
         self.offset = self._read_pos = start
-        self._buf = b""
+        self._buf = bytearray()
+        self._part = 0
         fh.seek(0)
         self._head = fh.read(min(start, HEAD_BYTES))
         self._opened_before = True
@@ -141,45 +254,75 @@ class Follower:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+            if self.open_files is not None:
+                self.open_files.give()
 
     # -- reading ------------------------------------------------------------------------------------
 
-    def _decode(self, raw: bytes, start: int) -> str:
+    def _decode(self, raw: bytes, start: int, whole: bool) -> str:
         text = raw.decode(self.encoding, errors="replace")
         if start == 0 and text.startswith("\ufeff"):
             text = text[1:]
-        return text[:-1] if text.endswith("\r") else text
+        return text[:-1] if whole and text.endswith("\r") else text
 
-    def _emit(self, out: list[RawLine], raw: bytes, consumed: int) -> None:
+    def _emit(self, out: list[RawLine], raw: bytes, consumed: int, whole: bool = True) -> None:
         start = self.offset
         self.offset += consumed
         assert self.inode is not None
-        out.append(RawLine(self._decode(raw, start), self.path, start, self.offset, self.inode))
         if len(self._head) < HEAD_BYTES and self.offset > len(self._head):
             pos = self._fh.tell()
             self._fh.seek(0)
             self._head = self._fh.read(min(self.offset, HEAD_BYTES))
             self._fh.seek(pos)
+        text = self._decode(raw, start, whole)
+        out.append(RawLine(text, self.path, start, self.offset, self.inode, self._head, self._part))
+        self._part = 0 if whole else self._part + 1
 
-    def _read_available(self, out: list[RawLine], now: float) -> None:
-        self._fh.seek(self._read_pos)
-        while True:
+    def _long_cut(self) -> int:
+        """Where to cut a line longer than MAX_LINE_BYTES: after a space, else not inside a UTF-8 character."""
+        window = self._buf[:MAX_LINE_BYTES]
+        space = window.rfind(b" ")
+        if space >= MAX_LINE_BYTES // 2:
+            return space + 1
+        cut = MAX_LINE_BYTES
+        if self.encoding == "utf-8":
+            while cut > 1 and self._buf[cut] & 0xC0 == 0x80:
+                cut -= 1
+        return cut
+
+    def _take_lines(self, out: list[RawLine], limit: int) -> None:
+        pos = 0
+        while len(out) < limit:
+            cut = self._buf.find(b"\n", pos)
+            if cut >= 0:
+                self._emit(out, bytes(self._buf[pos:cut]), cut + 1 - pos)
+                pos = cut + 1
+                continue
+            if len(self._buf) - pos <= MAX_LINE_BYTES:
+                break
+            del self._buf[:pos]
+            pos = self._long_cut()
+            self._emit(out, bytes(self._buf[:pos]), pos, whole=False)
+        del self._buf[:pos]
+
+    def _read_available(self, out: list[RawLine], now: float, limit: int) -> None:
+        self._take_lines(out, limit)
+        while len(out) < limit:
+            self._fh.seek(self._read_pos)
             data = self._fh.read(READ_BLOCK)
             if not data:
-                break
+                self.more = False
+                return
             self._read_pos += len(data)
             self._buf += data
             self._last_growth = now
-            while True:
-                cut = self._buf.find(b"\n")
-                if cut < 0:
-                    break
-                raw, self._buf = self._buf[:cut], self._buf[cut + 1 :]
-                self._emit(out, raw, cut + 1)
+            self._take_lines(out, limit)
+        self.more = True
 
     def _flush(self, out: list[RawLine]) -> None:
         if self._buf:
-            raw, self._buf = self._buf, b""
+            raw = bytes(self._buf)
+            self._buf = bytearray()
             self._emit(out, raw, len(raw))
 
     def _rewritten(self) -> bool:
@@ -191,30 +334,35 @@ class Follower:
             return bool(self._fh.read(len(self._head)) != self._head)
         return False
 
-    def poll(self, now: float | None = None) -> list[RawLine]:
-        """Every complete line added since the last poll, in file order."""
+    def poll(self, now: float | None = None, limit: int = POLL_LINES) -> list[RawLine]:
+        """Complete lines added since the last poll, in file order: at most `limit`; `more` says if some wait."""
         now = time.monotonic() if now is None else now
         out: list[RawLine] = []
+        self.more = False
         if self._fh is None and not self._open():
             return out
         try:
             st = os.stat(self.path)
             current: tuple[int, int] | None = (st.st_dev, st.st_ino)
-        except FileNotFoundError:
+        except OSError:
             current = None
         if current != self.inode:
             # Rotated or deleted: finish the old file through the handle we hold, then switch.
-            self._read_available(out, now)
+            self._read_available(out, now, limit)
+            if self.more:
+                return out
             self._flush(out)
             self.close()
             if current is not None and self._open():
-                self._read_available(out, now)
+                self._read_available(out, now, limit)
             return out
         if self._rewritten():
             log.warning("%s was truncated or rewritten; reading it from the start", self.path)
             self.offset = self._read_pos = 0
-            self._buf = self._head = b""
-        self._read_available(out, now)
+            self._buf = bytearray()
+            self._head = b""
+            self._part = 0
+        self._read_available(out, now, limit)
         if self.flush_partial is not None and self._buf and now - self._last_growth >= self.flush_partial:
             self._flush(out)
         return out
@@ -288,7 +436,12 @@ def default_state_file(target: Path) -> Path:
 
 
 class StateFile:
-    """Per-file offset of the last line fully handled, written atomically (temp file, rename)."""
+    """Per-file offset of the last line fully handled, written atomically (temp file, rename).
+
+    A lock file beside it (flock, released when the process ends, however) keeps a second daemon off the same
+    state; each entry keeps the file's inode and a fingerprint of its first bytes, to notice a file rewritten
+    in place while no daemon ran.
+    """
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -296,19 +449,73 @@ class StateFile:
         self._lock = threading.Lock()
         self._dirty = False
         self._last_write = 0.0
-        if path is not None and path.exists():
+        self._lock_fd: int | None = None
+        if path is None:
+            return
+        self._take_lock(path)
+        remove_own_temps(path)  # left by a daemon killed while writing; no one else writes these names
+        if path.exists():
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
-                self.files = {str(k): dict(v) for k, v in data.get("files", {}).items()}
-            except (OSError, ValueError, AttributeError) as exc:
+            except (OSError, ValueError) as exc:
                 log.warning("state file %s is unreadable (%s); starting without it", path, exc)
+                return
+            files = data.get("files") if isinstance(data, dict) else None
+            if not isinstance(files, dict):
+                log.warning("state file %s has no 'files' table; starting without it", path)
+                return
+            self.files = {str(k): v for k, v in files.items() if _valid_entry(v)}
+            if len(self.files) < len(files):
+                log.warning(
+                    "state file %s: %d malformed entries ignored (those files start afresh)",
+                    path,
+                    len(files) - len(self.files),
+                )
+
+    @property
+    def lock_path(self) -> Path | None:
+        return None if self.path is None else self.path.with_name(self.path.name + ".lock")
+
+    def _take_lock(self, path: Path) -> None:
+        lock_path = path.with_name(path.name + ".lock")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot create the lock file {lock_path} ({exc.strerror}); pass another --state-file"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip()
+            os.close(fd)
+            raise UsageError(
+                f"another speakcli watch (pid {holder or '?'}) already uses the state file {path}; "
+                "stop it first, or give this one its own --state-file"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        """Release the lock (the lock file stays: removing it would race with a daemon about to take it)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def resume_for(self, path: Path) -> dict[str, Any] | None:
         return self.files.get(str(path.resolve()))
 
     def record(self, line: Line, now: float, force: bool) -> None:
         with self._lock:
-            self.files[str(line.path.resolve())] = {"inode": list(line.inode), "offset": line.end, "seq": line.seq}
+            self.files[str(line.path.resolve())] = {
+                "inode": list(line.inode),
+                "offset": line.end,
+                "seq": line.seq,
+                "head": fingerprint(line.head),
+                "head_len": len(line.head),
+            }
             self._dirty = True
             # Spoken lines are written at once; runs of skipped lines at most 5 times a second.
             if force or now - self._last_write > 0.2:
@@ -331,6 +538,47 @@ class StateFile:
             log.warning("cannot write state file %s: %s", self.path, exc)
 
 
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _valid_entry(entry: Any) -> bool:
+    """Whether a state entry has the shape `record` writes (a hand-edited or foreign file may not)."""
+    if not isinstance(entry, dict):
+        return False
+    inode, offset = entry.get("inode"), entry.get("offset")
+    if not (isinstance(inode, list) and len(inode) == 2 and all(_is_count(i) for i in inode)):
+        return False
+    if not _is_count(offset):
+        return False
+    if "head" in entry:
+        return isinstance(entry["head"], str) and _is_count(entry.get("head_len"))
+    return True
+
+
+def _temp_pattern(path: Path) -> re.Pattern[str]:
+    """The names `atomic_write(path)` gives its temp files (fsutil.temp_name), and no others."""
+    sample = temp_name(path.name)
+    prefix = sample[: -len(".00000000" + PART_SUFFIX)]
+    return re.compile(re.escape(prefix) + r"\.[0-9a-f]{8}" + re.escape(PART_SUFFIX))
+
+
+def remove_own_temps(path: Path) -> int:
+    """Remove the temps `atomic_write(path)` left when killed: only that name's, never other programs' files."""
+    own = _temp_pattern(path)
+    n = 0
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return 0
+    for name in names:
+        if own.fullmatch(name):
+            with contextlib.suppress(OSError):
+                os.unlink(path.parent / name)
+                n += 1
+    return n
+
+
 class EventLog:
     """One JSON object per line per event, to a file or stdout, and to in-process listeners."""
 
@@ -338,6 +586,7 @@ class EventLog:
         self._lock = threading.Lock()
         self._fh: Any = None
         self._own = False
+        self.path: Path | None = None  # the file written, so the daemon never follows or wakes on it
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
         if target == "-":
             import sys
@@ -346,6 +595,7 @@ class EventLog:
         elif target:
             self._fh = open(target, "a", encoding="utf-8")  # noqa: SIM115 - held open for the daemon's life
             self._own = True
+            self.path = Path(target)
 
     def emit(self, event: str, line: Line | None = None, **fields: Any) -> None:
         record: dict[str, Any] = {"event": event, "time": round(time.time(), 6)}
@@ -440,6 +690,16 @@ class WatchDaemon:
         parent = target if self.is_dir else target.parent
         if not parent.is_dir():
             raise UsageError(f"folder {parent} does not exist; create it or watch another file")
+        self.warnings = Warnings()
+        self.open_files = OpenFiles() if self.is_dir else None
+        self._watched: tuple[int, int] | None = None  # the folder the observer watches (dev, inode)
+        # The daemon's own files: never followed, and their writes never wake the producer.
+        own = [self.state.path, self.state.lock_path, self.events.path]
+        self._own = {_absolute(p) for p in own if p is not None}
+        self._own_dirs = {_absolute(options.output_dir)} if options.output_dir is not None else set()
+        self._line_skip: dict[Path, str | None] = {}  # why the line whose later parts are still coming is skipped
+        if self.events.path is not None:
+            remove_own_temps(self.events.path)
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -476,15 +736,44 @@ class WatchDaemon:
         from watchdog.events import FileSystemEventHandler
         from watchdog.observers import Observer
 
-        wake = self._wake
+        wake, concerns_us = self._wake, self._concerns_us
 
         class Poke(FileSystemEventHandler):
             def on_any_event(self, event: Any) -> None:
-                wake.set()  # handlers only signal; the producer thread does the reading
+                # Handlers only signal; the producer thread does the reading.
+                if concerns_us(event.src_path) or (event.dest_path and concerns_us(event.dest_path)):
+                    wake.set()
 
         self._observer = Observer()
-        self._observer.schedule(Poke(), str(self.target if self.is_dir else self.target.parent), recursive=False)
+        self._poke = Poke()
+        self._watch_folder()
         self._observer.start()
+
+    def _watch_folder(self) -> None:
+        """(Re)point the observer at the folder: one deleted and made again is a new folder to the kernel."""
+        folder = self.target if self.is_dir else self.target.parent
+        try:
+            st = os.stat(folder)
+        except OSError:
+            return  # gone: polling notices when it is back
+        if (st.st_dev, st.st_ino) == self._watched:
+            return
+        self._observer.unschedule_all()
+        try:
+            self._observer.schedule(self._poke, str(folder), recursive=False)
+        except OSError as exc:  # e.g. out of inotify watches: polling still works
+            self.warnings.warn("observer", "cannot watch %s for changes (%s); polling instead", folder, exc)
+            return
+        self._watched = (st.st_dev, st.st_ino)
+
+    def _concerns_us(self, path: str | bytes) -> bool:
+        """Whether a change to `path` may mean new lines: a followed path, never the daemon's own writes."""
+        p = _absolute(Path(os.fsdecode(path)))
+        if p in self._own or p.parent in self._own_dirs or any(_is_temp_of(p, own) for own in self._own):
+            return False
+        if self.is_dir:
+            return p.parent == _absolute(self.target) and fnmatch.fnmatch(p.name, self.opts.pattern)
+        return p == _absolute(self.target)
 
     def wait_polls(self, n: int, timeout: float = 10.0) -> bool:
         """Wait until the producer has made `n` more passes over the files (a poke each, so no waiting out the poll)."""
@@ -523,6 +812,7 @@ class WatchDaemon:
         for follower in self._followers.values():
             follower.close()
         self.state.flush()
+        self.state.close()
         self.events.emit(
             "stopped",
             spoken=self.stats.spoken,
@@ -539,33 +829,60 @@ class WatchDaemon:
     # -- producer ----------------------------------------------------------------------------------
 
     def _discover(self, initial: bool = False) -> None:
-        paths = (
-            [self.target]
-            if not self.is_dir
-            else sorted(p for p in self.target.iterdir() if p.is_file() and fnmatch.fnmatch(p.name, self.opts.pattern))
-        )
+        if self.is_dir:
+            try:
+                entries = sorted(self.target.iterdir())
+            except OSError as exc:
+                self.warnings.warn("folder", "cannot list %s (%s); waiting for it", self.target, exc.strerror)
+                return
+            self.warnings.clear("folder")
+            paths = [
+                p
+                for p in entries
+                if fnmatch.fnmatch(p.name, self.opts.pattern) and _absolute(p) not in self._own and _is_file(p)
+            ]
+        else:
+            paths = [self.target]
         for path in paths:
             if path not in self._followers:
                 resume = self.state.resume_for(path)
                 # In a folder, a file that appears after start is all new; files there at start follow --from-start.
                 from_start = self.opts.from_start or (self.is_dir and not initial)
-                follower = Follower(path, self.opts.encoding, from_start, resume, self.opts.flush_partial)
+                follower = Follower(
+                    path,
+                    self.opts.encoding,
+                    from_start,
+                    resume,
+                    self.opts.flush_partial,
+                    self.warnings,
+                    self.open_files,
+                )
                 if initial:
                     follower.open_now()  # fix "the end" now, so lines written before the first poll count
                 self._followers[path] = follower
 
     def _produce(self) -> None:
-        while not self.stop_event.is_set():
+        stop = self.stop_event
+        while not stop.is_set():
             self._wake.wait(self.opts.poll_interval)
             self._wake.clear()
-            if self.stop_event.is_set():
+            if stop.is_set():
                 break
+            if self._observer is not None:
+                self._watch_folder()
             if self.is_dir:
                 self._discover()
-            for follower in list(self._followers.values()):
-                for raw in follower.poll():
-                    for line in self._lines(raw):
-                        self._enqueue(line)
+            more = True
+            # A poll hands out a bounded number of lines and the queue blocks when full: memory stays bounded.
+            while more and not stop.is_set():
+                more = False
+                for follower in list(self._followers.values()):
+                    for raw in follower.poll():
+                        for line in self._lines(raw):
+                            if stop.is_set():
+                                break  # not enqueued, not recorded: read again after a restart
+                            self._enqueue(line)
+                    more = more or follower.more
             with self.polled:
                 self.polls += 1
                 self.polled.notify_all()
@@ -575,12 +892,18 @@ class WatchDaemon:
         now, wall = time.monotonic(), time.time()
         text = raw.text.strip()
         skip = None
-        if not text:
+        if raw.part > 0:  # a later part of an over-long line: skipped if the line is, cut off if truncating
+            skip = self._line_skip.get(raw.path) or ("truncated" if self.opts.long_lines == "truncate" else None)
+            if skip is None and not text:
+                skip = "empty"
+        elif not text:
             skip = "empty"
         elif any(text.startswith(p) for p in self.opts.ignore_prefixes):
             skip = "ignored prefix"
         elif self._skip_re is not None and self._skip_re.search(text):
             skip = "skip regex"
+        if raw.part == 0:
+            self._line_skip[raw.path] = None if skip == "empty" else skip
         pieces = [text]
         if skip is None and len(text) > self.opts.max_chars:
             if self.opts.long_lines == "truncate":
@@ -594,9 +917,8 @@ class WatchDaemon:
             self._seq += 1
             last = i == len(pieces) - 1
             # Only the last piece carries the line's end offset: a restart mid-line repeats the line, never skips it.
-            out.append(
-                Line(self._seq, piece, raw.path, raw.start, raw.end if last else raw.start, raw.inode, now, wall, skip)
-            )
+            end = raw.end if last else raw.start
+            out.append(Line(self._seq, piece, raw.path, raw.start, end, raw.inode, now, wall, skip, raw.head))
         return out
 
     def _enqueue(self, line: Line) -> None:
@@ -723,6 +1045,22 @@ class WatchDaemon:
                 first_audio_time=round(line.read_wall + (started - line.read_at), 6) if started else None,
             )
         self.stats.spoken += 1
+
+
+def _absolute(path: Path) -> Path:
+    """An absolute path without resolving symlinks (a followed symlink is its own path)."""
+    return Path(os.path.abspath(path))
+
+
+def _is_temp_of(path: Path, own: Path) -> bool:
+    return path.parent == own.parent and bool(_temp_pattern(own).fullmatch(path.name))
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _round(value: float | None) -> float | None:
