@@ -17,7 +17,7 @@ import stat
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -888,7 +888,7 @@ class WatchDaemon:
                 self.polled.notify_all()
         self.queue.close()
 
-    def _lines(self, raw: RawLine) -> list[Line]:
+    def _lines(self, raw: RawLine) -> Iterator[Line]:
         now, wall = time.monotonic(), time.time()
         text = raw.text.strip()
         skip = None
@@ -904,22 +904,30 @@ class WatchDaemon:
             skip = "skip regex"
         if raw.part == 0:
             self._line_skip[raw.path] = None if skip == "empty" else skip
-        pieces = [text]
-        if skip is None and len(text) > self.opts.max_chars:
-            if self.opts.long_lines == "truncate":
-                pieces = [text[: self.opts.max_chars]]
-            else:
-                from speakcli.text import split_text
+        # Lazily: a 1 MB line is a long job for the sentence splitter, and a stop must not wait for all of it.
+        pieces = self._pieces(text) if skip is None else iter([text])
+        held = next(pieces, text)
+        for piece in pieces:
+            yield self._line(raw, held, raw.start, skip, now, wall)
+            held = piece
+        # Only the last piece carries the line's end offset: a restart mid-line repeats the line, never skips it.
+        yield self._line(raw, held, raw.end, skip, now, wall)
 
-                pieces = split_text(text, "en", self.opts.max_chars)
-        out = []
-        for i, piece in enumerate(pieces):
-            self._seq += 1
-            last = i == len(pieces) - 1
-            # Only the last piece carries the line's end offset: a restart mid-line repeats the line, never skips it.
-            end = raw.end if last else raw.start
-            out.append(Line(self._seq, piece, raw.path, raw.start, end, raw.inode, now, wall, skip, raw.head))
-        return out
+    def _line(self, raw: RawLine, text: str, end: int, skip: str | None, now: float, wall: float) -> Line:
+        self._seq += 1
+        return Line(self._seq, text, raw.path, raw.start, end, raw.inode, now, wall, skip, raw.head)
+
+    def _pieces(self, text: str) -> Iterator[str]:
+        limit = self.opts.max_chars
+        if len(text) <= limit:
+            yield text
+        elif self.opts.long_lines == "truncate":
+            yield text[:limit]
+        else:
+            from speakcli.text import split_text
+
+            for window in _windows(text, max(4096, 8 * limit)):
+                yield from split_text(window, "en", limit)
 
     def _enqueue(self, line: Line) -> None:
         self.stats.read += 1
@@ -1045,6 +1053,20 @@ class WatchDaemon:
                 first_audio_time=round(line.read_wall + (started - line.read_at), 6) if started else None,
             )
         self.stats.spoken += 1
+
+
+def _windows(text: str, size: int) -> Iterator[str]:
+    """`text` in runs of at most `size` characters, cut after a sentence's end where there is one, else at a space."""
+    pos = 0
+    while len(text) - pos > size:
+        window = text[pos : pos + size]
+        cut = max(window.rfind(". "), window.rfind("! "), window.rfind("? "))
+        if cut < size // 2:
+            cut = window.rfind(" ")
+        cut = cut + 1 if cut > 0 else size
+        yield text[pos : pos + cut]
+        pos += cut
+    yield text[pos:]
 
 
 def _absolute(path: Path) -> Path:
