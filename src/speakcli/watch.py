@@ -736,12 +736,15 @@ class WatchDaemon:
         from watchdog.events import FileSystemEventHandler
         from watchdog.observers import Observer
 
-        wake, concerns_us = self._wake, self._concerns_us
+        wake, concerns_us, folder_gone = self._wake, self._concerns_us, self._folder_gone
+        folder = _absolute(self.target if self.is_dir else self.target.parent)
 
         class Poke(FileSystemEventHandler):
             def on_any_event(self, event: Any) -> None:
                 # Handlers only signal; the producer thread does the reading.
-                if concerns_us(event.src_path) or (event.dest_path and concerns_us(event.dest_path)):
+                if event.event_type in ("deleted", "moved") and _absolute(Path(os.fsdecode(event.src_path))) == folder:
+                    folder_gone()
+                elif concerns_us(event.src_path) or (event.dest_path and concerns_us(event.dest_path)):
                     wake.set()
 
         self._observer = Observer()
@@ -755,7 +758,8 @@ class WatchDaemon:
         try:
             st = os.stat(folder)
         except OSError:
-            return  # gone: polling notices when it is back
+            self._watched = None  # gone: a later pass watches it again once it is back
+            return
         if (st.st_dev, st.st_ino) == self._watched:
             return
         self._observer.unschedule_all()
@@ -765,6 +769,11 @@ class WatchDaemon:
             self.warnings.warn("observer", "cannot watch %s for changes (%s); polling instead", folder, exc)
             return
         self._watched = (st.st_dev, st.st_ino)
+
+    def _folder_gone(self) -> None:
+        # Its watch died with it, and a folder made again may reuse the inode number: watch anew.
+        self._watched = None
+        self._wake.set()
 
     def _concerns_us(self, path: str | bytes) -> bool:
         """Whether a change to `path` may mean new lines: a followed path, never the daemon's own writes."""
