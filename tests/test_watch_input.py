@@ -292,6 +292,7 @@ def test_a_one_megabyte_line_is_spoken_in_pieces_and_stop_is_prompt(tmp_path: Pa
     words = " ".join(f"word{i}." for i in range(150_000))  # about 1.2 MB
     with Harness(path, max_queue=10) as h:
         append(path, words + "\n")
+        h.wait(lambda: bool(h.of("read")), timeout=5)  # the first piece comes before the whole line is split
         h.wait_spoken(20, timeout=20)
         started = time.monotonic()
         h.daemon.stop()
