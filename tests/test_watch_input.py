@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from speakcli.errors import ExitStatus, UsageError
+from speakcli.fsutil import atomic_write
 from speakcli.watch import POLL_LINES, READ_BLOCK, EventLog, Follower, Line, StateFile, WatchDaemon, WatchOptions
 from test_watch import FakeEngine, Harness, _events, _wait_events, _watch_proc, append
 
@@ -48,10 +49,13 @@ class Warned(logging.Handler):
         logging.getLogger("speakcli").removeHandler(self)
 
 
-def _polls_stay(daemon: WatchDaemon, seconds: float) -> bool:
-    """Whether the producer makes no pass for `seconds` (a negative: waiting out the window is the test)."""
+def _polls_stay(daemon: WatchDaemon, seconds: float, since: int | None = None) -> bool:
+    """Whether the producer makes no pass (after pass number `since`, default now) within `seconds`.
+
+    A negative: waiting out the window is the test.
+    """
     with daemon.polled:
-        start = daemon.polls
+        start = daemon.polls if since is None else since
         return not daemon.polled.wait_for(lambda: daemon.polls != start, timeout=seconds)
 
 
@@ -172,12 +176,14 @@ def test_a_warning_logged_into_the_watched_folder_does_not_loop(tmp_path: Path) 
         log_file.close()
 
 
-def test_the_daemons_own_writes_in_the_watched_folder_never_wake_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("output", ["out", "."])
+def test_the_daemons_own_writes_in_the_watched_folder_never_wake_it(tmp_path: Path, output: str) -> None:
     folder = tmp_path / "chats"
     folder.mkdir()
     (folder / "a.txt").write_text("")
+    out = folder / output
     options = WatchOptions(
-        poll_interval=30, pause=0.0, pattern="*", state_file=folder / "state.json", output_dir=folder / "out"
+        poll_interval=30, pause=0.0, pattern="*.txt", state_file=folder / "state.txt", output_dir=out
     )
     events = EventLog(str(folder / "events.txt"))
     daemon = WatchDaemon(folder, lambda text: None, 1000, options, events=events)
@@ -186,12 +192,16 @@ def test_the_daemons_own_writes_in_the_watched_folder_never_wake_it(tmp_path: Pa
         assert daemon.wait_polls(1)
         assert _polls_stay(daemon, 0.5)  # quiet before the test's own writes
         line = Line(1, "x", folder / "a.txt", 0, 2, (0, 0), 0.0, 0.0)
+        before = daemon.polls
         for _ in range(5):
-            daemon.state.record(line, 0.0, force=True)  # state.json through a temp and a rename
+            daemon.state.record(line, 0.0, force=True)  # state.txt through a temp and a rename
             events.emit("note")  # events.txt: matches the pattern, yet is never followed
-            (folder / "out" / "000001-x.wav").write_bytes(b"RIFF")
-        assert _polls_stay(daemon, 1.5)
+            atomic_write(out / "000001-x.wav", b"RIFF")
+        assert _polls_stay(daemon, 1.5, since=before)
         assert sorted(p.name for p in daemon._followers) == ["a.txt"]
+        append(folder / "a.txt", "a line\n")  # and a followed file still wakes it, even with output beside it
+        with daemon.polled:
+            assert daemon.polled.wait_for(lambda: daemon.stats.read == 1, timeout=10)
     finally:
         daemon.stop()
         assert daemon.join(10)
@@ -245,7 +255,8 @@ def test_stop_during_a_burst_reads_no_further(tmp_path: Path) -> None:
         h.daemon.stop()
         engine.gate.set()
         assert h.daemon.join(10)
-    assert len(h.of("read")) <= 5 + 3  # the queue's five, two taken by the consumer, the one being put
+    # The queue's five, three taken by the consumer (two synthesizing, one waiting for a slot), the one being put.
+    assert len(h.of("read")) <= 5 + 3 + 1
 
 
 def test_peak_memory_is_bounded_by_the_queue_not_the_append(tmp_path: Path) -> None:

@@ -696,7 +696,9 @@ class WatchDaemon:
         # The daemon's own files: never followed, and their writes never wake the producer.
         own = [self.state.path, self.state.lock_path, self.events.path]
         self._own = {_absolute(p) for p in own if p is not None}
-        self._own_dirs = {_absolute(options.output_dir)} if options.output_dir is not None else set()
+        # An output folder of its own is the daemon's; one shared with the watched files only holds its temps.
+        out = _absolute(options.output_dir) if options.output_dir is not None else None
+        self._own_dirs = {out} if out is not None and out != _absolute(parent) else set()
         self._line_skip: dict[Path, str | None] = {}  # why the line whose later parts are still coming is skipped
         if self.events.path is not None:
             remove_own_temps(self.events.path)
