@@ -883,21 +883,24 @@ class WatchDaemon:
                 self._watch_folder()
             if self.is_dir:
                 self._discover()
-            more = True
             # A poll hands out a bounded number of lines and the queue blocks when full: memory stays bounded.
-            while more and not stop.is_set():
-                more = False
-                for follower in list(self._followers.values()):
-                    for raw in follower.poll():
-                        for line in self._lines(raw):
-                            if stop.is_set():
-                                break  # not enqueued, not recorded: read again after a restart
-                            self._enqueue(line)
-                    more = more or follower.more
+            while self._read_round():
+                pass
             with self.polled:
                 self.polls += 1
                 self.polled.notify_all()
         self.queue.close()
+
+    def _read_round(self) -> bool:
+        """One poll of every file, its lines queued; whether some file has more waiting."""
+        more = False
+        for follower in list(self._followers.values()):
+            for line in (line for raw in follower.poll() for line in self._lines(raw)):
+                if self.stop_event.is_set():
+                    return False  # the rest is not queued, nor recorded: read again after a restart
+                self._enqueue(line)
+            more = more or follower.more
+        return more and not self.stop_event.is_set()
 
     def _lines(self, raw: RawLine) -> Iterator[Line]:
         now, wall = time.monotonic(), time.time()
