@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,16 @@ import pytest
 import soundfile as sf
 
 from helpers import run_cli
-from speakcli.batch import DEFAULT_TEMPLATE, Item, plan_outputs, read_items, safe_name, text_hash
+from speakcli.batch import (
+    DEFAULT_TEMPLATE,
+    BatchRun,
+    Item,
+    Result,
+    plan_outputs,
+    read_items,
+    safe_name,
+    text_hash,
+)
 from speakcli.errors import ExitStatus, UsageError
 
 
@@ -155,6 +165,32 @@ def test_key_follows_the_content_and_the_settings(tmp_path: Path) -> None:
 
     keys = [key(), key("Hi!"), key(voice="ann"), key(extra=["joe", "de", 1.0])]
     assert len(set(keys)) == 4 and key() == keys[0]
+
+
+def test_a_stopped_run_keeps_the_records_of_items_it_did_not_reach(tmp_path: Path) -> None:
+    # BatchRun with a plain function as its engine: real files and manifest, no model needed.
+    def synthesize(item: Item) -> tuple[np.ndarray, float]:
+        return np.full(100 + len(item.text), 0.1, np.float32), 0.5
+
+    def run(texts: list[str], stop_after: int | None = None) -> tuple[list[dict], dict]:
+        items = [Item(i, f"b:{i}", t) for i, t in enumerate(texts, 1)]
+        plan_outputs(items, tmp_path, DEFAULT_TEMPLATE, ".wav", "engine")
+        made: list[Result] = []
+        stop = (lambda: len(made) >= stop_after) if stop_after is not None else (lambda: False)
+        _, summary = BatchRun(items, tmp_path, 8000, synthesize, on_result=made.append, stop=stop).run()
+        return _manifest(tmp_path), asdict(summary)
+
+    texts = ["One.", "Two.", "Three.", "Four."]
+    first, _ = run(texts)
+    records, summary = run(["Zero.", *texts], stop_after=1)  # Ctrl-C after the new first item
+    assert summary["interrupted"] and summary["ok"] == 1
+    assert [(r["index"], r["text"], r["status"]) for r in records] == [
+        (1, "Zero.", "ok"),
+        *((i, t, "ok") for i, t in enumerate(texts, 2)),
+    ]
+    assert [r["synthesis_seconds"] for r in records[1:]] == [r["synthesis_seconds"] for r in first] == [0.5] * 4
+    _, summary = run(["Zero.", *texts])
+    assert (summary["ok"], summary["already_done"]) == (0, 5)
 
 
 # --- the CLI with the Piper voice ------------------------------------------------------------------
