@@ -390,6 +390,36 @@ def test_ctrl_c_stops_after_the_current_item(tmp_path: Path) -> None:
     assert len(list(out.glob("*.wav"))) == len(records)
 
 
+@pytest.mark.slow
+def test_ctrl_c_twice_quits_now_with_a_summary(tmp_path: Path) -> None:
+    src = tmp_path / "lines.txt"
+    long_line = "This sentence is one of many in a very long line, to keep the engine busy for a while. " * 8
+    src.write_text("Start.\n" + "".join(f"{i}. {long_line}\n" for i in range(50)))
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "speakcli", "batch", str(src), "-o", str(out), "--engine", "piper"],
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 60
+    while not (out / "manifest.jsonl").exists() or not (out / "manifest.jsonl").read_text():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    lines = [proc.stderr.readline()]  # the handler has run once it says so; then the second press counts
+    while b"stopping after the current item" not in lines[-1]:
+        lines.append(proc.stderr.readline())
+        assert lines[-1], lines
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == ExitStatus.INTERRUPTED
+    assert b"(interrupted)" in err and b"Traceback" not in err
+    records = _manifest(out)
+    assert 1 <= len(records) < 50 and all(r["status"] == "ok" for r in records)
+    assert sorted(p.name for p in out.glob("*.wav")) == sorted(r["output"] for r in records)
+    assert not list(out.glob(".*.part"))
+
+
 def test_usage_errors(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
     for args, code, message in [
