@@ -427,9 +427,12 @@ def test_usage_errors(tmp_path: Path) -> None:
         (["batch", "-", "-o", str(tmp_path / "f")], ExitStatus.OUTPUT, b"is a file"),
         (["batch", "-", "-o", "o", "--split", "word"], ExitStatus.USAGE, b"--split"),
         (["batch", "-", "-o", "o", "--name-template", "{nope}"], ExitStatus.USAGE, b"--name-template"),
+        (["batch", "-", "-o", "o", "--voice", "anna"], ExitStatus.VOICE, b"voice 'anna' needs --engine xtts"),
+        (["batch", "-", "-o", "o", "-l", "de"], ExitStatus.USAGE, b"'de' is not supported by the piper engine"),
     ]:
         result = run_cli(*args, "--engine", "piper", input=b"hello\n")
         assert result.returncode == code and message in result.stderr, (args, result.stderr)
+        assert len(result.stderr.splitlines()) <= 2 and not (tmp_path / "o").exists()  # nothing was made
 
 
 @pytest.mark.slow
