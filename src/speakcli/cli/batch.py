@@ -91,6 +91,12 @@ def batch(
         raise UsageError("the input has no items to speak")
     speaker = Speaker.from_settings(settings)
     announce(speaker, quiet or as_json)
+    todo = [item for item in items if item.error is None and item.skip is None]
+    # A bad --voice or --language is the whole run's problem: say so now (exit 3 or 2), not once per item.
+    if any(item.voice is None for item in todo):
+        speaker.voice(None)
+    if any(item.language is None for item in todo):
+        speaker.options(stream=False)
     engine_id = f"{speaker.spec.name}:{speaker.spec.model_dir}"
     voices: dict[str | None, Any] = {}
 
