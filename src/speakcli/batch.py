@@ -440,6 +440,10 @@ class BatchRun:
                     summary.failed += 1
                     summary.failures.append({"index": item.index, "source": item.source, "error": result.error})
                 self.on_result(result)
+        except KeyboardInterrupt:
+            # Ctrl-C twice: the item in progress is dropped (its file is written whole or not at all); what is
+            # done is kept, and the summary still comes.
+            summary.interrupted = True
         finally:
             summary.removed = manifest.close(self.items, results)
             summary.wall_seconds = time.monotonic() - started
