@@ -193,6 +193,23 @@ def test_a_stopped_run_keeps_the_records_of_items_it_did_not_reach(tmp_path: Pat
     assert (summary["ok"], summary["already_done"]) == (0, 5)
 
 
+def test_files_listed_by_an_older_manifest_are_kept_as_removed(tmp_path: Path) -> None:
+    # Before content keys, a file kept by a resume was listed as "skipped" under its index-based name.
+    (tmp_path / "0001-old.wav").write_bytes(b"x" * 10)
+    old = {"index": 1, "output": "0001-old.wav", "status": "skipped", "bytes": 10, "text": "Old.", "key": "k"}
+    gone = {**old, "output": "0002-gone.wav"}  # its file was deleted by the user: not listed any more
+    (tmp_path / "manifest.jsonl").write_text(json.dumps(old) + "\n" + json.dumps(gone) + "\n")
+    items = [Item(1, "b:1", "New.")]
+    plan_outputs(items, tmp_path, DEFAULT_TEMPLATE, ".wav", "engine")
+    _, summary = BatchRun(items, tmp_path, 8000, lambda item: (np.zeros(80, np.float32), 0.1)).run()
+    assert summary.removed == 1
+    assert [(r["output"], r["status"], r["index"]) for r in _manifest(tmp_path)] == [
+        (items[0].output, "ok", 1),
+        ("0001-old.wav", "removed", None),
+    ]
+    assert (tmp_path / "0001-old.wav").read_bytes() == b"x" * 10
+
+
 # --- the CLI with the Piper voice ------------------------------------------------------------------
 
 

@@ -389,7 +389,9 @@ class Manifest:
                 records.append({**rec, "index": item.index, "source": item.source, "status": status})
         removed = 0
         for name, rec in previous.items():
-            if name not in planned and rec.get("status") in ("ok", "removed") and (out_dir / name).is_file():
+            # "skipped" with a file: how manifests before content keys listed items kept from an earlier run.
+            made = rec.get("status") in ("ok", "removed") or (rec.get("status") == "skipped" and rec.get("bytes"))
+            if name not in planned and made and (out_dir / name).is_file():
                 records.append({**rec, "index": None, "status": "removed", "kept": False})
                 removed += 1
         records.sort(key=lambda r: (r.get("index") is None, r.get("index") or 0, str(r.get("output"))))
