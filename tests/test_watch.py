@@ -51,6 +51,8 @@ class FakeEngine:
         self.gate.wait(30)
         if "FAIL" in text:
             raise SynthesisError("this line cannot be spoken")
+        if "CRASH" in text:
+            raise RuntimeError("the engine blew up")  # not a SpeakError: what a library raises on bad input
         time.sleep(self.delay)
         self.spoken.append(text)
         yield np.full(max(1, len(text)), 0.1, np.float32)
@@ -62,7 +64,7 @@ class FakeEngine:
 class Harness:
     """A WatchDaemon on a fake engine, recording events; waits use conditions, not sleeps."""
 
-    def __init__(self, target: Path, engine: FakeEngine | None = None, **opts: Any) -> None:
+    def __init__(self, target: Path, engine: FakeEngine | None = None, player: Any = None, **opts: Any) -> None:
         self.engine = engine or FakeEngine()
         self.worker = SynthesisWorker(self.engine)
         self.events: list[dict[str, Any]] = []
@@ -74,7 +76,7 @@ class Harness:
         def speak(text: str) -> Any:
             return self.worker.submit(lambda e: utterance(e, text, None, SynthesisOptions(pause=0)))
 
-        self.daemon = WatchDaemon(target, speak, self.engine.sample_rate, options, events=log)
+        self.daemon = WatchDaemon(target, speak, self.engine.sample_rate, options, player=player, events=log)
 
     def _record(self, event: dict[str, Any]) -> None:
         with self.cv:

@@ -459,6 +459,7 @@ class WatchOptions:
     output_dir: Path | None = None
     state_file: Path | None = None
     use_watchdog: bool = True
+    stop_grace: float = 5.0  # seconds a stop may take to finish the line in progress before its output is cut
 
 
 @dataclass
@@ -477,7 +478,6 @@ class Stats:
 
 
 _CLOSED = object()
-STOP_GRACE = 5.0  # seconds a stopping daemon may take to finish its line before its output is cut
 _NUMBERED = re.compile(r"(\d+)-")
 
 
@@ -505,7 +505,7 @@ class WatchDaemon:
         self.stop_event = threading.Event()
         self.stop_requested_at: float | None = None
         self.finished = threading.Event()
-        self._halt = threading.Event()  # stop now: cut the line in progress (a failed thread, or past STOP_GRACE)
+        self._halt = threading.Event()  # stop now: cut the line in progress (a failed thread, or past stop_grace)
         self._wake = threading.Event()
         self._handoff: queue.Queue[Any] = queue.Queue()  # consumer -> player: (line, job, submitted) or Skips
         self._in_flight = threading.Semaphore(2)  # one line playing, one being synthesized ahead
@@ -604,7 +604,7 @@ class WatchDaemon:
     def stop(self) -> None:
         """Stop reading; finish the line being spoken (with `drain`, everything queued) and exit.
 
-        Without `drain`, a line still being spoken STOP_GRACE seconds later is cut (see `join`); a line cut or
+        Without `drain`, a line still being spoken `stop_grace` seconds later is cut (see `join`); a line cut or
         not yet spoken is not recorded, so it is read again after a restart.
         """
         if self.stop_requested_at is None:
@@ -624,20 +624,15 @@ class WatchDaemon:
         return self._halt.is_set() or (self.stop_event.is_set() and not self.opts.drain)
 
     def join(self, timeout: float | None = None) -> bool:
-        """Wait for the threads (True when all ended); cuts the output of a stop that takes past STOP_GRACE."""
+        """Wait for the threads (True when all ended); cuts the output of a stop that takes past `stop_grace`."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             alive = [t for t in self._threads if t.is_alive()]
             if not alive:
                 break
-            at = self.stop_requested_at
-            if (
-                at is not None
-                and not self.opts.drain
-                and not self._halt.is_set()
-                and time.monotonic() - at > STOP_GRACE
-            ):
-                log.warning("the line in progress did not finish within %.0f s of the stop; cutting it", STOP_GRACE)
+            at, grace = self.stop_requested_at, self.opts.stop_grace
+            if at is not None and not self.opts.drain and not self._halt.is_set() and time.monotonic() - at > grace:
+                log.warning("the line in progress did not finish within %.0f s of the stop; cutting it", grace)
                 self.abort()
             left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
             if left <= 0:

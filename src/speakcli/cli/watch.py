@@ -177,10 +177,8 @@ def _wait(daemon: Any, quiet: bool) -> None:
 
 def _give_up_if_stuck(daemon: Any) -> bool:
     """After a stop, and the output cut, a thread still stuck in the system (a hung disk) is left behind."""
-    from speakcli.watch import STOP_GRACE
-
     at = daemon.stop_requested_at
-    if at is None or daemon.opts.drain or time.monotonic() - at < STOP_GRACE + 5:
+    if at is None or daemon.opts.drain or time.monotonic() - at < daemon.opts.stop_grace + 5:
         return False
     print("speakcli: warning: a watch thread is stuck (a hung disk or device?); exiting without it", file=sys.stderr)
     daemon.give_up()
