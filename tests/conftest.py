@@ -14,6 +14,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from speakcli.engines import xtts_installed
 
+# PulseAudio finds its server through XDG_RUNTIME_DIR/HOME, which the tests isolate: name the sink CI started,
+# before the probe below, so the probe and the tests see the same devices.
+if "PULSE_SERVER" not in os.environ and os.path.exists("/tmp/speakcli-pulse/native"):
+    os.environ["PULSE_SERVER"] = "unix:/tmp/speakcli-pulse/native"
+
 
 def _audio_output_available() -> bool:
     try:
@@ -69,9 +74,6 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HF_HUB_CACHE", str(home / ".cache/huggingface/hub"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("NO_COLOR", "1")
-    # PulseAudio finds its server through XDG_RUNTIME_DIR/HOME; keep the real one reachable for audio tests.
-    if "PULSE_SERVER" not in os.environ and os.path.exists("/tmp/speakcli-pulse/native"):
-        monkeypatch.setenv("PULSE_SERVER", "unix:/tmp/speakcli-pulse/native")
     monkeypatch.chdir(tmp_path)
     return home
 

@@ -28,3 +28,12 @@ def run_cli(
 def read(path: Path) -> tuple[np.ndarray, int]:
     data, rate = sf.read(str(path), dtype="float32")
     return data, int(rate)
+
+
+def portaudio_available() -> bool:
+    """Whether sounddevice can load PortAudio (Debian's libportaudio2); a fresh machine may lack it."""
+    try:
+        import sounddevice  # noqa: F401
+    except OSError:
+        return False
+    return True

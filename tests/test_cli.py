@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from helpers import run_cli
+from helpers import portaudio_available, run_cli
 from speakcli.cli import main
 from speakcli.errors import ExitStatus
+
+AUDIO_DEVICE_MESSAGE = "device" if portaudio_available() else "PortAudio library is missing"
 
 IMPORT_PROBE = """
 import sys
@@ -67,7 +69,10 @@ def test_no_arguments_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]
         (["say", "hi", "--engine", "piper", "--voice", "zed", "-o", "x.wav"], ExitStatus.VOICE, "has one voice"),
         (["say", "hi", "--voice", "no/such.wav", "-o", "x.wav"], ExitStatus.VOICE, "does not exist"),
         (["say", "hi", "--engine", "espeak", "-o", "x.wav"], ExitStatus.USAGE, "engine 'espeak' is unknown"),
-        (["say", "hi", "--output-device", "no-such-device-xyz"], ExitStatus.AUDIO_DEVICE, "device"),
+        (["say", "... !!! ???", "--engine", "piper", "-o", "x.wav"], ExitStatus.USAGE, "nothing to say"),
+        (["say", "hi", "--device", "cpu\n", "-o", "x.wav"], ExitStatus.USAGE, "is not valid"),
+        # Without PortAudio (a fresh machine) the same mistake is reported as the missing library, same code.
+        (["say", "hi", "--output-device", "no-such-device-xyz"], ExitStatus.AUDIO_DEVICE, AUDIO_DEVICE_MESSAGE),
     ],
 )
 def test_bad_input_is_one_line_with_its_exit_code(
@@ -157,3 +162,101 @@ def test_help_names_the_env_vars(capsys: pytest.CaptureFixture[str]) -> None:
     out = " ".join(capsys.readouterr().out.split())
     for name in ("SPEAKCLI_ENGINE", "SPEAKCLI_XTTS_DIR", "SPEAKCLI_SPEED", "SPEAKCLI_VOICE"):
         assert f"[env {name}]" in out
+
+
+def _sigint_default() -> None:
+    # A child inherits an ignored SIGINT from a shell's background job; a user's Ctrl-C reaches a default one.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_say_says_interrupted_and_leaves_no_file(tmp_path: Path) -> None:
+    out = tmp_path / "long.wav"
+    text = " ".join(f"This is sentence number {i} of a long text." for i in range(400))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "speakcli", "say", "-", "-o", str(out)],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=_sigint_default,
+    )
+    assert proc.stdin and proc.stderr
+    proc.stdin.write(text.encode())
+    proc.stdin.close()
+    assert b"using piper" in proc.stderr.readline()
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read().decode()
+    assert proc.wait(timeout=30) == ExitStatus.INTERRUPTED
+    assert rest.strip().splitlines() == ["speakcli: interrupted"]
+    assert [p.name for p in tmp_path.iterdir() if p.name != "home"] == []
+
+
+@pytest.mark.slow
+def test_stdout_that_cannot_be_written_is_an_output_error() -> None:
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "speakcli", "say", "Hello.", "--engine", "piper", "-o", "-"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            timeout=120,
+        )
+    lines = result.stderr.decode().strip().splitlines()
+    assert result.returncode == ExitStatus.OUTPUT, lines
+    assert lines == ["speakcli: error: could not write audio to stdout: No space left on device"]
+
+
+@pytest.mark.slow
+def test_control_characters_in_the_text_are_not_spoken_and_do_not_crash() -> None:
+    result = run_cli("say", "-", "--engine", "piper", "-o", "-", input=b"Hello\x00 there.\x1b[31m Fine.\x07")
+    assert result.returncode == 0, result.stderr
+    data, rate = sf.read(io.BytesIO(result.stdout))
+    assert len(data) / rate > 0.8
+
+
+def _limit_file_size() -> None:
+    import resource
+
+    # A real write failure part way through: the kernel refuses bytes past 4 KiB (EFBIG instead of SIGXFSZ).
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+
+@pytest.mark.slow
+def test_a_write_that_fails_part_way_keeps_the_old_file_and_leaves_no_partial_one(tmp_path: Path) -> None:
+    out = tmp_path / "keep.wav"
+    out.write_bytes(b"my earlier work")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "speakcli",
+            "say",
+            "A sentence long enough to pass four kilobytes.",
+            "--engine",
+            "piper",
+            "-o",
+            str(out),
+            "--force",
+            "-q",
+        ],
+        capture_output=True,
+        preexec_fn=_limit_file_size,
+        timeout=120,
+    )
+    assert result.returncode == ExitStatus.OUTPUT, result.stderr
+    assert b"File too large" in result.stderr
+    assert out.read_bytes() == b"my earlier work"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == ["keep.wav"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640)])
+def test_output_files_get_the_mode_the_umask_gives(tmp_path: Path, umask: int, mode: int) -> None:
+    out = tmp_path / "hello.wav"
+    result = subprocess.run(
+        [sys.executable, "-m", "speakcli", "say", "Hello.", "--engine", "piper", "-o", str(out), "-q"],
+        capture_output=True,
+        preexec_fn=lambda: os.umask(umask),
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert out.stat().st_mode & 0o777 == mode

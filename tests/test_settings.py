@@ -11,9 +11,9 @@ from speakcli.errors import UsageError
 from speakcli.settings import Settings, load_settings
 
 
-def _config(tmp_path: Path, text: str) -> Path:
+def _config(tmp_path: Path, text: str | bytes) -> Path:
     path = tmp_path / "config.toml"
-    path.write_text(text)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
     return path
 
 
@@ -54,6 +54,8 @@ def test_config_file_location_follows_xdg(tmp_path: Path, monkeypatch: pytest.Mo
         ({"env": {"SPEAKCLI_SPEED": "fast"}}, "SPEAKCLI_SPEED: speed = 'fast' is not a valid float"),
         ({"config": "speeed = 2\n"}, "unknown key(s) speeed"),
         ({"config": "speed = [\n"}, "is not valid TOML"),
+        ({"flags": {"device": "cpu\n"}}, "device 'cpu\\n' is not valid"),
+        ({"config": b'voice = "Jos\xe9"\n'}, "is not UTF-8 text"),
     ],
 )
 def test_bad_values_name_their_source(tmp_path: Path, source: dict, message: str) -> None:

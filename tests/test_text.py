@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from speakcli.text import XTTS_CHAR_LIMITS, char_limit, sentences, split_text
+from speakcli import text as text_module
+from speakcli.text import XTTS_CHAR_LIMITS, char_limit, has_speech, sentences, split_text
 
 
 def test_sentences_respect_abbreviations_and_decimals() -> None:
@@ -72,3 +73,47 @@ def test_no_text_is_lost_or_repeated(parts: list[tuple[str, str]], language: str
     limit = char_limit(language)
     assert all(0 < len(p) <= limit for p in pieces)
     assert "".join("".join(pieces).split()) == "".join(text.split())
+
+
+def test_long_paragraphs_are_segmented_in_bounded_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    # pysbd is quadratic in its input: the splitter must never hand it more than one window.
+    seen: list[int] = []
+    real = text_module._segmenter("en")
+
+    class Recording:
+        def segment(self, text: str):  # type: ignore[no-untyped-def]
+            seen.append(len(text))
+            return real.segment(text)
+
+    monkeypatch.setattr(text_module, "_segmenter", lambda language: Recording())
+    big = "The quick brown fox jumps over the lazy dog. Is it? Yes, Dr. Smith said so! " * 3000  # 234 KB
+    pieces = split_text(big, "en")
+    assert max(seen) <= text_module.WINDOW
+    assert sum(seen) < 2 * len(big)  # each character is segmented about once: linear work
+    assert " ".join(pieces) == big.strip()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.text(alphabet=st.sampled_from("abc XYZ.!?,;\n"), min_size=1, max_size=60),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_windowing_never_drops_or_repeats_a_word(parts: list[str]) -> None:
+    old = text_module.WINDOW
+    text_module.WINDOW = 40  # small windows, so the carried and cut paths are exercised
+    try:
+        text = "".join(parts)
+        pieces = split_text(text, "en", limit=25)
+    finally:
+        text_module.WINDOW = old
+    assert "".join("".join(pieces).split()) == "".join(text.split())  # every character once, in order
+    assert all(len(p) <= 25 for p in pieces)
+
+
+def test_control_characters_are_cleaned_and_symbols_alone_have_no_speech() -> None:
+    assert split_text("Hello\x00 there.\x1b[31m Fine.\x07") == ["Hello there.", "Fine."]
+    assert not has_speech("... !!! ??? -- ** ##")
+    assert has_speech("!!! 42 ???") and has_speech("…かな…") and has_speech("¿Qué?")

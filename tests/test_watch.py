@@ -19,7 +19,7 @@ import pytest
 from speakcli.engines.base import SynthesisOptions, Voice
 from speakcli.errors import ExitStatus, SynthesisError, UsageError
 from speakcli.speech import utterance
-from speakcli.watch import EventLog, Follower, LineQueue, WatchDaemon, WatchOptions, check_encoding
+from speakcli.watch import EventLog, Follower, Line, LineQueue, WatchDaemon, WatchOptions, check_encoding
 from speakcli.worker import SynthesisWorker
 
 
@@ -51,6 +51,8 @@ class FakeEngine:
         self.gate.wait(30)
         if "FAIL" in text:
             raise SynthesisError("this line cannot be spoken")
+        if "CRASH" in text:
+            raise RuntimeError("the engine blew up")  # not a SpeakError: what a library raises on bad input
         time.sleep(self.delay)
         self.spoken.append(text)
         yield np.full(max(1, len(text)), 0.1, np.float32)
@@ -62,19 +64,19 @@ class FakeEngine:
 class Harness:
     """A WatchDaemon on a fake engine, recording events; waits use conditions, not sleeps."""
 
-    def __init__(self, target: Path, engine: FakeEngine | None = None, **opts: Any) -> None:
+    def __init__(self, target: Path, engine: FakeEngine | None = None, player: Any = None, **opts: Any) -> None:
         self.engine = engine or FakeEngine()
         self.worker = SynthesisWorker(self.engine)
         self.events: list[dict[str, Any]] = []
         self.cv = threading.Condition()
         log = EventLog(None)
         log.listeners.append(self._record)
-        options = WatchOptions(poll_interval=0.5, pause=0.0, **opts)
+        options = WatchOptions(**{"poll_interval": 0.5, "pause": 0.0, **opts})
 
         def speak(text: str) -> Any:
             return self.worker.submit(lambda e: utterance(e, text, None, SynthesisOptions(pause=0)))
 
-        self.daemon = WatchDaemon(target, speak, self.engine.sample_rate, options, events=log)
+        self.daemon = WatchDaemon(target, speak, self.engine.sample_rate, options, player=player, events=log)
 
     def _record(self, event: dict[str, Any]) -> None:
         with self.cv:
@@ -155,30 +157,57 @@ def test_follower_encoding_bom_crlf_and_invalid_bytes(tmp_path: Path) -> None:
     assert [r.text for r in Follower(cp, encoding="cp1252", from_start=True).poll()] == ["café"]
 
 
+def _qline(seq: int, skip: str | None = None, path: str = "f") -> Line:
+    return Line(seq, f"l{seq}", Path(path), seq, seq + 1, (0, 0), 0.0, 0.0, skip)
+
+
+def _drain(q: LineQueue) -> list[Any]:
+    """What a consumer gets: seq of each line to speak, and {file: newest seq} of each folded run of skips."""
+    out: list[Any] = []
+    while (item := q.get(0)) is not None:
+        out.append(item.seq if isinstance(item, Line) else {str(p): ln.seq for p, ln in item.last.items()})
+    return out
+
+
 def test_queue_policies_count_only_speakable_lines() -> None:
-    from speakcli.watch import Line
-
     stop = threading.Event()
-
-    def line(seq: int, skip: str | None = None) -> Line:
-        return Line(seq, f"l{seq}", Path("f"), 0, 0, (0, 0), 0.0, 0.0, skip)
-
     q = LineQueue(2, "drop-oldest")
-    for i in range(1, 5):
-        q.put(line(i), stop)
-    q.put(line(5, "empty"), stop)
-    items = [q.get(0) for _ in range(5)]
-    assert [(i.seq, i.skip) for i in items] == [(1, "overflow"), (2, "overflow"), (3, None), (4, None), (5, "empty")]
+    dropped = [q.put(_qline(i), stop) for i in range(1, 5)]
+    assert [d.seq if d else None for d in dropped] == [None, None, 1, 2]
+    assert all(d.skip == "overflow" for d in dropped if d)
+    q.put(_qline(5, "empty"), stop)
+    assert len(q) == 2  # skips do not count
+    # Dropped lines keep their place (in order, for the state file) folded into one entry; the skip after them too.
+    assert _drain(q) == [{"f": 2}, 3, 4, {"f": 5}]
     q = LineQueue(2, "drop-newest")
     for i in range(1, 5):
-        q.put(line(i), stop)
-    assert [(i.seq, i.skip) for i in (q.get(0) for _ in range(4))] == [
-        (1, None),
-        (2, None),
-        (3, "overflow"),
-        (4, "overflow"),
-    ]
+        q.put(_qline(i), stop)
+    assert _drain(q) == [1, 2, {"f": 4}]
     assert q.dropped == 2
+
+
+def test_queue_skips_keep_the_newest_line_of_each_file_in_order() -> None:
+    stop = threading.Event()
+    q = LineQueue(0)
+    q.put(_qline(1, "empty", "a"), stop)
+    q.put(_qline(2, "empty", "b"), stop)
+    q.put(_qline(3, "empty", "a"), stop)
+    q.put(_qline(4), stop)
+    q.put(_qline(5, "empty", "b"), stop)
+    assert _drain(q) == [{"a": 3, "b": 2}, 4, {"b": 5}]
+
+
+def test_drop_oldest_is_constant_time_and_bounded() -> None:
+    """100k lines through a queue of 3: each put touches O(1) entries, so the queue never holds more than 7."""
+    stop = threading.Event()
+    q = LineQueue(3, "drop-oldest")
+    for i in range(1, 100_001):
+        q.put(_qline(i, "empty" if i % 7 == 0 else None), stop)
+        assert q.entries <= 2 * 3 + 1, i
+    got = _drain(q)
+    assert got[-3:] == [99_998, 99_999, 100_000]  # the newest three lines to speak survive, in order
+    assert q.dropped == 100_000 - 100_000 // 7 - 3
+    assert all(isinstance(g, dict) for g in got[:-3]) and got[0]["f"] == 99_997  # every drop recorded, folded
 
 
 # --- the daemon on real files with watchdog -----------------------------------------------------------
@@ -379,11 +408,11 @@ def _spoken(events: list[dict[str, Any]]) -> list[str]:
 def test_restart_after_kill_or_sigterm_loses_nothing(tmp_path: Path, kill: signal.Signals) -> None:
     path = tmp_path / "chat.txt"
     path.touch()
-    lines = [f"Message number {i}." for i in range(30)]
+    lines = [f"Message number {i}." for i in range(12)]
     first = _watch_proc(path, tmp_path, 1)
     _wait_events(tmp_path / "events1.jsonl", lambda ev: any(e["event"] == "started" for e in ev), first)
     append(path, "".join(f"{t}\n" for t in lines))
-    _wait_events(tmp_path / "events1.jsonl", lambda ev: len(_spoken(ev)) >= 5, first)
+    _wait_events(tmp_path / "events1.jsonl", lambda ev: len(_spoken(ev)) >= 3, first)
     os.kill(first.pid, kill)
     assert first.wait(30) == (-signal.SIGKILL if kill == signal.SIGKILL else 0)
     first.stderr.close()  # type: ignore[union-attr]
@@ -427,32 +456,34 @@ def test_cli_rejects_bad_options_in_one_line(tmp_path: Path) -> None:
         assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.fixture(scope="module")
+def longer_tiny_xtts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny XTTS allowed 44 audio tokens: a sentence streams as 3 chunks (20 tokens each, then the rest)."""
+    from xtts_fixture import build_tiny_xtts
+
+    return build_tiny_xtts(tmp_path_factory.mktemp("tiny-xtts-44"), max_audio_tokens=44)
+
+
 @pytest.mark.slow
 @pytest.mark.xtts
-def test_watch_with_tiny_xtts_streams_each_line(tiny_xtts_dir: Path, tmp_path: Path) -> None:
-    import soundfile as sf
-
+@pytest.mark.audio
+def test_watch_with_tiny_xtts_streams_each_line(longer_tiny_xtts_dir: Path, tmp_path: Path) -> None:
+    """Playing, a line's first audio reaches the device before the line's last audio chunk has been synthesized."""
     path = tmp_path / "chat.txt"
-    path.write_text("Hello.\nSecond.\n")
-    proc = _spawn_watch(
-        path,
-        "--from-start",
-        "--model-dir",
-        str(tiny_xtts_dir),
-        "--no-play",
-        "--output-dir",
-        str(tmp_path / "out"),
-        "--events",
-        str(tmp_path / "ev.jsonl"),
-    )
-    events = _wait_events(tmp_path / "ev.jsonl", lambda ev: len(_spoken(ev)) == 2, proc, timeout=180)
+    path.write_text("Hello there, this is one sentence.\n")
+    model = str(longer_tiny_xtts_dir)
+    proc = _spawn_watch(path, "--from-start", "--model-dir", model, "--events", str(tmp_path / "ev.jsonl"))
+    events = _wait_events(tmp_path / "ev.jsonl", lambda ev: any(e["event"] == "played" for e in ev), proc, timeout=180)
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(60) == 0
+    assert proc.wait(60) == ExitStatus.INTERRUPTED
     proc.stderr.close()  # type: ignore[union-attr]
-    files = sorted((tmp_path / "out").iterdir())
-    assert [f.name for f in files] == ["000001-hello.wav", "000002-second.wav"]
-    assert all(sf.info(f).samplerate == 24000 for f in files)
-    assert [e["text"] for e in events if e["event"] == "read"] == ["Hello.", "Second."]
+    assert [e["text"] for e in events if e["event"] == "read"] == ["Hello there, this is one sentence."]
+    synthesized = {e["seq"]: e for e in events if e["event"] == "synthesized"}
+    played = {e["seq"]: e for e in events if e["event"] == "played"}
+    for seq, done in synthesized.items():
+        assert done["chunks"] >= 2, done  # one sentence in several chunks: XTTS streamed it
+        # The device pulled the line's first frame while later chunks were still being made.
+        assert played[seq]["first_audio_time"] < done["last_chunk_time"], (played[seq], done)
 
 
 @pytest.mark.slow

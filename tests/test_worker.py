@@ -39,7 +39,7 @@ class RecordingEngine:
 
     def load(self) -> None:
         self.threads.add(threading.get_ident())
-        self.loads += 1 if self.loads == 0 else 0
+        self.loads += 1
 
     def check_voice(self, voice: Voice | None) -> None:
         return None
@@ -82,6 +82,7 @@ def test_jobs_from_many_threads_run_on_one_thread_without_overlap() -> None:
     assert len(engine.threads) == 1 and threading.get_ident() not in engine.threads
     assert engine.overlaps == 0
     assert worker.jobs_run == 16
+    assert engine.loads == 1  # loaded once, lazily, on the worker thread
 
 
 def test_jobs_run_in_submission_order() -> None:

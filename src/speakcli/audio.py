@@ -61,8 +61,13 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
     if str(path) == "-":
         out = io.BytesIO()
         sf.write(out, audio, sample_rate, format=fmt, subtype=subtype)
-        sys.stdout.buffer.write(out.getvalue())
-        sys.stdout.buffer.flush()
+        try:
+            sys.stdout.buffer.write(out.getvalue())
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:
+            raise  # the reader left on purpose (`| head`); the CLI ends quietly
+        except OSError as exc:
+            raise OutputError(f"could not write audio to stdout: {exc.strerror or exc}") from None
         return
     p = Path(path)
     try:

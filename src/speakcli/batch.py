@@ -19,12 +19,14 @@ import numpy as np
 from speakcli.audio import FORMATS, read_audio, write_audio
 from speakcli.errors import OutputError, SpeakError, UsageError
 from speakcli.fsutil import atomic_write, clean_stale_parts
+from speakcli.text import has_speech
 
 Split = Literal["line", "paragraph", "file"]
 InputFormat = Literal["auto", "text", "jsonl", "csv"]
 FIELDS = ("text", "voice", "language", "out", "speed")
 MANIFEST = "manifest.jsonl"
-DEFAULT_TEMPLATE = "{index:04d}-{slug}"
+# No {index} by default: a name must not change when a line is inserted above it (resume goes by name and content).
+DEFAULT_TEMPLATE = "{slug}-{hash}"
 
 
 @dataclass
@@ -39,8 +41,9 @@ class Item:
     out: str | None = None
     speed: float | None = None
     error: str | None = None  # a bad row: fails on its own, the run goes on
+    skip: str | None = None  # why there is nothing to make (empty, only punctuation)
     output: str | None = None  # the file name inside the output folder
-    key: str = ""
+    key: str = ""  # a hash of everything that decides the audio; resume re-makes an item when it changes
 
 
 @dataclass
@@ -53,18 +56,22 @@ class Result:
     output: str | None
     audio_seconds: float
     synthesis_seconds: float
-    status: str  # ok, skipped (already done), failed
+    status: str  # ok (file made), skipped (nothing to say), failed
     error: str | None = None
     key: str = ""
     bytes: int = 0
+    reason: str | None = None  # why a skipped item was skipped
+    kept: bool = False  # ok, made by an earlier run and kept; the timings are that run's
 
 
 @dataclass
 class Summary:
     total: int = 0
-    ok: int = 0
-    skipped: int = 0
+    ok: int = 0  # made by this run
+    already_done: int = 0  # made by an earlier run, same content, kept
+    skipped: int = 0  # nothing to say
     failed: int = 0
+    removed: int = 0  # files of earlier runs whose item is no longer in the input (kept on disk)
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
     interrupted: bool = False
@@ -127,8 +134,11 @@ def _row_item(source: str, row: dict[str, Any]) -> Item:
         item.error = f"unknown field(s) {', '.join(unknown)}; use {', '.join(FIELDS)}"
         return item
     text = row.get("text")
-    if not isinstance(text, str) or not text.strip():
+    if text is None:
         item.error = "no text"
+        return item
+    if not isinstance(text, str):
+        item.error = "text must be a string"
         return item
     item.text = text
     for name in ("voice", "language", "out"):
@@ -150,10 +160,71 @@ def _row_item(source: str, row: dict[str, Any]) -> Item:
     return item
 
 
+def _jsonl_items(name: str, content: str) -> Iterator[Item]:
+    # Each line stands alone: a bad one fails on its own (named by its line), the others are still made.
+    for lineno, line in enumerate(content.splitlines(), 1):
+        if not line.strip():
+            continue
+        source = f"{name}:{lineno}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield Item(0, source, error=f"invalid JSON at column {exc.colno} ({exc.msg})")
+            continue
+        if not isinstance(row, dict):
+            yield Item(0, source, error="not a JSON object")
+            continue
+        yield _row_item(source, row)
+
+
+def _csv_items(name: str, content: str) -> list[Item]:
+    """Rows by the csv module's rules; a row that does not fit the header refuses the whole file, naming it.
+
+    A row with more fields than the header is almost always an unquoted comma: its columns cannot be trusted,
+    and keeping only the first field would cut text silently.
+    """
+    reader = csv.reader(io.StringIO(content, newline=""), strict=True)
+    rows: list[tuple[int, list[str]]] = []
+    line = 1
+    try:
+        for row in reader:
+            if row:  # a blank line reads as []
+                rows.append((line, row))
+            line = reader.line_num + 1
+    except csv.Error as exc:
+        raise UsageError(
+            f"{name}:{line}: not valid CSV ({exc}); quote fields that hold commas, quotes or newlines"
+        ) from None
+    if not rows:
+        raise UsageError(f"{name} is empty; give a header line (e.g. text,voice) and rows")
+    header_line, header = rows[0]
+    header = [h.strip() for h in header]
+    unknown = sorted(set(header) - set(FIELDS))
+    if unknown or "text" not in header:
+        what = f"unknown column(s) {', '.join(unknown)}" if unknown else "no 'text' column"
+        raise UsageError(f"{name}:{header_line}: {what}; columns may be {', '.join(FIELDS)}")
+    doubled = sorted({h for h in header if header.count(h) > 1})
+    if doubled:
+        raise UsageError(f"{name}:{header_line}: column(s) {', '.join(doubled)} given twice")
+    misfits = [(lineno, len(row)) for lineno, row in rows[1:] if len(row) != len(header)]
+    if misfits:
+        lineno, n = misfits[0]
+        more = f" (also line(s) {', '.join(str(m[0]) for m in misfits[1:6])}{', ...' if len(misfits) > 6 else ''})"
+        hint = (
+            'quote text that holds a comma ("Hello, world")'
+            if n > len(header)
+            else "give every column a field (an empty one is just its comma)"
+        )
+        raise UsageError(
+            f"{name}:{lineno}: {n} field(s), but the header has {len(header)}{more if len(misfits) > 1 else ''}; {hint}"
+        )
+    return [_row_item(f"{name}:{lineno}", dict(zip(header, row, strict=True))) for lineno, row in rows[1:]]
+
+
 def read_items(
     inputs: list[str], split: Split = "line", fmt: InputFormat = "auto", stdin: io.TextIOBase | None = None
 ) -> list[Item]:
-    """Every item of every input, numbered from 1 in input order; bad rows carry their error."""
+    """Every item of every input, numbered from 1 in input order; bad rows carry their error, empty ones a skip."""
     items: list[Item] = []
     for path in inputs:
         name, content = _read_source(path, stdin)
@@ -161,29 +232,17 @@ def read_items(
         if kind == "text":
             items += [Item(0, source, text) for source, text in _text_items(name, content, split)]
         elif kind == "jsonl":
-            for lineno, line in enumerate(content.splitlines(), 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    items.append(Item(0, f"{name}:{lineno}", error=f"invalid JSON ({exc.msg})"))
-                    continue
-                if not isinstance(row, dict):
-                    items.append(Item(0, f"{name}:{lineno}", error="not a JSON object"))
-                    continue
-                items.append(_row_item(f"{name}:{lineno}", row))
+            items += _jsonl_items(name, content)
         else:
-            reader = csv.DictReader(io.StringIO(content))
-            header = reader.fieldnames or []
-            unknown = sorted(set(header) - set(FIELDS))
-            if unknown or "text" not in header:
-                what = f"unknown column(s) {', '.join(unknown)}" if unknown else "no 'text' column"
-                raise UsageError(f"{name}: {what}; columns may be {', '.join(FIELDS)}")
-            for row in reader:
-                items.append(_row_item(f"{name}:{reader.line_num}", {k: v for k, v in row.items() if k is not None}))
+            items += _csv_items(name, content)
     for i, item in enumerate(items, 1):
         item.index = i
+        if item.error is None:
+            # Engines vocalise punctuation-only text as noise; nothing is lost by not saying it.
+            if not item.text.strip():
+                item.skip = "empty"
+            elif not has_speech(item.text):
+                item.skip = "nothing to say (only punctuation or symbols)"
     return items
 
 
@@ -207,30 +266,65 @@ def safe_name(name: str, ext: str) -> str:
     return base + ext
 
 
-def plan_outputs(items: list[Item], out_dir: Path, template: str, ext: str, engine_id: str) -> None:
-    """Give each good item a unique, safe output name inside out_dir, and a key of what decides its audio."""
+def text_hash(text: str) -> str:
+    """A short hash of an item's text for its file name: tells apart texts with the same slug."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
+def _with_suffix_number(name: str, n: int) -> str:
+    stem, ext = os.path.splitext(name)
+    return f"{stem}-{n}{ext}"
+
+
+def plan_outputs(
+    items: list[Item],
+    out_dir: Path,
+    template: str,
+    ext: str,
+    engine_id: str,
+    settings_of: Callable[[Item], Any] = lambda item: None,
+) -> None:
+    """Give each item to make a unique, safe output name inside out_dir, and a key of what decides its audio.
+
+    Names come from the item (its `out`, or the template over its text), so they stay put when other items
+    are inserted or removed. A name made twice (the same text twice) gets -2, -3, ... in input order; an
+    explicit `out` given twice fails the later row. `settings_of(item)` adds what the caller resolves for an
+    item (its effective voice, language, speed...) to the key.
+    """
+    try:
+        template.format(index=1, slug="x", source="x", hash="x")
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
+        raise UsageError(
+            f"--name-template {template!r} is invalid ({exc}); use {{slug}}, {{hash}}, {{index}}, {{source}}"
+        ) from None
+    todo = [item for item in items if item.error is None and item.skip is None]
     used: dict[str, int] = {}
-    for item in items:
-        if item.error:
+    for item in todo:  # explicit names first: a generated name gives way to them, wherever they are
+        if not item.out:
             continue
-        if item.out:
-            name = safe_name(item.out, ext)
-        else:
-            try:
-                name = safe_name(template.format(index=item.index, slug=slug(item.text), source=item.source), ext)
-            except (KeyError, IndexError, ValueError) as exc:
-                raise UsageError(f"--name-template {template!r} is invalid ({exc}); use {{index}}, {{slug}}") from None
-        resolved = (out_dir / name).resolve()
-        if resolved.parent != out_dir.resolve():  # belt and braces: safe_name already kept it a plain name
+        name = safe_name(item.out, ext)
+        if (out_dir / name).resolve().parent != out_dir.resolve():  # belt and braces: safe_name kept it plain
             item.error = f"output name {item.out!r} leaves the output folder"
+        elif name in used or name == MANIFEST:
+            item.error = f"output name {name!r} is already used by item {used.get(name, 'the manifest')}"
+        else:
+            used[name] = item.index
+            item.output = name
+    for item in todo:
+        if item.out:
             continue
-        if name in used:
-            item.error = f"output name {name!r} is already used by item {used[name]}"
-            continue
+        fields = {"index": item.index, "slug": slug(item.text), "source": item.source, "hash": text_hash(item.text)}
+        name = base = safe_name(template.format(**fields), ext)
+        n = 1
+        while name in used:
+            n += 1
+            name = _with_suffix_number(base, n)
         used[name] = item.index
         item.output = name
-        blob = json.dumps([item.text, item.voice, item.language, item.speed, engine_id, ext])
-        item.key = hashlib.sha256(blob.encode()).hexdigest()[:32]
+    for item in todo:
+        if item.output is not None:
+            blob = json.dumps([item.text, item.voice, item.language, item.speed, engine_id, ext, settings_of(item)])
+            item.key = hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 # -- the manifest -----------------------------------------------------------------------------------------
@@ -260,7 +354,7 @@ def is_done(item: Item, out_dir: Path, manifest: dict[str, dict[str, Any]]) -> b
     path = out_dir / item.output
     return bool(
         rec
-        and rec.get("status") in ("ok", "skipped")
+        and rec.get("status") in ("ok", "removed")  # removed: its line left the input and came back
         and rec.get("key") == item.key
         and path.is_file()
         and path.stat().st_size == rec.get("bytes")
@@ -278,14 +372,31 @@ class Manifest:
         self._fh.write(json.dumps(asdict(result), ensure_ascii=False) + "\n")
         self._fh.flush()
 
-    def close(self, results: list[Result]) -> None:
+    def close(self, items: list[Item], results: list[Result]) -> int:
+        """Rewrite the manifest: this run's results, earlier records of items not reached (Ctrl-C), and the
+        files of items no longer in the input as `removed` (the files stay). Returns how many are removed."""
         self._fh.close()
-        merged: dict[str, dict[str, Any]] = dict(load_manifest(self.path.parent))
-        for r in results:
-            # A row that failed before it got a name is still listed, by its index.
-            merged[r.output or f"#{r.index}"] = asdict(r)
-        lines = sorted(merged.values(), key=lambda r: (r.get("index", 0), str(r.get("output"))))
-        atomic_write(self.path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines).encode())
+        out_dir = self.path.parent
+        previous = load_manifest(out_dir)
+        done = {r.index for r in results}
+        records: list[dict[str, Any]] = [asdict(r) for r in results]
+        planned = {item.output for item in items if item.output}
+        for item in items:
+            rec = previous.get(item.output or "")
+            if item.index not in done and rec is not None:
+                # Not reached this run: the record still says what its file holds; resume compares its key.
+                status = "ok" if rec.get("status") == "removed" else rec.get("status")
+                records.append({**rec, "index": item.index, "source": item.source, "status": status})
+        removed = 0
+        for name, rec in previous.items():
+            # "skipped" with a file: how manifests before content keys listed items kept from an earlier run.
+            made = rec.get("status") in ("ok", "removed") or (rec.get("status") == "skipped" and rec.get("bytes"))
+            if name not in planned and made and (out_dir / name).is_file():
+                records.append({**rec, "index": None, "status": "removed", "kept": False})
+                removed += 1
+        records.sort(key=lambda r: (r.get("index") is None, r.get("index") or 0, str(r.get("output"))))
+        atomic_write(self.path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode())
+        return removed
 
 
 # -- running ---------------------------------------------------------------------------------------------
@@ -321,38 +432,63 @@ class BatchRun:
                 manifest.append(result)
                 summary.audio_seconds += result.audio_seconds
                 if result.status == "ok":
-                    summary.ok += 1
+                    if result.kept:
+                        summary.already_done += 1
+                    else:
+                        summary.ok += 1
                 elif result.status == "skipped":
                     summary.skipped += 1
                 else:
                     summary.failed += 1
                     summary.failures.append({"index": item.index, "source": item.source, "error": result.error})
                 self.on_result(result)
+        except KeyboardInterrupt:
+            # Ctrl-C twice: the item in progress is dropped (its file is written whole or not at all); what is
+            # done is kept, and the summary still comes.
+            summary.interrupted = True
         finally:
-            manifest.close(results)
+            summary.removed = manifest.close(self.items, results)
             summary.wall_seconds = time.monotonic() - started
         return results, summary
 
     def _one(self, item: Item, previous: dict[str, dict[str, Any]]) -> Result:
         if item.error:
             return _result(item, "failed", error=item.error)
-        if is_done(item, self.out_dir, previous):
-            rec = previous[item.output]  # type: ignore[index]
-            return _result(item, "skipped", audio=float(rec.get("audio_seconds", 0.0)), size=int(rec["bytes"]))
+        if item.skip:
+            return _result(item, "skipped", reason=item.skip)
         assert item.output is not None
+        if is_done(item, self.out_dir, previous):
+            rec = previous[item.output]
+            return _result(
+                item,
+                "ok",
+                audio=float(rec.get("audio_seconds") or 0.0),
+                synth=float(rec.get("synthesis_seconds") or 0.0),
+                size=int(rec["bytes"]),
+                kept=True,
+            )
         try:
             audio, seconds = self.synthesize(item)
             path = self.out_dir / item.output
             write_audio(path, audio, self.sample_rate)
         except SpeakError as exc:
             return _result(item, "failed", error=str(exc))
+        except Exception as exc:  # an engine's own error (a missing package, a crash on odd text): this item only
+            return _result(item, "failed", error=f"{type(exc).__name__}: {' '.join(str(exc).split())}")
         return _result(
             item, "ok", audio=round(len(audio) / self.sample_rate, 3), synth=round(seconds, 3), size=path.stat().st_size
         )
 
 
 def _result(
-    item: Item, status: str, audio: float = 0.0, synth: float = 0.0, size: int = 0, error: str | None = None
+    item: Item,
+    status: str,
+    audio: float = 0.0,
+    synth: float = 0.0,
+    size: int = 0,
+    error: str | None = None,
+    reason: str | None = None,
+    kept: bool = False,
 ) -> Result:
     return Result(
         index=item.index,
@@ -367,6 +503,8 @@ def _result(
         error=error,
         key=item.key,
         bytes=size,
+        reason=reason,
+        kept=kept,
     )
 
 

@@ -15,7 +15,7 @@ from speakcli import dirs
 from speakcli.errors import UsageError
 
 ENGINES = ("auto", "xtts", "piper")
-_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+_DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 def _env(name: str, doc: str) -> dict[str, str]:
@@ -48,7 +48,7 @@ class Settings:
     def validate(self) -> Settings:
         if self.engine not in ENGINES:
             raise UsageError(f"engine {self.engine!r} is unknown; use one of: {', '.join(ENGINES)}")
-        if not _DEVICE_RE.match(self.device):
+        if not _DEVICE_RE.fullmatch(self.device):  # fullmatch: "$" would let "cpu\n" through
             raise UsageError(f"device {self.device!r} is not valid; use auto, cpu, cuda or cuda:N")
         if not 0.25 <= self.speed <= 4.0:
             raise UsageError(f"speed {self.speed} is out of range; use a value from 0.25 to 4")
@@ -81,6 +81,8 @@ def read_config(path: Path) -> dict[str, Any]:
         return {}
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"config file {path} is not valid TOML ({exc}); fix or remove it") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"config file {path} is not UTF-8 text; save it as UTF-8 or remove it") from None
     known = {f.name for f in fields(Settings)}
     unknown = sorted(set(data) - known)
     if unknown:

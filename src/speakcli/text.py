@@ -57,8 +57,9 @@ _PYSBD_LANGS = {
 }
 _CLAUSE_RE = re.compile(r"(?<=[,;:\u2014\u2013\u3001\uff0c\uff1b])\s*")
 _SPACE_RE = re.compile(r"\s+")
-# C0/C1 controls (NUL included) except the whitespace ones, which normalize() turns into spaces.
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
+# Terminal escape sequences (colours in a log), then C0/C1 controls (NUL included) except the whitespace
+# ones, which normalize() turns into spaces.
+_CONTROL_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 _PARAGRAPH_RE = re.compile(r"\n[ \t\r\f\v]*\n")
 # pysbd's cost grows faster than linearly with its input: it only ever sees windows this long.
 WINDOW = 2000

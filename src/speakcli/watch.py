@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import queue
 import re
 import resource
 import stat
@@ -18,14 +19,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from speakcli import dirs
-from speakcli.errors import SpeakError, UsageError
+from speakcli.errors import ModelError, OutputError, SpeakError, UsageError, VoiceError
 from speakcli.fsutil import PART_SUFFIX, atomic_write, temp_name
 
 log = logging.getLogger("speakcli")
@@ -371,60 +372,113 @@ class Follower:
 # -- the queue between producer and consumer ----------------------------------------------------------
 
 
+@dataclass
+class Skips:
+    """Lines handled without speaking, folded into one queue entry: the newest line of each file, to record."""
+
+    last: dict[Path, Line] = field(default_factory=dict)
+
+    def add(self, line: Line) -> None:
+        self.last[line.path] = line
+
+
 class LineQueue:
-    """An ordered queue whose size limit counts only lines to speak; skipped lines ride along as markers."""
+    """An ordered queue whose size limit counts only lines to speak; every operation is O(1).
+
+    Lines that will not be spoken (skipped, or dropped for overflow) are folded into one `Skips` entry between
+    two lines to speak, so they keep their place for the state file without growing the queue: it never holds
+    more than 2 * maxsize + 1 entries, and the oldest line to speak is always first or second.
+    """
 
     def __init__(self, maxsize: int = 0, overflow: Overflow = "block") -> None:
         self.maxsize = maxsize
         self.overflow = overflow
-        self._items: deque[Line] = deque()
+        self._items: deque[Line | Skips] = deque()
         self._speakable = 0
-        self._cv = threading.Condition()
+        self._lock = threading.Lock()
+        self._not_empty = threading.Condition(self._lock)
+        self._not_full = threading.Condition(self._lock)
         self._closed = False
         self.dropped = 0
 
     def __len__(self) -> int:
-        with self._cv:
+        with self._lock:
             return self._speakable
 
+    @property
+    def entries(self) -> int:
+        """Entries held, lines to speak and Skips together (what the queue costs in memory)."""
+        with self._lock:
+            return len(self._items)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _fold(self, line: Line) -> None:
+        tail = self._items[-1] if self._items else None
+        if isinstance(tail, Skips):
+            tail.add(line)
+        else:
+            self._items.append(Skips({line.path: line}))
+
+    def _drop_oldest(self) -> Line:
+        # No two Skips are adjacent, so the oldest line to speak is first, or second behind one Skips.
+        head = self._items.popleft()
+        if isinstance(head, Skips):
+            oldest = self._items.popleft()
+            assert isinstance(oldest, Line)
+        else:
+            oldest, head = head, Skips()
+        oldest.skip = "overflow"
+        head.add(oldest)
+        nxt = self._items[0] if self._items else None
+        if isinstance(nxt, Skips):
+            self._items.popleft()
+            head.last.update(nxt.last)  # newer, so its lines win per file
+        self._items.appendleft(head)
+        self._speakable -= 1
+        return oldest
+
     def put(self, line: Line, stop: threading.Event) -> Line | None:
-        """Add a line; returns a line dropped for overflow (now a skip marker), if any."""
+        """Add a line; returns the line dropped for overflow (now skipped as "overflow"), if any."""
         dropped = None
-        with self._cv:
-            full = self.maxsize > 0 and line.skip is None and self._speakable >= self.maxsize
-            if full and self.overflow == "block":
-                while self._speakable >= self.maxsize and not stop.is_set() and not self._closed:
-                    self._cv.wait(0.5)
-            elif full and self.overflow == "drop-newest":
-                line.skip, dropped = "overflow", line
-            elif full:
-                oldest = next(item for item in self._items if item.skip is None)
-                oldest.skip, dropped = "overflow", oldest
-                self._speakable -= 1
+        with self._lock:
+            if line.skip is None and self.maxsize > 0 and self._speakable >= self.maxsize:
+                if self.overflow == "block":
+                    while self._speakable >= self.maxsize and not stop.is_set() and not self._closed:
+                        self._not_full.wait(0.5)
+                elif self.overflow == "drop-newest":
+                    line.skip, dropped = "overflow", line
+                else:
+                    dropped = self._drop_oldest()
+            if line.skip is None:
+                self._items.append(line)
+                self._speakable += 1
+            else:
+                self._fold(line)
             if dropped is not None:
                 self.dropped += 1
-            self._items.append(line)
-            if line.skip is None:
-                self._speakable += 1
-            self._cv.notify_all()
+            self._not_empty.notify()
         return dropped
 
-    def get(self, timeout: float | None = None) -> Line | None:
-        """The next line, or None when closed and empty (or on timeout)."""
-        with self._cv:
+    def get(self, timeout: float | None = None) -> Line | Skips | None:
+        """The next entry, or None when closed and empty (or on timeout)."""
+        with self._lock:
             while not self._items:
-                if self._closed or not self._cv.wait(timeout):
+                if self._closed or not self._not_empty.wait(timeout):
                     return None
-            line = self._items.popleft()
-            if line.skip is None:
+            item = self._items.popleft()
+            if isinstance(item, Line):
                 self._speakable -= 1
-            self._cv.notify_all()
-            return line
+                self._not_full.notify()
+            return item
 
     def close(self) -> None:
-        with self._cv:
+        with self._lock:
             self._closed = True
-            self._cv.notify_all()
+            self._not_empty.notify_all()
+            self._not_full.notify_all()
 
 
 # -- state and events -----------------------------------------------------------------------------------
@@ -587,15 +641,23 @@ class EventLog:
         self._fh: Any = None
         self._own = False
         self.path: Path | None = None  # the file written, so the daemon never follows or wakes on it
+        self.target = target
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
         if target == "-":
             import sys
 
             self._fh = sys.stdout
         elif target:
-            self._fh = open(target, "a", encoding="utf-8")  # noqa: SIM115 - held open for the daemon's life
+            try:
+                self._fh = open(target, "a", encoding="utf-8")  # noqa: SIM115 - held open for the daemon's life
+            except OSError as exc:
+                raise OutputError(
+                    f"cannot open the events file {target} ({exc.strerror or exc}); "
+                    "create its folder or pass another --events path"
+                ) from None
             self._own = True
             self.path = Path(target)
+        self._file = self._fh if self._own else None
 
     def emit(self, event: str, line: Line | None = None, **fields: Any) -> None:
         record: dict[str, Any] = {"event": event, "time": round(time.time(), 6)}
@@ -604,14 +666,22 @@ class EventLog:
         record.update(fields)
         with self._lock:
             if self._fh is not None:
-                self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-                self._fh.flush()
+                try:
+                    self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    self._fh.flush()
+                except (OSError, ValueError) as exc:
+                    self._fh = None  # reported once; the daemon stops on it
+                    raise OutputError(
+                        f"cannot write the events file {self.target} ({getattr(exc, 'strerror', None) or exc}); "
+                        "free some space or pass another --events path"
+                    ) from None
             for listener in self.listeners:
                 listener(record)
 
     def close(self) -> None:
-        if self._own and self._fh is not None:
-            self._fh.close()
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
 
 
 # -- the daemon ------------------------------------------------------------------------------------------
@@ -638,17 +708,26 @@ class WatchOptions:
     output_dir: Path | None = None
     state_file: Path | None = None
     use_watchdog: bool = True
+    stop_grace: float = 5.0  # seconds a stop may take to finish the line in progress before its output is cut
 
 
 @dataclass
 class Stats:
+    """Counts for the status line and the "stopped" event; `skipped` includes `failed` and queue drops."""
+
     read: int = 0
     spoken: int = 0
     skipped: int = 0
     failed: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self._lock:  # bumped from the producer and the player thread
+            setattr(self, name, getattr(self, name) + n)
 
 
 _CLOSED = object()
+_NUMBERED = re.compile(r"(\d+)-")
 
 
 class WatchDaemon:
@@ -673,17 +752,22 @@ class WatchDaemon:
         self.queue = LineQueue(options.max_queue, options.overflow)
         self.state = StateFile(options.state_file)
         self.stop_event = threading.Event()
+        self.stop_requested_at: float | None = None
         self.finished = threading.Event()
+        self._halt = threading.Event()  # stop now: cut the line in progress (a failed thread, or past stop_grace)
         self._wake = threading.Event()
-        self._handoff: deque[Any] = deque()
-        self._handoff_cv = threading.Condition()
+        self._handoff: queue.Queue[Any] = queue.Queue()  # consumer -> player: (line, job, submitted) or Skips
         self._in_flight = threading.Semaphore(2)  # one line playing, one being synthesized ahead
+        self._player_lock = threading.Lock()
+        self._player_closed = False
+        self._file_no = 0  # the number of the last output file; continues the numbers already in the folder
         self._followers: dict[Path, Follower] = {}
         self._seq = 0
         self._skip_re = re.compile(options.skip_regex) if options.skip_regex else None
         self._threads: list[threading.Thread] = []
         self._observer: Any = None
         self._error: BaseException | None = None
+        self._error_lock = threading.Lock()
         self.polls = 0  # producer passes over the files, for tests and status
         self.polled = threading.Condition()
         self.is_dir = target.is_dir()
@@ -705,9 +789,22 @@ class WatchDaemon:
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
+    def _prepare_output_dir(self, folder: Path) -> None:
+        if folder.exists() and not folder.is_dir():
+            raise OutputError(f"--output-dir {folder} is a file; pass a folder (it is created if missing)")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            names = [p.name for p in folder.iterdir()]
+        except OSError as exc:
+            raise OutputError(
+                f"cannot use --output-dir {folder} ({exc.strerror or exc}); pass another folder"
+            ) from None
+        numbers = [int(m.group(1)) for n in names if not n.startswith(".") and (m := _NUMBERED.match(n))]
+        self._file_no = max(numbers, default=0)
+
     def start(self) -> None:
         if self.opts.output_dir is not None:
-            self.opts.output_dir.mkdir(parents=True, exist_ok=True)
+            self._prepare_output_dir(self.opts.output_dir)
         self._discover(initial=True)
         for name, fn in (("producer", self._produce), ("consumer", self._consume), ("player", self._play)):
             t = threading.Thread(target=self._guard(fn), name=f"speakcli-watch-{name}", daemon=True)
@@ -724,15 +821,18 @@ class WatchDaemon:
             try:
                 fn()
             except BaseException as exc:  # a broken thread stops the daemon instead of hanging it
-                self._error = exc
-                log.error("watch thread failed: %s: %s", type(exc).__name__, exc)
-                self.stop()
-                with self._handoff_cv:
-                    self._handoff.append(_CLOSED)
-                    self._handoff_cv.notify_all()
-                self.queue.close()
+                self._fail(exc)
 
         return run
+
+    def _fail(self, exc: BaseException) -> None:
+        """Keep the first error (the caller reports it, once) and stop every thread now."""
+        with self._error_lock:
+            if self._error is None:
+                self._error = exc
+        log.debug("watch thread failed: %s: %s", type(exc).__name__, exc)
+        self.abort()
+        self._handoff.put(_CLOSED)  # the player may be waiting for work the consumer will never send
 
     def _start_observer(self) -> None:
         from watchdog.events import FileSystemEventHandler
@@ -801,22 +901,49 @@ class WatchDaemon:
         return True
 
     def stop(self) -> None:
-        """Stop reading; finish the line being spoken (with `drain`, everything queued) and exit."""
+        """Stop reading; finish the line being spoken (with `drain`, everything queued) and exit.
+
+        Without `drain`, a line still being spoken `stop_grace` seconds later is cut (see `join`); a line cut or
+        not yet spoken is not recorded, so it is read again after a restart.
+        """
+        if self.stop_requested_at is None:
+            self.stop_requested_at = time.monotonic()
         self.stop_event.set()
         self._wake.set()
 
+    def abort(self) -> None:
+        """Stop now: cancel the line in progress and cut playback; nothing unfinished is recorded."""
+        self.stop()
+        self._halt.set()
+        self.queue.close()
+        self._close_player()
+
+    def _stopping(self) -> bool:
+        """Whether the consumer and player should let go of their line now."""
+        return self._halt.is_set() or (self.stop_event.is_set() and not self.opts.drain)
+
     def join(self, timeout: float | None = None) -> bool:
+        """Wait for the threads (True when all ended); cuts the output of a stop that takes past `stop_grace`."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        for t in self._threads:
-            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        alive = any(t.is_alive() for t in self._threads)
-        if not alive:
-            self._shutdown()
-        return not alive
+        while True:
+            alive = [t for t in self._threads if t.is_alive()]
+            if not alive:
+                break
+            at, grace = self.stop_requested_at, self.opts.stop_grace
+            if at is not None and not self.opts.drain and not self._halt.is_set() and time.monotonic() - at > grace:
+                log.warning("the line in progress did not finish within %.0f s of the stop; cutting it", grace)
+                self.abort()
+            left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
+            if left <= 0:
+                return False
+            alive[0].join(left)
+        self._shutdown()
+        return True
 
     def _shutdown(self) -> None:
         if self.finished.is_set():
             return
+        self.finished.set()
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(5)
@@ -824,14 +951,21 @@ class WatchDaemon:
             follower.close()
         self.state.flush()
         self.state.close()
-        self.events.emit(
-            "stopped",
-            spoken=self.stats.spoken,
-            skipped=self.stats.skipped,
-            dropped=self.queue.dropped,
-            failed=self.stats.failed,
-        )
-        self.finished.set()
+        try:
+            self.events.emit(
+                "stopped",
+                spoken=self.stats.spoken,
+                skipped=self.stats.skipped,
+                dropped=self.queue.dropped,
+                failed=self.stats.failed,
+            )
+        except OutputError:
+            if self._error is None:
+                raise
+
+    def give_up(self) -> None:
+        """Leave threads stuck in the system (a hung disk) behind: save what was finished and report stopped."""
+        self._shutdown()
 
     @property
     def error(self) -> BaseException | None:
@@ -903,6 +1037,8 @@ class WatchDaemon:
         return more and not self.stop_event.is_set()
 
     def _lines(self, raw: RawLine) -> Iterator[Line]:
+        from speakcli.text import has_speech
+
         now, wall = time.monotonic(), time.time()
         text = raw.text.strip()
         skip = None
@@ -916,6 +1052,8 @@ class WatchDaemon:
             skip = "ignored prefix"
         elif self._skip_re is not None and self._skip_re.search(text):
             skip = "skip regex"
+        elif not has_speech(text):
+            skip = "nothing to say"  # only punctuation or symbols: an engine would make noise of it
         if raw.part == 0:
             self._line_skip[raw.path] = None if skip == "empty" else skip
         # Lazily: a 1 MB line is a long job for the sentence splitter, and a stop must not wait for all of it.
@@ -938,102 +1076,151 @@ class WatchDaemon:
         elif self.opts.long_lines == "truncate":
             yield text[:limit]
         else:
-            from speakcli.text import split_text
+            from speakcli.text import has_speech, split_text
 
             for window in _windows(text, max(4096, 8 * limit)):
-                yield from split_text(window, "en", limit)
+                # A piece with no letter or digit is not said: engines vocalise such pieces as noise.
+                yield from (p for p in split_text(window, "en", limit) if has_speech(p))
 
     def _enqueue(self, line: Line) -> None:
-        self.stats.read += 1
+        self.stats.add("read")
         self.events.emit("read", line, file=str(line.path), offset=line.start, text=line.text)
         dropped = self.queue.put(line, self.stop_event)
         if dropped is not None:  # LineQueue counts drops; this says which line
             log.warning("queue full: dropped line %d (%s)", dropped.seq, self.opts.overflow)
+        if line.skip is not None and line is not dropped:
+            self._skipped(line, line.skip)
+        if dropped is not None:
+            self._skipped(dropped, "overflow")
+
+    def _skipped(self, line: Line, reason: str) -> None:
+        self.stats.add("skipped")
+        self.events.emit("skipped", line, reason=reason)
 
     # -- consumer ----------------------------------------------------------------------------------
 
-    def _handoff_put(self, item: Any) -> None:
-        with self._handoff_cv:
-            self._handoff.append(item)
-            self._handoff_cv.notify_all()
+    def _take_slot(self) -> bool:
+        """Wait for the player to have room for one more job; False when the daemon stops meanwhile."""
+        while not self._in_flight.acquire(timeout=0.2):
+            if self._stopping():
+                return False
+        return True
 
     def _consume(self) -> None:
-        while True:
-            line = self.queue.get(timeout=0.5)
-            if line is None:
-                if self.stop_event.is_set() and (not self.opts.drain or self.queue._closed):
+        try:
+            while not self._stopping():
+                item = self.queue.get(timeout=0.5)
+                if item is None:
+                    if self.queue.closed:
+                        break
+                    continue
+                if self._stopping():
+                    break  # not recorded: read again after a restart
+                if isinstance(item, Skips):
+                    self._handoff.put(item)
+                    continue
+                line = item
+                if self.opts.max_age is not None and time.monotonic() - line.read_at > self.opts.max_age:
+                    line.skip = "too old"
+                if line.skip is not None:
+                    self._handoff.put((line, None, 0.0))
+                    continue
+                if not self._take_slot():
                     break
-                continue
-            if self.stop_event.is_set() and not self.opts.drain:
-                break  # not recorded: read again after a restart
-            if (
-                line.skip is None
-                and self.opts.max_age is not None
-                and time.monotonic() - line.read_at > self.opts.max_age
-            ):
-                line.skip = "too old"
-            if line.skip is not None:
-                self._handoff_put((line, None, 0.0))
-                continue
-            self._in_flight.acquire()
-            try:
-                job = self.speak(line.text)
-            except SpeakError as exc:
-                self._in_flight.release()
-                line.skip = f"error: {exc}"
-                self._handoff_put((line, None, 0.0))
-                continue
-            self._handoff_put((line, job, time.monotonic()))
-        self._handoff_put(_CLOSED)
+                try:
+                    job = self.speak(line.text)
+                except SpeakError as exc:
+                    self._in_flight.release()
+                    line.skip = f"error: {exc}"
+                    self._handoff.put((line, None, 0.0))
+                    continue
+                self._handoff.put((line, job, time.monotonic()))
+        finally:
+            self._handoff.put(_CLOSED)
 
     # -- player ------------------------------------------------------------------------------------
 
-    def _next_handoff(self) -> Any:
-        with self._handoff_cv:
-            while not self._handoff:
-                self._handoff_cv.wait(0.5)
-            return self._handoff.popleft()
-
     def _play(self) -> None:
-        while True:
-            item = self._next_handoff()
-            if item is _CLOSED:
-                break
-            line, job, submitted = item
-            if self.stop_event.is_set() and not self.opts.drain:
-                if job is not None:
-                    job.cancel()
+        cut = False
+        try:
+            while True:
+                item = self._handoff.get()
+                if item is _CLOSED:
+                    break
+                if self._stopping():
+                    # Not recorded, nor anything after it: all of it is read again after a restart.
+                    if not isinstance(item, Skips) and item[1] is not None:
+                        item[1].cancel()
+                        self._in_flight.release()
+                    continue
+                if isinstance(item, Skips):
+                    for skipped in item.last.values():
+                        self.state.record(skipped, time.monotonic(), force=False)
+                    continue
+                line, job, submitted = item
+                if job is None:
+                    self._skipped(line, line.skip or "skipped")
+                    self.state.record(line, time.monotonic(), force=False)
+                    continue
+                try:
+                    handled = self._deliver(line, job, submitted)
+                finally:
                     self._in_flight.release()
-                continue  # not recorded: read again after a restart
-            if job is None:
-                self.stats.skipped += 1
-                self.events.emit("skipped", line, reason=line.skip)
-                self.state.record(line, time.monotonic(), force=False)
-                continue
-            try:
-                self._deliver(line, job, submitted)
-            finally:
-                self._in_flight.release()
-            self.state.record(line, time.monotonic(), force=True)
-        if self.player is not None:
-            self.player.close(drain=True)
+                if handled:
+                    self.state.record(line, time.monotonic(), force=True)
+                else:
+                    cut = True
+        finally:
+            self._finish_playback(drain=not cut and not self._halt.is_set())
 
-    def _deliver(self, line: Line, job: Any, submitted: float) -> None:
+    def _finish_playback(self, drain: bool) -> None:
+        if self.player is None:
+            return
+        # Let the last line's tail play, in slices, so an abort (a stalled device) still gets through.
+        while drain and not self._halt.is_set() and not self.player.wait_until_buffered_below(0.0, timeout=0.2):
+            pass
+        self._close_player()
+
+    def _close_player(self) -> None:
+        with self._player_lock:
+            if self.player is None or self._player_closed:
+                return
+            self._player_closed = True
+        self.player.close(drain=False)  # unblocks a write or wait on a stalled device
+
+    def _deliver(self, line: Line, job: Any, submitted: float) -> bool:
+        """Speak one line; True when it is done with (spoken, or failed and skipped), False when cut by a stop."""
         chunks: list[np.ndarray] = []
         mark = self.player.mark() if self.player is not None else None
-        first_chunk_at = None
+        first_at: float | None = None
+        first_wall = last_wall = 0.0
+        audio = iter(job)
         try:
-            for chunk in job:
-                if first_chunk_at is None:
-                    first_chunk_at = time.monotonic()
+            while True:
+                if self._stopping():
+                    job.cancel()
+                    return False
+                try:
+                    chunk = next(audio)
+                except StopIteration:
+                    break
+                except (ModelError, VoiceError):
+                    raise  # the engine cannot speak at all: stop the daemon with that error's exit code
+                except Exception as exc:  # this line cannot be synthesized: skip it, record it, never retry it
+                    self.stats.add("failed")
+                    log.warning("line %d failed: %s", line.seq, " ".join(str(exc).split()) or type(exc).__name__)
+                    self._skipped(line, f"error: {exc}" if isinstance(exc, SpeakError) else f"error: {exc!r}")
+                    return True
+                last_wall = time.time()
+                if first_at is None:
+                    first_at, first_wall = time.monotonic(), last_wall
                 if self.player is not None:
                     self.player.write(chunk)
                 chunks.append(chunk)
-        except SpeakError as exc:
-            self.stats.failed += 1
-            log.warning("line %d failed: %s", line.seq, exc)
-            self.events.emit("skipped", line, reason=f"error: {exc}")
-            return
+        finally:
+            close = getattr(audio, "close", None)  # a generator: closing it cancels the job if unfinished
+            if close is not None:
+                close()
         seconds = sum(len(c) for c in chunks) / self.sample_rate
         # Worker-side times: how long synthesis took, and how soon its first chunk came (streaming).
         job.done.wait(5)
@@ -1043,14 +1230,13 @@ class WatchDaemon:
             seconds=_round(job.elapsed),
             first_chunk=_round(job.first_item_after),
             chunks=job.items,
-            queued_to_first_audio=round((first_chunk_at or time.monotonic()) - submitted, 4),
+            queued_to_first_audio=round((first_at or time.monotonic()) - submitted, 4),
+            first_chunk_time=round(first_wall, 6) if chunks else None,
+            last_chunk_time=round(last_wall, 6) if chunks else None,
             audio_seconds=round(seconds, 3),
         )
         if self.opts.output_dir is not None:
-            from speakcli.audio import write_audio
-
-            out = self.opts.output_dir / f"{line.seq:06d}-{_slug(line.text)}.wav"
-            write_audio(out, np.concatenate(chunks) if chunks else np.zeros(0, np.float32), self.sample_rate)
+            out = self._write_output(line, np.concatenate(chunks) if chunks else np.zeros(0, np.float32))
             self.events.emit("written", line, file=str(out), audio_seconds=round(seconds, 3))
         if self.player is not None:
             pause = np.zeros(int(self.opts.pause * self.sample_rate), np.float32)
@@ -1066,7 +1252,56 @@ class WatchDaemon:
                 first_audio=round(started - line.read_at, 4) if started else None,
                 first_audio_time=round(line.read_wall + (started - line.read_at), 6) if started else None,
             )
-        self.stats.spoken += 1
+        self.stats.add("spoken")
+        return True
+
+    def _write_output(self, line: Line, audio: np.ndarray) -> Path:
+        """Write the line as the next numbered WAV; never replaces a file (an earlier run's, or another writer's)."""
+        import io
+
+        import soundfile as sf
+
+        assert self.opts.output_dir is not None
+        buf = io.BytesIO()
+        sf.write(buf, np.clip(audio, -1.0, 1.0), self.sample_rate, format="WAV", subtype="PCM_16")
+        while True:
+            self._file_no += 1
+            out = self.opts.output_dir / f"{self._file_no:06d}-{_slug(line.text)}.wav"
+            try:
+                _write_new(out, buf.getvalue())
+                return out
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                self._file_no -= 1
+                raise OutputError(
+                    f"cannot write {out} ({exc.strerror or exc}); free some space or pass another --output-dir"
+                ) from None
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Create `path` holding `data` in one step, or raise FileExistsError: a temp file, then a hard link.
+
+    Like atomic_write (the umask's mode, fsync, no half file), but it never replaces an existing file.
+    """
+    tmp = path.parent / temp_name(path.name)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)  # fails if `path` exists, atomically
+        except FileExistsError:
+            raise
+        except OSError:  # a file system without hard links: check, then rename (racy only against other writers)
+            if path.exists():
+                raise FileExistsError(path) from None
+            os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def _windows(text: str, size: int) -> Iterator[str]:

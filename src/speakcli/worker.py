@@ -70,6 +70,7 @@ class SynthesisWorker:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._name = name
+        self._loaded = False
         self.jobs_run = 0
 
     def _ensure_started(self) -> None:
@@ -98,7 +99,9 @@ class SynthesisWorker:
             started = time.monotonic()
             try:
                 if not job.cancelled:
-                    self.engine.load()
+                    if not self._loaded:  # once per worker; a failed load is tried again by the next job
+                        self.engine.load()
+                        self._loaded = True
                     for item in job.fn(self.engine):
                         if job.cancelled:
                             break

@@ -83,8 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging()
     debug = "--debug" in args or os.environ.get("SPEAKCLI_DEBUG") == "1"
     try:
-        result = app(args=args, prog_name="speakcli", standalone_mode=False)
-        return int(result or 0)
+        result = int(app(args=args, prog_name="speakcli", standalone_mode=False) or 0)
+        if result == ExitStatus.INTERRUPTED:
+            # Typer turns Ctrl-C into a silent return of 130: say why the command stopped.
+            _err("interrupted")
+        return result
     except typer.Exit as exc:
         return int(exc.exit_code)
     except cx.NoArgsIsHelpError as exc:

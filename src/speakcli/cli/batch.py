@@ -25,8 +25,13 @@ def batch(
     split: Annotated[str, typer.Option("--split", help="Text files: line, paragraph or file (one item).")] = "line",
     input_format: Annotated[str, typer.Option("--format", help="auto (by extension), text, jsonl or csv.")] = "auto",
     name_template: Annotated[
-        str, typer.Option("--name-template", help="Output names: {index}, {slug}, {source}.")
-    ] = "{index:04d}-{slug}",
+        str,
+        typer.Option(
+            "--name-template",
+            help="Output names: {slug} (of the text), {hash} (of the text), {index}, {source}. "
+            "A name with {index} changes when lines are inserted, and resume then re-makes those items.",
+        ),
+    ] = "{slug}-{hash}",
     format_out: Annotated[str, typer.Option("--format-out", help="wav, flac or ogg.")] = "wav",
     concat_out: Annotated[
         Path | None, typer.Option("--concat", help="Also join all items into this file.", show_default=False)
@@ -52,7 +57,7 @@ def batch(
     from speakcli.audio import check_output_path
     from speakcli.batch import BatchRun, Item, concat, plan_outputs, read_items
     from speakcli.cli.common import announce
-    from speakcli.errors import ExitStatus, OutputError, UsageError
+    from speakcli.errors import ExitStatus, OutputError, SpeakError, UsageError
     from speakcli.settings import load_settings
     from speakcli.speech import Speaker
 
@@ -86,16 +91,42 @@ def batch(
         raise UsageError("the input has no items to speak")
     speaker = Speaker.from_settings(settings)
     announce(speaker, quiet or as_json)
+    todo = [item for item in items if item.error is None and item.skip is None]
+    # A bad --voice or --language is the whole run's problem: say so now (exit 3 or 2), not once per item.
+    if any(item.voice is None for item in todo):
+        speaker.voice(None)
+    if any(item.language is None for item in todo):
+        speaker.options(stream=False)
     engine_id = f"{speaker.spec.name}:{speaker.spec.model_dir}"
-    plan_outputs(items, out_dir, name_template, f".{format_out}", engine_id)
     voices: dict[str | None, Any] = {}
+
+    def voice_id(name: str | None) -> Any:
+        # The voice as resolved now, clips' sizes and times included: re-recording a voice re-makes its items.
+        try:
+            v = speaker.voice(name)
+        except SpeakError as exc:
+            return f"unusable: {exc}"  # the item fails when it is made, and is retried next run
+        if v is None:
+            return None
+        clips = [(str(c), c.stat().st_size, c.stat().st_mtime_ns) for c in v.clips if c.exists()]
+        return [v.name, v.speaker, clips]
+
+    def settings_of(item: Item) -> Any:
+        # What the run's settings decide for this item, so a changed --voice, -l, --speed or --pause re-makes it.
+        if item.voice not in voices:
+            voices[item.voice] = voice_id(item.voice)
+        s = settings
+        return [voices[item.voice], item.language or s.language, item.speed or s.speed, s.pause, s.temperature]
+
+    plan_outputs(items, out_dir, name_template, f".{format_out}", engine_id, settings_of)
+    resolved: dict[str | None, Any] = {}
 
     def synthesize(item: Item) -> tuple[Any, float]:
         import numpy as np
 
-        if item.voice not in voices:
-            voices[item.voice] = speaker.voice(item.voice)  # resolved once per voice; XTTS latents cached once too
-        job = speaker.speak(item.text, voices[item.voice], speaker.options(item.language, item.speed, stream=False))
+        if item.voice not in resolved:
+            resolved[item.voice] = speaker.voice(item.voice)  # resolved once per voice; XTTS latents cached once too
+        job = speaker.speak(item.text, resolved[item.voice], speaker.options(item.language, item.speed, stream=False))
         chunks = list(job)
         return (np.concatenate(chunks) if chunks else np.zeros(0, np.float32)), float(job.elapsed or 0.0)
 
@@ -122,8 +153,9 @@ def batch(
     produced = {"audio": 0.0, "synth": 0.0}
 
     def on_result(result: Any) -> None:
-        produced["audio"] += result.audio_seconds if result.status == "ok" else 0.0
-        produced["synth"] += result.synthesis_seconds
+        if result.status == "ok" and not result.kept:  # the speed of this run, not of earlier ones
+            produced["audio"] += result.audio_seconds
+            produced["synth"] += result.synthesis_seconds
         rate = produced["audio"] / produced["synth"] if produced["synth"] else 0.0
         progress.update(task, advance=1, audio=produced["audio"], speed=rate)
 
@@ -136,15 +168,24 @@ def batch(
     finally:
         signal.signal(signal.SIGINT, previous)
     if concat_out is not None and not summary.interrupted:
-        done = [out_dir / r.output for r in results if r.status in ("ok", "skipped") and r.output]
+        done = [out_dir / r.output for r in results if r.status == "ok" and r.output]
         concat(done, concat_out, speaker.sample_rate, settings.pause)
         summary.concat = str(concat_out)
     if as_json:
         print(json.dumps(asdict(summary), indent=2))
     elif not quiet:
         speed_x = produced["audio"] / produced["synth"] if produced["synth"] else 0.0
+        extra = "".join(
+            f", {n} {what}"
+            for n, what in (
+                (summary.skipped, "skipped (nothing to say)"),
+                (summary.removed, "kept file(s) of items no longer in the input"),
+            )
+            if n
+        )
         print(
-            f"speakcli: {summary.ok} done, {summary.skipped} already done, {summary.failed} failed of {summary.total}; "
+            f"speakcli: {summary.ok} made, {summary.already_done} already done, {summary.failed} failed "
+            f"of {summary.total}{extra}; "
             f"{summary.audio_seconds:.1f} s of audio in {summary.wall_seconds:.1f} s ({speed_x:.1f}x real time) "
             f"-> {out_dir}{' (interrupted)' if summary.interrupted else ''}",
             file=sys.stderr,

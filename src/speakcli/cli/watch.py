@@ -61,7 +61,7 @@ def watch(
 
     from speakcli.audio import StreamPlayer
     from speakcli.cli.common import announce
-    from speakcli.errors import UsageError
+    from speakcli.errors import ExitStatus, OutputError, UsageError
     from speakcli.settings import load_settings
     from speakcli.speech import Speaker
     from speakcli.watch import EventLog, WatchDaemon, WatchOptions, check_encoding, default_state_file
@@ -82,65 +82,75 @@ def watch(
     folder = target if target.is_dir() else target.parent
     if not folder.is_dir():
         raise UsageError(f"folder {folder} does not exist; create it or watch another file")
-    settings = load_settings(
-        {
-            **o.engine_flags(engine, model_dir, device, voices_dir),
-            "voice": voice,
-            "language": language,
-            "speed": speed,
-            "pause": pause,
-            "output_device": output_device,
-        }
-    )
-    speaker = Speaker.from_settings(settings)
-    announce(speaker, quiet or events == "-")
-    opts = speaker.options(stream=play)
-    chosen = speaker.voice()
-    player = StreamPlayer(speaker.sample_rate, settings.output_device) if play else None
-    options = WatchOptions(
-        from_start=from_start,
-        encoding=enc,
-        pattern=pattern,
-        flush_partial=flush_partial,
-        max_chars=max_chars,
-        long_lines=long_lines,  # type: ignore[arg-type]
-        max_queue=max_queue,
-        overflow=overflow,  # type: ignore[arg-type]
-        max_age=max_age,
-        skip_regex=skip_regex,
-        ignore_prefixes=tuple(ignore_prefix or ()),
-        poll_interval=poll_interval,
-        pause=settings.pause,
-        drain=drain,
-        output_dir=output_dir,
-        state_file=None if no_state else (state_file or default_state_file(target)),
-    )
-    log = EventLog(events)
-    daemon = WatchDaemon(
-        target, lambda text: speaker.speak(text, chosen, opts), speaker.sample_rate, options, player=player, events=log
-    )
-    signals = {"count": 0}
-
-    def on_signal(signum: int, frame: Any) -> None:
-        signals["count"] += 1
-        if signals["count"] > 1:
-            os._exit(130)  # a second Ctrl-C: leave now, the state file already holds the last whole line
-        daemon.stop()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    if output_dir is not None and output_dir.exists() and not output_dir.is_dir():
+        raise OutputError(f"--output-dir {output_dir} is a file; pass a folder (it is created if missing)")
+    log = EventLog(events)  # opened before the model loads, so a bad path fails at once
     try:
-        if not quiet and events != "-":
-            what = "folder" if target.is_dir() else "file"
-            print(f"speakcli: watching {what} {target}; Ctrl-C to stop", file=sys.stderr)
-        daemon.start()
-        _wait(daemon, quiet or events == "-")
+        settings = load_settings(
+            {
+                **o.engine_flags(engine, model_dir, device, voices_dir),
+                "voice": voice,
+                "language": language,
+                "speed": speed,
+                "pause": pause,
+                "output_device": output_device,
+            }
+        )
+        speaker = Speaker.from_settings(settings)
+        announce(speaker, quiet or events == "-")
+        opts = speaker.options(stream=play)
+        chosen = speaker.voice()
+        player = StreamPlayer(speaker.sample_rate, settings.output_device) if play else None
+        options = WatchOptions(
+            from_start=from_start,
+            encoding=enc,
+            pattern=pattern,
+            flush_partial=flush_partial,
+            max_chars=max_chars,
+            long_lines=long_lines,  # type: ignore[arg-type]
+            max_queue=max_queue,
+            overflow=overflow,  # type: ignore[arg-type]
+            max_age=max_age,
+            skip_regex=skip_regex,
+            ignore_prefixes=tuple(ignore_prefix or ()),
+            poll_interval=poll_interval,
+            pause=settings.pause,
+            drain=drain,
+            output_dir=output_dir,
+            state_file=None if no_state else (state_file or default_state_file(target)),
+        )
+        daemon = WatchDaemon(
+            target,
+            lambda text: speaker.speak(text, chosen, opts),
+            speaker.sample_rate,
+            options,
+            player=player,
+            events=log,
+        )
+        first_signal: list[int] = []
+
+        def on_signal(signum: int, frame: Any) -> None:
+            first_signal.append(signum)
+            if len(first_signal) > 1:
+                os._exit(ExitStatus.INTERRUPTED)  # a second signal: leave now; the state holds the last whole line
+            daemon.stop()
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            if not quiet and events != "-":
+                what = "folder" if target.is_dir() else "file"
+                print(f"speakcli: watching {what} {target}; Ctrl-C to stop", file=sys.stderr)
+            daemon.start()
+            _wait(daemon, quiet or events == "-")
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
         log.close()
     if daemon.error is not None:
-        raise daemon.error
-    return 0
+        raise daemon.error  # reported once, by the CLI's error boundary, with its exit code
+    # Ctrl-C is an interruption (130); SIGTERM is how a service manager stops a service cleanly (0).
+    return ExitStatus.INTERRUPTED if first_signal[:1] == [signal.SIGINT] else ExitStatus.OK
 
 
 def _wait(daemon: Any, quiet: bool) -> None:
@@ -151,12 +161,25 @@ def _wait(daemon: Any, quiet: bool) -> None:
     console = Console(stderr=True)
     if quiet or not console.is_terminal:
         while not daemon.join(timeout=0.2):
-            pass
+            if _give_up_if_stuck(daemon):
+                return
         return
     with Live(console=console, refresh_per_second=4, transient=True) as live:
         while not daemon.join(timeout=0.25):
+            if _give_up_if_stuck(daemon):
+                return
             s = daemon.stats
             live.update(
                 f"[bold]watching[/bold] {daemon.target}  queued {len(daemon.queue)}  spoken {s.spoken}  "
                 f"skipped {s.skipped}  dropped {daemon.queue.dropped}  {time.strftime('%H:%M:%S')}"
             )
+
+
+def _give_up_if_stuck(daemon: Any) -> bool:
+    """After a stop, and the output cut, a thread still stuck in the system (a hung disk) is left behind."""
+    at = daemon.stop_requested_at
+    if at is None or daemon.opts.drain or time.monotonic() - at < daemon.opts.stop_grace + 5:
+        return False
+    print("speakcli: warning: a watch thread is stuck (a hung disk or device?); exiting without it", file=sys.stderr)
+    daemon.give_up()
+    return True
