@@ -446,6 +446,8 @@ def test_usage_errors(tmp_path: Path) -> None:
         (["batch", "-", "-o", str(tmp_path / "f")], ExitStatus.OUTPUT, b"is a file"),
         (["batch", "-", "-o", "o", "--split", "word"], ExitStatus.USAGE, b"--split"),
         (["batch", "-", "-o", "o", "--name-template", "{nope}"], ExitStatus.USAGE, b"--name-template"),
+        (["batch", "-", "-o", "o", "--name-template", "{index[0]}"], ExitStatus.USAGE, b"unknown field {index[0]}"),
+        (["batch", "-", "-o", "o", "--name-template", "{slug.__class__}"], ExitStatus.USAGE, b"--name-template"),
         (["batch", "-", "-o", "o", "--voice", "anna"], ExitStatus.VOICE, b"voice 'anna' needs --engine xtts"),
         (["batch", "-", "-o", "o", "-l", "de"], ExitStatus.USAGE, b"'de' is not supported by the piper engine"),
     ]:

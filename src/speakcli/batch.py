@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import string
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -276,6 +277,24 @@ def _with_suffix_number(name: str, n: int) -> str:
     return f"{stem}-{n}{ext}"
 
 
+TEMPLATE_FIELDS = ("slug", "hash", "index", "source")
+
+
+def check_template(template: str) -> None:
+    """Refuse a name template that is not plain fields: attribute or index access ({slug.__class__}) reads
+    Python internals, and a bad format spec fails only when an item is named."""
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        bad = [f for f in fields if f not in TEMPLATE_FIELDS]
+        if bad:
+            raise ValueError(f"unknown field {{{bad[0]}}}")
+        template.format(index=1, slug="x", source="x", hash="x")
+    except (KeyError, IndexError, ValueError, TypeError) as exc:
+        raise UsageError(
+            f"--name-template {template!r} is invalid ({exc}); use {{slug}}, {{hash}}, {{index}}, {{source}}"
+        ) from None
+
+
 def plan_outputs(
     items: list[Item],
     out_dir: Path,
@@ -291,12 +310,7 @@ def plan_outputs(
     explicit `out` given twice fails the later row. `settings_of(item)` adds what the caller resolves for an
     item (its effective voice, language, speed...) to the key.
     """
-    try:
-        template.format(index=1, slug="x", source="x", hash="x")
-    except (KeyError, IndexError, ValueError, AttributeError) as exc:
-        raise UsageError(
-            f"--name-template {template!r} is invalid ({exc}); use {{slug}}, {{hash}}, {{index}}, {{source}}"
-        ) from None
+    check_template(template)
     todo = [item for item in items if item.error is None and item.skip is None]
     used: dict[str, int] = {}
     for item in todo:  # explicit names first: a generated name gives way to them, wherever they are

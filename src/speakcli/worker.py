@@ -78,8 +78,10 @@ class SynthesisWorker:
             if self._stop.is_set():
                 raise RuntimeError("the synthesis worker is closed")
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                self._thread.start()
+                thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                thread.start()
+                # Only a started thread is kept: a Ctrl-C inside start() must not leave close() one it cannot join.
+                self._thread = thread
 
     def submit(self, fn: Callable[[Engine], Iterable[T]]) -> Job[T]:
         job: Job[T] = Job(fn)
