@@ -327,7 +327,7 @@ def bench_watch(runs: int) -> str:
             )
         )
         try:
-            from speakcli.audio import StreamPlayer
+            from speakcli.audio.playback import StreamPlayer
 
             player = StreamPlayer(speaker.sample_rate)
         except Exception as exc:  # no sound device here: report what could be measured

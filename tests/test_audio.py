@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from speakcli import audio
+from speakcli.audio import playback
 from speakcli.errors import OutputError, VoiceError
 
 
@@ -105,4 +106,4 @@ def test_sounddevice_missing_is_an_audio_device_error(monkeypatch: pytest.Monkey
     from speakcli.errors import AudioDeviceError
 
     with pytest.raises(AudioDeviceError, match=r"libportaudio2.*-o speech\.wav"):
-        audio.Player(22050)
+        playback.Player(22050)

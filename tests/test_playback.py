@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from helpers import run_cli
-from speakcli.audio import Player, output_devices
+from speakcli.audio.playback import Player, output_devices
 
 pytestmark = pytest.mark.audio
 RATE = 22050

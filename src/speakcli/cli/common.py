@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from speakcli.audio import Player, check_output_path, write_audio
+from speakcli.audio import check_output_path, write_audio
+from speakcli.audio.playback import Player
 from speakcli.errors import UsageError
 from speakcli.speech import Speaker
 from speakcli.worker import Job

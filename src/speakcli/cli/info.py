@@ -34,7 +34,7 @@ def _version(name: str) -> str | None:
 def gather(settings: Any) -> dict[str, Any]:
     """Everything `info` reports, as plain data; each part says why when it is missing."""
     from speakcli import dirs
-    from speakcli.audio import output_devices
+    from speakcli.audio.playback import output_devices
     from speakcli.engines import _xtts_folder, choose_engine, xtts_installed
     from speakcli.errors import SpeakError
     from speakcli.voices import bundled_voices_dir

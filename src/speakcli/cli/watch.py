@@ -59,7 +59,7 @@ def watch(
     """Follow TARGET like `tail -F` and speak each new line; Ctrl-C or SIGTERM stops after the current line."""
     import re
 
-    from speakcli.audio import StreamPlayer
+    from speakcli.audio.playback import StreamPlayer
     from speakcli.cli.common import announce
     from speakcli.errors import ExitStatus, OutputError, UsageError
     from speakcli.settings import load_settings

@@ -1,120 +1,14 @@
-"""Audio I/O: atomic file writing, reference reading, seam fades, and streamed playback via sounddevice."""
+"""Playback through PortAudio (sounddevice, imported only when audio is played): devices, players."""
 
 from __future__ import annotations
 
 import contextlib
-import io
-import os
-import sys
-from collections.abc import Iterable, Iterator
-from pathlib import Path
+import threading
 from typing import Any
 
 import numpy as np
 
-from speakcli.errors import AudioDeviceError, OutputError, VoiceError
-from speakcli.fsutil import atomic_write
-
-FORMATS: dict[str, tuple[str, str | None]] = {
-    ".wav": ("WAV", "PCM_16"),
-    ".flac": ("FLAC", "PCM_16"),
-    ".ogg": ("OGG", "VORBIS"),
-}
-FADE_SECONDS = 0.005
-
-
-def output_format(path: str | Path) -> tuple[str, str | None]:
-    """The soundfile (format, subtype) for an output path, chosen by its extension."""
-    if str(path) == "-":
-        return FORMATS[".wav"]
-    ext = Path(path).suffix.lower()
-    if ext not in FORMATS:
-        raise OutputError(
-            f"cannot tell the audio format of {str(path)!r}; end the name with {', '.join(FORMATS)} (or use - for WAV)"
-        )
-    return FORMATS[ext]
-
-
-def check_output_path(path: str | Path, force: bool = False) -> None:
-    """Fail before any synthesis if `path` cannot be written or would overwrite work."""
-    output_format(path)
-    if str(path) == "-":
-        return
-    p = Path(path)
-    if p.is_dir():
-        raise OutputError(f"{p} is a directory; give a file name such as {p / 'speech.wav'}")
-    if p.exists() and not force:
-        raise OutputError(f"{p} already exists; pass --force to overwrite it")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"folder {parent} does not exist; create it or choose another output path")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"folder {parent} is not writable; choose another output path")
-
-
-def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
-    """Write mono float audio to `path` (or WAV to stdout for '-') atomically: temp file, fsync, rename."""
-    import soundfile as sf
-
-    fmt, subtype = output_format(path)
-    audio = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
-    if str(path) == "-":
-        out = io.BytesIO()
-        sf.write(out, audio, sample_rate, format=fmt, subtype=subtype)
-        try:
-            sys.stdout.buffer.write(out.getvalue())
-            sys.stdout.buffer.flush()
-        except BrokenPipeError:
-            raise  # the reader left on purpose (`| head`); the CLI ends quietly
-        except OSError as exc:
-            raise OutputError(f"could not write audio to stdout: {exc.strerror or exc}") from None
-        return
-    p = Path(path)
-    try:
-        buf = io.BytesIO()
-        sf.write(buf, audio, sample_rate, format=fmt, subtype=subtype)
-        atomic_write(p, buf.getvalue())
-    except OSError as exc:
-        raise OutputError(f"could not write {p}: {exc.strerror or exc}") from None
-
-
-def read_audio(path: Path) -> tuple[np.ndarray, int]:
-    """Mono float32 samples and rate of any file libsndfile reads (WAV, FLAC, OGG...), any channel count."""
-    import soundfile as sf
-
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise VoiceError(f"cannot read {path} as audio ({exc}); use a WAV, FLAC or OGG file") from None
-    return data.mean(axis=1).astype(np.float32), int(rate)
-
-
-def fade(chunk: np.ndarray, sample_rate: int, fade_in: bool, fade_out: bool) -> np.ndarray:
-    """A copy of `chunk` with a few ms linear fade at its ends, so seams between sentences do not click."""
-    n = min(int(sample_rate * FADE_SECONDS), len(chunk) // 2)
-    out = np.array(chunk, dtype=np.float32, copy=True)
-    if n > 0:
-        ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
-        if fade_in:
-            out[:n] *= ramp
-        if fade_out:
-            out[-n:] *= ramp[::-1]
-    return out
-
-
-def faded(chunks: Iterable[np.ndarray], sample_rate: int) -> Iterator[np.ndarray]:
-    """Stream `chunks`, fading in the first and out the last, with one chunk of look-ahead."""
-    pending: np.ndarray | None = None
-    first = True
-    for chunk in chunks:
-        if len(chunk) == 0:
-            continue
-        if pending is not None:
-            yield fade(pending, sample_rate, first, False) if first else pending
-            first = False
-        pending = chunk
-    if pending is not None:
-        yield fade(pending, sample_rate, first, True)
+from speakcli.errors import AudioDeviceError
 
 
 def _sounddevice() -> Any:
@@ -216,14 +110,6 @@ class Player:
             self.abort()
 
 
-def play(chunks: Iterable[np.ndarray], sample_rate: int, device: str | None = None) -> float:
-    """Play chunks as they arrive; returns the seconds of audio played."""
-    with Player(sample_rate, device) as player:
-        for chunk in chunks:
-            player.write(chunk)
-    return player.seconds
-
-
 class StreamPlayer:
     """A long-lived output stream fed from a buffer; silence when idle, so consecutive utterances join gaplessly.
 
@@ -232,7 +118,6 @@ class StreamPlayer:
     """
 
     def __init__(self, sample_rate: int, device: str | None = None, max_buffer: float = 4.0) -> None:
-        import threading
         from collections import deque
 
         sd = _sounddevice()
@@ -281,10 +166,6 @@ class StreamPlayer:
             self._cv.notify_all()
         out[filled:] = 0.0
 
-    @property
-    def latency(self) -> float:
-        return float(self._stream.latency)
-
     def mark(self) -> int:
         """The frame index the next write starts at; `reached` reports when the device pulls it."""
         with self._cv:
@@ -302,11 +183,6 @@ class StreamPlayer:
                 self._cv.wait(0.5)
             self._chunks.append(data)
             self._queued += len(data)
-
-    def buffered(self) -> float:
-        """Seconds of audio written but not yet pulled by the device."""
-        with self._cv:
-            return (self._queued - self._played) / self.sample_rate
 
     def wait_until_buffered_below(self, seconds: float, timeout: float | None = None) -> bool:
         import time

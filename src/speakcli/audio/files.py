@@ -1,0 +1,85 @@
+"""Audio files: the formats by extension, output checks, atomic writing, and reading any rate or channel count."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from speakcli.errors import OutputError, VoiceError
+from speakcli.fsutil import atomic_write
+
+FORMATS: dict[str, tuple[str, str | None]] = {
+    ".wav": ("WAV", "PCM_16"),
+    ".flac": ("FLAC", "PCM_16"),
+    ".ogg": ("OGG", "VORBIS"),
+}
+
+
+def output_format(path: str | Path) -> tuple[str, str | None]:
+    """The soundfile (format, subtype) for an output path, chosen by its extension."""
+    if str(path) == "-":
+        return FORMATS[".wav"]
+    ext = Path(path).suffix.lower()
+    if ext not in FORMATS:
+        raise OutputError(
+            f"cannot tell the audio format of {str(path)!r}; end the name with {', '.join(FORMATS)} (or use - for WAV)"
+        )
+    return FORMATS[ext]
+
+
+def check_output_path(path: str | Path, force: bool = False) -> None:
+    """Fail before any synthesis if `path` cannot be written or would overwrite work."""
+    output_format(path)
+    if str(path) == "-":
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise OutputError(f"{p} is a directory; give a file name such as {p / 'speech.wav'}")
+    if p.exists() and not force:
+        raise OutputError(f"{p} already exists; pass --force to overwrite it")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"folder {parent} does not exist; create it or choose another output path")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"folder {parent} is not writable; choose another output path")
+
+
+def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
+    """Write mono float audio to `path` (or WAV to stdout for '-') atomically: temp file, fsync, rename."""
+    import soundfile as sf
+
+    fmt, subtype = output_format(path)
+    audio = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
+    if str(path) == "-":
+        out = io.BytesIO()
+        sf.write(out, audio, sample_rate, format=fmt, subtype=subtype)
+        try:
+            sys.stdout.buffer.write(out.getvalue())
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:
+            raise  # the reader left on purpose (`| head`); the CLI ends quietly
+        except OSError as exc:
+            raise OutputError(f"could not write audio to stdout: {exc.strerror or exc}") from None
+        return
+    p = Path(path)
+    try:
+        buf = io.BytesIO()
+        sf.write(buf, audio, sample_rate, format=fmt, subtype=subtype)
+        atomic_write(p, buf.getvalue())
+    except OSError as exc:
+        raise OutputError(f"could not write {p}: {exc.strerror or exc}") from None
+
+
+def read_audio(path: Path) -> tuple[np.ndarray, int]:
+    """Mono float32 samples and rate of any file libsndfile reads (WAV, FLAC, OGG...), any channel count."""
+    import soundfile as sf
+
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise VoiceError(f"cannot read {path} as audio ({exc}); use a WAV, FLAC or OGG file") from None
+    return data.mean(axis=1).astype(np.float32), int(rate)
