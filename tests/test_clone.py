@@ -108,6 +108,8 @@ def test_clone_from_an_mp3_then_select_it_by_name_and_by_file(
 @pytest.mark.xtts
 @pytest.mark.slow
 def test_a_clone_that_fails_leaves_nothing_behind(tiny_xtts_dir: Path, tmp_path: Path, isolated_env: Path) -> None:
+    from speakcli.cli import main
+
     # The clips pass every check; the model then fails while computing the latents.
     broken = tmp_path / "broken-model"
     shutil.copytree(tiny_xtts_dir, broken)
@@ -116,8 +118,7 @@ def test_a_clone_that_fails_leaves_nothing_behind(tiny_xtts_dir: Path, tmp_path:
     old = VoiceLibrary(_voices(isolated_env)).save("kept", [_clip(tmp_path / "old.wav")], {"language": "en"})
     before = sorted(p.relative_to(_voices(isolated_env)) for p in _voices(isolated_env).rglob("*"))
     for args in (["--name", "fresh"], ["--name", "kept", "--force"]):
-        result = run_cli("clone", str(ref), *args, "-q", "--model-dir", str(broken))
-        assert result.returncode == ExitStatus.MODEL, result.stderr
+        assert main(["clone", str(ref), *args, "-q", "--model-dir", str(broken)]) == ExitStatus.MODEL
     # No new voice, no hidden staging folder, and the voice --force would have replaced is untouched.
     assert sorted(p.relative_to(_voices(isolated_env)) for p in _voices(isolated_env).rglob("*")) == before
     assert [c.name for c in old.clips] == ["old.wav"]
