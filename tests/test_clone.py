@@ -184,7 +184,8 @@ def test_latents_read_only_the_used_part_of_a_long_clip(tiny_xtts_dir: Path, lon
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 32 << 20, f"{peak / 2**20:.0f} MB of numpy memory for 10 s of audio"
+    # 10 s of 16 kHz mono is 0.6 MB and a read block 1 MB; all 150 s would be 9.6 MB mono, 154 MB as read.
+    assert peak < 6 << 20, f"{peak / 2**20:.1f} MB of numpy memory for 10 s of audio"
 
 
 # --- the latent cache is only an optimisation -------------------------------------------------------
@@ -253,7 +254,9 @@ def test_clone_and_say_go_on_without_a_writable_cache(
             mp.setenv(k, v)
         assert main(["clone", str(ref), "--name", "me", "--text", "Hi.", "-o", "a.wav", *cache]) == 0
         assert main(["say", "Hello again.", "--voice", "me", "-o", "b.wav", *cache]) == 0
-    assert (_voices(isolated_env) / "me/me.wav").is_file() and (tmp_path / "b.wav").is_file()
+        other = _clip(tmp_path / "other.wav", seed=2)  # new latents: a second write that fails, not re-reported
+        assert main(["say", "And you.", "--voice", str(other), "-o", "c.wav", *cache]) == 0
+    assert (_voices(isolated_env) / "me/me.wav").is_file() and (tmp_path / "c.wav").is_file()
     assert sum("going on without caching" in m for m in speakcli_log) == 1, speakcli_log
 
 

@@ -16,7 +16,11 @@ CLIP_LEVEL = 0.999
 CLIP_FRACTION = 0.01
 # What is read of a clip when the caller names no limit: XTTS v2 uses 10 s (max_ref_len), never more than 30.
 DEFAULT_USED_SECONDS = 30.0
-_BLOCK_FRAMES = 1 << 16  # frames per read: memory stays bounded whatever the clip's length or channel count
+_BLOCK_SAMPLES = 1 << 18  # samples per read (1 MB as float32): memory stays bounded whatever the clip's size
+
+
+def _block_frames(channels: int) -> int:
+    return max(1, _BLOCK_SAMPLES // max(1, channels))
 
 
 def _open(path: Path) -> Any:
@@ -49,7 +53,7 @@ def read_reference(path: Path, seconds: float | None = DEFAULT_USED_SECONDS) -> 
         done = 0
         try:
             while done < want:
-                block = fh.read(min(_BLOCK_FRAMES, want - done), dtype="float32", always_2d=True)
+                block = fh.read(min(_block_frames(fh.channels), want - done), dtype="float32", always_2d=True)
                 if len(block) == 0:  # the header over-stated the length (a truncated file): keep what is there
                     break
                 mono[done : done + len(block)] = block.mean(axis=1)
@@ -87,7 +91,7 @@ def store_used_part(src: Path, dest: Path, seconds: float) -> None:
             with sf.SoundFile(str(dest), "w", rate, channels, subtype, format=fmt) as sink:
                 done = 0
                 while done < want:
-                    block = fh.read(min(_BLOCK_FRAMES, want - done), dtype="float32", always_2d=True)
+                    block = fh.read(min(_block_frames(fh.channels), want - done), dtype="float32", always_2d=True)
                     if len(block) == 0:
                         break
                     sink.write(np.clip(block, -1.0, 1.0))
