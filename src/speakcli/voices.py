@@ -227,7 +227,12 @@ class StagedVoice:
                 old = target.with_name(f".{name}.old")
                 shutil.rmtree(old, ignore_errors=True)
                 target.rename(old)
-            self.staging.rename(target)
+            try:
+                self.staging.rename(target)
+            except OSError:
+                if old is not None:  # put the replaced voice back: --force must not lose it on a failure
+                    old.rename(target)
+                raise
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
         except OSError as exc:
