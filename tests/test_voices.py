@@ -127,28 +127,6 @@ def test_cache_round_trip_and_key_parts(tmp_path: Path) -> None:
     assert cache.get(CacheKey.build(["c1"], "model-a", {"gpt_cond_len": 6})) is None
 
 
-def test_a_pickle_in_the_cache_is_never_run(tmp_path: Path) -> None:
-    cache = LatentCache(tmp_path, warn=lambda m: warnings.append(m))
-    warnings: list[str] = []
-    marker = tmp_path / "pwned"
-
-    class Exploit:
-        def __reduce__(self):  # type: ignore[no-untyped-def]
-            return (os.system, (f"touch {marker}",))
-
-    path = cache.path(_key())
-    np.savez(
-        path.with_suffix(""),
-        gpt_cond_latent=np.array([Exploit()], dtype=object),
-        speaker_embedding=np.zeros((1, 512, 1), np.float32),
-        key=np.zeros(3, np.uint8),
-    )
-    assert path.exists()
-    assert cache.get(_key()) is None
-    assert not marker.exists()
-    assert warnings == [f"latent cache entry {path.name} is corrupt; recomputing it"]
-
-
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "wrong-key"])
 def test_corrupt_entries_are_reported_once_and_missed(tmp_path: Path, damage: str) -> None:
     warnings: list[str] = []
@@ -177,6 +155,43 @@ def xtts_engine(tiny_xtts_dir: Path, tmp_path: Path):  # type: ignore[no-untyped
         return create_engine(EngineSpec("xtts", tiny_xtts_dir, "cpu", cache_dir=tmp_path / "cache"))
 
     return make
+
+
+class _Exploit:
+    """Unpickling this runs `touch MARKER`: what a poisoned cache entry would do under allow_pickle=True."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.xtts
+@pytest.mark.slow
+def test_a_pickle_in_the_cache_is_never_run_and_the_entry_is_recomputed(xtts_engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    engine = xtts_engine()
+    warnings: list[str] = []
+    engine.cache._warn = warnings.append
+    voice = Voice("v", clips=(_speech_like(tmp_path / "a.wav"),))
+    key = engine.latent_key(voice.clips)
+    marker = tmp_path / "pwned"
+    # A whole, valid entry (the right key, a good speaker embedding) except for one pickled object array.
+    path = engine.cache.path(key)
+    path.parent.mkdir(parents=True)
+    with path.open("wb") as fh:
+        np.savez(
+            fh,
+            gpt_cond_latent=np.array([_Exploit(marker)], dtype=object),
+            speaker_embedding=np.zeros((1, 512, 1), np.float32),
+            key=np.frombuffer(json.dumps(LatentCache._key_json(key)).encode(), dtype=np.uint8),
+        )
+    assert engine.ensure_latents(voice) == "computed"
+    assert not marker.exists()
+    assert warnings == [f"latent cache entry {path.name} is corrupt; recomputing it"]
+    assert engine.latents_computed == 1
+    fresh = engine.cache.get(key)  # replaced by a good entry
+    assert fresh is not None and fresh.gpt_cond_latent.dtype == np.float32
 
 
 @pytest.mark.xtts

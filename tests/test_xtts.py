@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -143,6 +145,9 @@ def test_builtin_speakers_from_speakers_xtts_pth(tiny_xtts_dir: Path, tone_wav, 
         ("no_vocab", b"missing vocab.json"),
         ("bad_config", b"config.json is not valid JSON"),
         ("truncated_weights", b"corrupt or not XTTS v2"),
+        ("list_config", b"config.json is not an XTTS v2 config (it holds a list"),
+        ("null_model_args", b"config.json is not an XTTS v2 config (model_args is not an object"),
+        ("no_languages", b"config.json is not an XTTS v2 config (languages is not a list"),
     ],
 )
 def test_a_damaged_model_folder_is_a_model_error(
@@ -157,8 +162,17 @@ def test_a_damaged_model_folder_is_a_model_error(
         (model / "model.pth").write_bytes(data[: len(data) // 2])
     elif damage == "no_vocab":
         (model / "vocab.json").unlink()
-    else:
+    elif damage == "bad_config":
         (model / "config.json").write_text("{ not json")
+    elif damage == "list_config":
+        (model / "config.json").write_text("[1, 2]")
+    else:  # valid JSON, a key missing or of the wrong type
+        config = json.loads((model / "config.json").read_text())
+        if damage == "no_languages":
+            del config["languages"]
+        else:
+            config["model_args"] = None
+        (model / "config.json").write_text(json.dumps(config))
     out = tmp_path / "x.wav"
     result = run_cli("say", "Hi.", "-q", "--model-dir", str(model), "-o", str(out))
     assert result.returncode == ExitStatus.MODEL
@@ -226,20 +240,115 @@ def test_front_ends_that_choose_the_engine_differently_share_one_worker(tiny_xtt
 
 
 def test_streaming_yields_audio_before_synthesis_ends_and_matches_in_length(tiny_xtts_dir: Path) -> None:
-    import time
-
     from speakcli.engines.xtts import XttsEngine
 
     engine = XttsEngine(tiny_xtts_dir, device="cpu")
     engine.load()
     voice = Voice(name="joe", clips=(Path(__file__).parents[1] / "voices/joe/reference.wav",))
-    start = time.monotonic()
-    stamps, chunks = [], []
-    for chunk in engine.synthesize("Hello there.", voice, SynthesisOptions(stream=True)):
-        stamps.append(time.monotonic() - start)
-        chunks.append(chunk)
+    # Count the vocoder's runs: streaming decodes each chunk of GPT output as it comes.
+    decoded: list[int] = []
+    hook = engine._model.hifigan_decoder.register_forward_hook(lambda *_: decoded.append(1))
+    try:
+        decoded_at_chunk, chunks = [], []
+        for chunk in engine.synthesize("Hello there.", voice, SynthesisOptions(stream=True)):
+            decoded_at_chunk.append(len(decoded))
+            chunks.append(chunk)
+        decoded_in_total = len(decoded)
+    finally:
+        hook.remove()
+    # The first chunk reached the consumer before the last piece of audio was made, not after all of it.
+    assert len(chunks) >= 2 and decoded_at_chunk[0] < decoded_in_total
     whole = list(engine.synthesize("Hello there.", voice, SynthesisOptions(stream=False)))
-    assert len(chunks) >= 2 and stamps[0] < stamps[-1]  # first audio before the line is done
     assert len(whole) == 1
     # Random weights never stop early, so both runs generate the cap: the same number of samples.
     assert sum(map(len, chunks)) == len(whole[0])
+
+
+@pytest.mark.parametrize(
+    ("language", "text"), [("zh", "你好，世界。今天很好。"), ("ja", "こんにちは、世界。"), ("ko", "안녕하세요, 세계.")]
+)
+def test_the_tiny_model_speaks_languages_that_need_their_own_text_tools(
+    tiny_xtts_dir: Path, language: str, text: str
+) -> None:
+    speaker = Speaker.from_settings(load_settings({"model_dir": tiny_xtts_dir, "device": "cpu"}))
+    audio = list(speaker.speak(text, speaker.voice(), speaker.options(language=language, stream=False)))
+    assert audio and all(np.isfinite(c).all() for c in audio) and sum(map(len, audio)) > 24000 * 0.5
+
+
+@pytest.mark.parametrize(
+    ("language", "text", "package"), [("zh", "你好。", "pypinyin"), ("ja", "こんにちは。", "cutlet")]
+)
+def test_a_missing_language_package_is_a_model_error_naming_it(
+    tiny_xtts_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    language: str,
+    text: str,
+    package: str,
+) -> None:
+    from speakcli.cli import main
+
+    monkeypatch.setitem(sys.modules, package, None)  # import fails as if it were not installed
+    code = main(["say", text, "-l", language, "-q", "--model-dir", str(tiny_xtts_dir), "-o", str(tmp_path / "x.wav")])
+    err = capfd.readouterr().err
+    assert code == ExitStatus.MODEL, err
+    assert f"needs the Python package '{package}' for language '{language}'" in err and "pip install" in err
+    assert "Traceback" not in err and not (tmp_path / "x.wav").exists()
+
+
+def test_latents_are_computed_once_across_say_batch_and_watch(
+    tiny_xtts_dir: Path, tmp_path: Path, isolated_env: Path
+) -> None:
+    import threading
+
+    import soundfile as sf
+
+    from speakcli.cli import main
+    from speakcli.watch import EventLog, WatchDaemon, WatchOptions
+
+    ann = isolated_env / ".local/share/speakcli/voices/ann"
+    ann.mkdir(parents=True)
+    t = np.arange(22050 * 3) / 22050
+    sf.write(ann / "ref.wav", (0.3 * np.sin(2 * np.pi * 120 * t)).astype(np.float32), 22050)
+    # The process's shared engine and worker: the ones every command below gets.
+    speaker = Speaker.from_settings(load_settings({"model_dir": tiny_xtts_dir}))
+    engine: Any = speaker.engine
+    engine.load()
+    computed: list[int] = []
+    real = engine._model.get_gpt_cond_latents
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        computed.append(1)
+        return real(*args, **kwargs)
+
+    engine._model.get_gpt_cond_latents = counting
+    model = ["--model-dir", str(tiny_xtts_dir), "-q"]
+    for i in range(2):
+        assert main(["say", f"Line {i}.", "--voice", "ann", "-o", f"say{i}.wav", *model]) == 0
+    (tmp_path / "rows.jsonl").write_text("".join(f'{{"text": "Row {i}.", "voice": "ann"}}\n' for i in range(2)))
+    assert main(["batch", "rows.jsonl", "-o", "batch", *model]) == 0
+    # watch: its daemon in this process, speaking through the shared worker as `speakcli watch` does.
+    (tmp_path / "chat.txt").write_text("One.\nTwo.\n")
+    log, done, spoken = EventLog(None), threading.Event(), []
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["event"] in ("synthesized", "skipped"):
+            spoken.append(event["event"])
+            if len(spoken) == 2:
+                done.set()
+
+    log.listeners.append(on_event)
+    voice, opts = speaker.voice("ann"), speaker.options(stream=False)
+    options = WatchOptions(from_start=True, poll_interval=0.2, pause=0.0, output_dir=tmp_path / "watch")
+    daemon = WatchDaemon(
+        tmp_path / "chat.txt", lambda text: speaker.speak(text, voice, opts), speaker.sample_rate, options, events=log
+    )
+    daemon.start()
+    try:
+        assert done.wait(120), spoken
+    finally:
+        daemon.stop()
+        assert daemon.join(30)
+    assert spoken == ["synthesized", "synthesized"]
+    assert len(computed) == 1

@@ -1,4 +1,4 @@
-"""A content-keyed disk cache of speaker latents in npz files (no pickle), written atomically."""
+"""A content-keyed disk cache of speaker latents in npz files (no pickle), written atomically; best effort."""
 
 from __future__ import annotations
 
@@ -74,12 +74,17 @@ class Latents:
 
 
 class LatentCache:
-    """`<dir>/<key digest>.npz` holding two float32 arrays and a JSON copy of the key for verification."""
+    """`<dir>/<key digest>.npz` holding two float32 arrays and a JSON copy of the key for verification.
+
+    The cache only saves time: an entry it cannot read is missed, and a folder it cannot write (read-only,
+    full, not a folder) is reported once and skipped, never failing the synthesis that wanted it.
+    """
 
     def __init__(self, directory: Path, warn: Callable[[str], None] | None = None) -> None:
         self.directory = directory
         self._warn = warn or (lambda message: None)
         self._warned: set[Path] = set()
+        self._write_failed = False
 
     def path(self, key: CacheKey) -> Path:
         return self.directory / f"{key.digest()}.npz"
@@ -90,9 +95,11 @@ class LatentCache:
     def get(self, key: CacheKey, quiet: bool = False) -> Latents | None:
         """The cached latents, or None when absent; a corrupt entry is reported once and treated as absent."""
         path = self.path(key)
-        if not path.is_file():
-            return None
         try:
+            if not path.exists():
+                return None
+            if not path.is_file():  # a folder or a device where an entry should be: as corrupt as garbage bytes
+                raise ValueError("not a regular file")
             # allow_pickle=False: an object array (a pickle) in the file raises instead of running code.
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(bytes(data["key"]).decode())
@@ -117,9 +124,11 @@ class LatentCache:
     def _key_json(key: CacheKey) -> dict[str, Any]:
         return {"v": FORMAT_VERSION, "clips": list(key.clip_digests), "model": key.model_id, "params": key.params}
 
-    def put(self, key: CacheKey, latents: Latents) -> Path:
-        """Store atomically: a temp file in the same folder, fsync, rename. Concurrent writers each write whole files."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+    def put(self, key: CacheKey, latents: Latents) -> Path | None:
+        """Store atomically: a temp file in the same folder, fsync, rename. Concurrent writers each write whole files.
+
+        Returns the entry's path, or None when it could not be written (warned about once per cache).
+        """
         buf = io.BytesIO()
         np.savez(
             buf,
@@ -128,5 +137,15 @@ class LatentCache:
             key=np.frombuffer(json.dumps(self._key_json(key)).encode(), dtype=np.uint8),
         )
         path = self.path(key)
-        atomic_write(path, buf.getvalue())
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            if path.is_dir() and not path.is_symlink():
+                path.rmdir()  # an empty folder in an entry's place (a non-empty one fails below, and is reported)
+            atomic_write(path, buf.getvalue())
+        except OSError as exc:
+            if not self._write_failed:
+                self._write_failed = True
+                reason = exc.strerror or str(exc)
+                self._warn(f"cannot write to the latent cache {self.directory} ({reason}); going on without caching")
+            return None
         return path

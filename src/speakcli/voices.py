@@ -1,4 +1,4 @@
-"""Find voices: a voices-dir name, a WAV file or folder, or an engine's built-in speaker."""
+"""Find voices: a voices-dir name, an audio file or folder, or an engine's built-in speaker."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,10 @@ from speakcli.engines.base import Voice
 from speakcli.errors import OutputError, VoiceError
 
 DEFAULT_VOICE = "joe"
-AUDIO_EXTS = (".wav", ".flac", ".ogg")
+# File names taken for reference clips: the formats libsndfile (soundfile) reads, MP3 and Opus included.
+AUDIO_EXTS = (
+    ".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".au", ".caf", ".w64", ".rf64"
+)  # fmt: skip
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
 
 
@@ -36,6 +39,13 @@ def validate_name(name: str) -> str:
         raise VoiceError(
             f"voice name {name!r} is not allowed; use letters, digits, '.', '_', '-' or spaces "
             "(at most 64, no path separators, no '..')"
+        )
+    suffix = Path(name).suffix
+    if suffix.lower() in AUDIO_EXTS:
+        # `--voice x.wav` means a file, so a voice named so could never be selected.
+        raise VoiceError(
+            f"voice name {name!r} ends in the audio file extension {suffix!r}, so --voice would take it for a "
+            f"file; name it {name[: -len(suffix)]!r}"
         )
     return name
 
@@ -57,7 +67,9 @@ def _meta(folder: Path) -> dict[str, Any]:
 def _from_folder(name: str, folder: Path) -> Voice:
     clips = _clips_in(folder)
     if not clips:
-        raise VoiceError(f"voice folder {folder} has no audio clips; add one or more .wav files")
+        raise VoiceError(
+            f"voice folder {folder} has no audio clips; add one or more audio files ({', '.join(AUDIO_EXTS[:6])}...)"
+        )
     meta = _meta(folder)
     return Voice(name=name, clips=clips, language=meta.get("language"), meta=meta)
 
@@ -90,7 +102,8 @@ class VoiceLibrary:
             return None
         path = Path(spec).expanduser()
         looks_like_path = "/" in spec or "\\" in spec or path.suffix.lower() in AUDIO_EXTS
-        if looks_like_path:
+        # A bare name of an existing file is that file (as ./NAME is), unless a saved voice has that name.
+        if looks_like_path or (path.is_file() and self._find_quietly(spec) is None):
             if path.is_file():
                 return Voice(name=path.stem, clips=(path.resolve(),))
             if path.is_dir():
@@ -100,6 +113,12 @@ class VoiceLibrary:
         if found is not None:
             return found
         return Voice(name=spec, speaker=spec)
+
+    def _find_quietly(self, name: str) -> Voice | None:
+        try:
+            return self.find(name)
+        except VoiceError:
+            return None
 
     def default(self) -> Voice | None:
         """The bundled default voice, for engines that need reference audio."""
@@ -130,38 +149,101 @@ class VoiceLibrary:
                     seen[name] = VoiceEntry(name, base, None, str(exc))
         return sorted(seen.values(), key=lambda e: e.name)
 
-    def save(self, name: str, clips: list[Path], meta: dict[str, str], force: bool = False) -> Voice:
-        """Copy clips into `<voices dir>/<name>/` with a voice.toml; the folder appears whole or not at all."""
+    def stage(
+        self, name: str, clips: list[Path], meta: dict[str, str], force: bool = False, max_seconds: float | None = None
+    ) -> StagedVoice:
+        """Build `<voices dir>/<name>/` in a hidden temp folder: the clips (each cut to its first `max_seconds`)
+        and a voice.toml. Nothing shows in the voices dir until `commit()`; `discard()` removes every trace."""
         validate_name(name)
         target = self.user_dir / name
         if target.exists() and not force:
             raise OutputError(f"voice {name!r} already exists in {self.user_dir}; pass --force to replace it")
-        self.user_dir.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self.user_dir))
+        try:
+            self.user_dir.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self.user_dir))
+        except OSError as exc:
+            raise OutputError(f"could not save voice {name!r} in {self.user_dir}: {exc}") from None
+        staged = StagedVoice(name, staging, target, force)
         try:
             used: set[str] = set()
             for i, clip in enumerate(clips):
-                dest = clip.name if clip.name not in used else f"{i:02d}-{clip.name}"
-                used.add(dest)
-                shutil.copy2(clip, staging / dest)
+                staged.add_clip(clip, i, used, max_seconds)
             (staging / "voice.toml").write_text(
                 "".join(f"{k} = {_toml_str(v)}\n" for k, v in meta.items()), encoding="utf-8"
             )
+            staged.voice = _from_folder(name, staging)
+        except OSError as exc:
+            staged.discard()
+            raise OutputError(f"could not save voice {name!r} in {self.user_dir}: {exc}") from None
+        except BaseException:
+            staged.discard()
+            raise
+        return staged
+
+    def save(
+        self, name: str, clips: list[Path], meta: dict[str, str], force: bool = False, max_seconds: float | None = None
+    ) -> Voice:
+        """Copy clips into `<voices dir>/<name>/` with a voice.toml; the folder appears whole or not at all."""
+        staged = self.stage(name, clips, meta, force, max_seconds)
+        try:
+            return staged.commit()
+        finally:
+            staged.discard()
+
+
+@dataclass
+class StagedVoice:
+    """A voice built in a hidden folder beside its target; `commit` renames it into place."""
+
+    name: str
+    staging: Path
+    target: Path
+    force: bool
+    voice: Voice = field(default_factory=lambda: Voice(name=""))
+
+    def add_clip(self, clip: Path, index: int, used: set[str], max_seconds: float | None) -> None:
+        """Copy `clip` in; one longer than `max_seconds` (or not named as audio) is stored cut to what is used."""
+        from speakcli.refaudio import clip_info, store_used_part, stored_suffix
+
+        rate, _, frames = clip_info(clip)
+        whole = clip.suffix.lower() in AUDIO_EXTS and (max_seconds is None or frames <= max_seconds * rate)
+        dest = f"{clip.stem}{clip.suffix if whole else stored_suffix(clip)}"
+        if dest in used:
+            dest = f"{index:02d}-{dest}"
+        used.add(dest)
+        if whole:
+            shutil.copyfile(clip, self.staging / dest)
+        else:
+            store_used_part(clip, self.staging / dest, max_seconds if max_seconds is not None else frames / rate)
+
+    def commit(self) -> Voice:
+        """Put the voice in place (replacing the old one under force) and return it as found there."""
+        target, name = self.target, self.name
+        try:
+            if target.exists() and not self.force:
+                raise OutputError(f"voice {name!r} already exists in {target.parent}; pass --force to replace it")
             old = None
             if target.exists():
                 old = target.with_name(f".{name}.old")
                 shutil.rmtree(old, ignore_errors=True)
                 target.rename(old)
-            staging.rename(target)
+            try:
+                self.staging.rename(target)
+            except OSError:
+                if old is not None:  # put the replaced voice back: --force must not lose it on a failure
+                    old.rename(target)
+                raise
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
         except OSError as exc:
-            raise OutputError(f"could not save voice {name!r} in {self.user_dir}: {exc}") from None
-        finally:
-            with contextlib.suppress(OSError):
-                if staging.exists():
-                    shutil.rmtree(staging)
+            raise OutputError(f"could not save voice {name!r} in {target.parent}: {exc}") from None
         return _from_folder(name, target)
+
+    def discard(self) -> None:
+        """Remove the staging folder (nothing to do after commit)."""
+        with contextlib.suppress(OSError):
+            if self.staging.exists():
+                shutil.rmtree(self.staging)
 
 
 @dataclass(frozen=True)

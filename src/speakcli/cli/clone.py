@@ -14,7 +14,7 @@ from speakcli.cli import options as o
 
 def clone(
     references: Annotated[
-        list[Path], typer.Argument(help="Reference clips (WAV, FLAC, OGG; any rate).", show_default=False)
+        list[Path], typer.Argument(help="Reference clips (WAV, FLAC, OGG, MP3...; any rate).", show_default=False)
     ],
     name: Annotated[str | None, typer.Option("--name", "-n", help="Save as this voice in your voices dir.")] = None,
     text: Annotated[str | None, typer.Option("--text", "-t", help="Also speak this text ('-' reads stdin).")] = None,
@@ -58,7 +58,8 @@ def clone(
     speaker = Speaker.from_settings(settings)
     announce(speaker, quiet)
     speaker.require_cloning()
-    report = check_references([p.expanduser() for p in references], speaker.max_reference_seconds())
+    max_seconds = speaker.max_reference_seconds()
+    report = check_references([p.expanduser() for p in references], max_seconds)
     for warning in report.warnings:
         print(f"speakcli: warning: {warning}", file=sys.stderr)
     opts = speaker.options(stream=play_it) if spoken is not None else None
@@ -69,10 +70,17 @@ def clone(
             "source": "speakcli clone",
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        voice = speaker.library.save(name, [c.path for c in report.clips], meta, force=force)
+        # Built in a hidden folder and moved into place only once its latents are made: a clone that fails
+        # (or is interrupted) leaves no half-made voice behind.
+        staged = speaker.library.stage(name, [c.path for c in report.clips], meta, force, max_seconds)
+        try:
+            status = speaker.worker.call(lambda e: e.ensure_latents(staged.voice))  # type: ignore[attr-defined]
+            voice = staged.commit()
+        finally:
+            staged.discard()
     else:
         voice = Voice(name="reference", clips=tuple(c.path.resolve() for c in report.clips))
-    status = speaker.worker.call(lambda e: e.ensure_latents(voice))  # type: ignore[attr-defined]
+        status = speaker.worker.call(lambda e: e.ensure_latents(voice))  # type: ignore[attr-defined]
     if not quiet:
         where = f"voice {name!r} in {speaker.library.user_dir}" if name else "the reference clips"
         print(

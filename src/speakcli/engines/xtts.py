@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from speakcli.audio import read_audio
 from speakcli.engines import check_model_dir
 from speakcli.engines.base import SynthesisOptions, Voice
 from speakcli.errors import ModelError, SynthesisError, VoiceError
 from speakcli.latents import CacheKey, LatentCache, Latents, file_digest, weights_fingerprint
+from speakcli.refaudio import read_reference
 from speakcli.text import char_limit
 
 log = logging.getLogger("speakcli")
@@ -26,6 +26,52 @@ MAX_TEXT_TOKENS = 400  # coqui asserts below gpt_max_text_tokens (402)
 
 def _lang(language: str) -> str:
     return "zh-cn" if language in ("zh", "zh-cn") else language.split("-")[0]
+
+
+def _missing_package(exc: ImportError) -> str:
+    """The top-level package an ImportError is about, also when coqui re-raised it with its own message."""
+    err: BaseException | None = exc
+    while err is not None:
+        name = getattr(err, "name", None)
+        if name:
+            return str(name).split(".")[0]
+        err = err.__cause__
+    return str(exc)
+
+
+def _read_config(path: Path) -> tuple[dict[str, Any], int, list[str], dict[str, Any]]:
+    """config.json's parts speakcli uses: (the JSON, output sample rate, languages, latent parameters).
+
+    Raises ModelError naming the file for invalid JSON and for JSON of the wrong shape, so a damaged
+    folder is a model error (exit 4) here, not a crash later.
+    """
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path} is not valid JSON ({exc}); the model folder is corrupt") from None
+    try:
+        if not isinstance(config, dict):
+            raise ValueError(f"it holds a {type(config).__name__}, not an object")
+        args = config.get("model_args", {})
+        if not isinstance(args, dict):
+            raise ValueError("model_args is not an object")
+        languages = config.get("languages")
+        if not isinstance(languages, list) or not languages or not all(isinstance(x, str) for x in languages):
+            raise ValueError("languages is not a list of language codes")
+        rate = args.get("output_sample_rate", 24000)
+        params = {
+            "sample_rate": REF_SAMPLE_RATE,
+            "gpt_cond_len": config.get("gpt_cond_len", 12),
+            "gpt_cond_chunk_len": config.get("gpt_cond_chunk_len", 4),
+            "max_ref_len": config.get("max_ref_len", 10),
+        }
+        for k, v in [("output_sample_rate", rate), *params.items()]:
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise ValueError(f"{k} is {v!r}, not a positive whole number")
+        params["sound_norm_refs"] = bool(config.get("sound_norm_refs", False))
+    except ValueError as exc:
+        raise ModelError(f"{path} is not an XTTS v2 config ({exc}); the model folder is corrupt") from None
+    return config, rate, list(languages), params
 
 
 class XttsEngine:
@@ -41,23 +87,19 @@ class XttsEngine:
         self.latents_computed = 0
         self.requested_device = device
         self.device = "cpu"
-        try:
-            self._config_json = json.loads((self.model_dir / "config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ModelError(
-                f"{self.model_dir}/config.json is not valid JSON ({exc}); the model folder is corrupt"
-            ) from None
+        self._config_json, self._sample_rate, self._languages, self._latent_params = _read_config(
+            self.model_dir / "config.json"
+        )
         self._model: Any = None
         self._config: Any = None
         self._latents: dict[CacheKey, tuple[Any, Any]] = {}
 
     @property
     def sample_rate(self) -> int:
-        return int(self._config_json.get("model_args", {}).get("output_sample_rate", 24000))
+        return self._sample_rate
 
     def languages(self) -> list[str]:
-        langs = self._config_json.get("languages") or []
-        return ["zh" if lang == "zh-cn" else lang for lang in langs]
+        return ["zh" if lang == "zh-cn" else lang for lang in self._languages]
 
     def max_chars(self, language: str) -> int:
         return char_limit(_lang(language))
@@ -122,14 +164,7 @@ class XttsEngine:
 
     def latent_params(self) -> dict[str, Any]:
         """What besides the audio decides the latents: part of their cache key."""
-        c = self._config_json
-        return {
-            "sample_rate": REF_SAMPLE_RATE,
-            "gpt_cond_len": int(c.get("gpt_cond_len", 12)),
-            "gpt_cond_chunk_len": int(c.get("gpt_cond_chunk_len", 4)),
-            "max_ref_len": int(c.get("max_ref_len", 10)),
-            "sound_norm_refs": bool(c.get("sound_norm_refs", False)),
-        }
+        return dict(self._latent_params)
 
     def model_id(self) -> str:
         """Identity of the model for the latent cache: its config, a weights fingerprint, and coqui's version."""
@@ -200,7 +235,8 @@ class XttsEngine:
         audios, embeddings = [], []
         with torch.inference_mode():
             for clip in clips:
-                samples, rate = read_audio(clip)
+                # Only the first max_ref_len seconds are used: read no more (an hour-long clip costs 10 s).
+                samples, rate = read_reference(clip, p["max_ref_len"])
                 if samples.size == 0:
                     raise VoiceError(f"reference clip {clip} is empty; record at least a few seconds of speech")
                 audio = torch.from_numpy(samples).unsqueeze(0)
@@ -237,6 +273,17 @@ class XttsEngine:
         return self._fit(" ".join(words[:mid]), language) + self._fit(" ".join(words[mid:]), language)
 
     def synthesize(self, text: str, voice: Voice | None, options: SynthesisOptions) -> Iterator[np.ndarray]:
+        try:
+            yield from self._synthesize(text, voice, options)
+        except ImportError as exc:
+            # coqui imports a language's text tools (pypinyin, cutlet...) only when that language is first used.
+            package = _missing_package(exc)
+            raise ModelError(
+                f"XTTS needs the Python package {package!r} for language {options.language!r} and it is not "
+                f"installed; pip install 'speakcli[xtts]' (or pip install {package})"
+            ) from None
+
+    def _synthesize(self, text: str, voice: Voice | None, options: SynthesisOptions) -> Iterator[np.ndarray]:
         import torch
 
         self.load()
