@@ -54,7 +54,7 @@ def bench_piper(runs: int) -> str:
 
     from speakcli.engines.base import SynthesisOptions
     from speakcli.engines.piper import PiperEngine
-    from speakcli.speech import utterance
+    from speakcli.service import utterance
 
     engine = PiperEngine()
     t0 = time.perf_counter()
@@ -134,7 +134,7 @@ def _latent_rows(label: str, model: Path, runs: int, text: str) -> list[tuple[st
     from speakcli.engines.base import SynthesisOptions, Voice
     from speakcli.engines.xtts import XttsEngine
     from speakcli.latents import LatentCache
-    from speakcli.speech import utterance
+    from speakcli.service import utterance
 
     with tempfile.TemporaryDirectory() as cache_dir:
         cache = LatentCache(Path(cache_dir))
@@ -259,8 +259,8 @@ def bench_watch(runs: int) -> str:
     import tempfile
 
     from speakcli.engines.base import SynthesisOptions
+    from speakcli.service import SpeechService, utterance
     from speakcli.settings import load_settings
-    from speakcli.speech import Speaker, utterance
     from speakcli.worker import SynthesisWorker
 
     rows: list[tuple[str, ...]] = []
@@ -309,7 +309,7 @@ def bench_watch(runs: int) -> str:
                 )
             )
 
-        speaker = Speaker.from_settings(load_settings({"engine": "piper"}))
+        speaker = SpeechService(load_settings({"engine": "piper"}))  # the process ends with the bench
         opts = speaker.options()
 
         def speak_piper(t: str):  # type: ignore[no-untyped-def]

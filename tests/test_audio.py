@@ -11,7 +11,7 @@ import soundfile as sf
 
 from speakcli import audio
 from speakcli.audio import playback
-from speakcli.errors import OutputError, VoiceError
+from speakcli.errors import Hint, OutputError, VoiceError
 
 
 def _tone(seconds: float = 0.5, rate: int = 24000) -> np.ndarray:
@@ -40,8 +40,9 @@ def test_unknown_extension_is_an_output_error(tmp_path: Path) -> None:
 def test_existing_file_needs_force(tmp_path: Path) -> None:
     path = tmp_path / "out.wav"
     path.write_bytes(b"precious")
-    with pytest.raises(OutputError, match="--force"):
+    with pytest.raises(OutputError, match="already exists") as caught:
         audio.check_output_path(path)
+    assert caught.value.hint == Hint.FORCE  # the CLI words it as --force, a server its own way
     audio.check_output_path(path, force=True)
 
 
@@ -105,5 +106,6 @@ def test_sounddevice_missing_is_an_audio_device_error(monkeypatch: pytest.Monkey
     monkeypatch.setattr(builtins, "__import__", no_portaudio)
     from speakcli.errors import AudioDeviceError
 
-    with pytest.raises(AudioDeviceError, match=r"libportaudio2.*-o speech\.wav"):
+    with pytest.raises(AudioDeviceError, match=r"libportaudio2") as caught:
         playback.Player(22050)
+    assert caught.value.hint == Hint.WRITE_FILE

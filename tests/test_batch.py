@@ -277,7 +277,7 @@ def test_bad_rows_and_traversal_attempts(tmp_path: Path) -> None:
     assert not (tmp_path / "escaped.wav").exists() and not Path("/tmp/abs-escape").exists()
     failed = {r["index"]: r["error"] for r in _manifest(out) if r["status"] == "failed"}
     assert "not supported by the piper engine" in failed[3] and "out of range" in failed[4]
-    assert "voice 'anna' needs --engine xtts" in failed[6] and failed.keys() == {3, 4, 6}
+    assert "voice 'anna' needs XTTS" in failed[6] and failed.keys() == {3, 4, 6}
     assert b"failed: item 3" in result.stderr and b"Traceback" not in result.stderr
 
 
@@ -448,7 +448,7 @@ def test_usage_errors(tmp_path: Path) -> None:
         (["batch", "-", "-o", "o", "--name-template", "{nope}"], ExitStatus.USAGE, b"--name-template"),
         (["batch", "-", "-o", "o", "--name-template", "{index[0]}"], ExitStatus.USAGE, b"unknown field {index[0]}"),
         (["batch", "-", "-o", "o", "--name-template", "{slug.__class__}"], ExitStatus.USAGE, b"--name-template"),
-        (["batch", "-", "-o", "o", "--voice", "anna"], ExitStatus.VOICE, b"voice 'anna' needs --engine xtts"),
+        (["batch", "-", "-o", "o", "--voice", "anna"], ExitStatus.VOICE, b"voice 'anna' needs XTTS; use --engine xtts"),
         (["batch", "-", "-o", "o", "-l", "de"], ExitStatus.USAGE, b"'de' is not supported by the piper engine"),
     ]:
         result = run_cli(*args, "--engine", "piper", input=b"hello\n")

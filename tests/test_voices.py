@@ -94,10 +94,11 @@ def test_library_save_is_whole_and_refuses_overwrite(tmp_path: Path) -> None:
     voice = lib.save("me", [clip], {"language": "en", "description": 'quote " and \\ back'})
     assert voice.clips == (tmp_path / "voices/me/me.wav",) and voice.language == "en"
     assert voice.meta["description"] == 'quote " and \\ back'
-    from speakcli.errors import OutputError
+    from speakcli.errors import Hint, OutputError
 
-    with pytest.raises(OutputError, match="--force"):
+    with pytest.raises(OutputError, match="already exists") as caught:
         lib.save("me", [clip], {})
+    assert caught.value.hint == Hint.FORCE
     lib.save("me", [_speech_like(tmp_path / "other.wav", seed=2)], {}, force=True)
     assert sorted(p.name for p in (tmp_path / "voices").iterdir()) == ["me"]
     assert [c.name for c in lib.find("me").clips] == ["other.wav"]  # type: ignore[union-attr]

@@ -18,7 +18,7 @@ import pytest
 
 from speakcli.engines.base import SynthesisOptions, Voice
 from speakcli.errors import ExitStatus, SynthesisError, UsageError
-from speakcli.speech import utterance
+from speakcli.service import utterance
 from speakcli.watch import EventLog, Follower, Line, LineQueue, WatchDaemon, WatchOptions, check_encoding
 from speakcli.worker import SynthesisWorker
 

@@ -12,7 +12,7 @@ import pytest
 
 from speakcli.engines.base import SynthesisOptions, Voice
 from speakcli.errors import SynthesisError
-from speakcli.speech import utterance
+from speakcli.service import utterance
 from speakcli.worker import SynthesisWorker
 
 

@@ -57,9 +57,9 @@ def batch(
     from speakcli.audio import check_output_path
     from speakcli.batch import BatchRun, Item, concat, plan_outputs, read_items
     from speakcli.cli.common import announce
+    from speakcli.cli.scope import open_service
     from speakcli.errors import ExitStatus, OutputError, SpeakError, UsageError
     from speakcli.settings import load_settings
-    from speakcli.speech import Speaker
 
     if split not in ("line", "paragraph", "file"):
         raise UsageError(f"--split {split!r}: use line, paragraph or file")
@@ -89,7 +89,7 @@ def batch(
     items = read_items(inputs, split, input_format, sys.stdin)  # type: ignore[arg-type]
     if not items:
         raise UsageError("the input has no items to speak")
-    speaker = Speaker.from_settings(settings)
+    speaker = open_service(settings)
     announce(speaker, quiet or as_json)
     todo = [item for item in items if item.error is None and item.skip is None]
     # A bad --voice or --language is the whole run's problem: say so now (exit 3 or 2), not once per item.

@@ -61,9 +61,9 @@ def watch(
 
     from speakcli.audio.playback import StreamPlayer
     from speakcli.cli.common import announce
+    from speakcli.cli.scope import open_service
     from speakcli.errors import ExitStatus, OutputError, UsageError
     from speakcli.settings import load_settings
-    from speakcli.speech import Speaker
     from speakcli.watch import EventLog, WatchDaemon, WatchOptions, check_encoding, default_state_file
 
     if long_lines not in ("split", "truncate"):
@@ -96,7 +96,7 @@ def watch(
                 "output_device": output_device,
             }
         )
-        speaker = Speaker.from_settings(settings)
+        speaker = open_service(settings)
         announce(speaker, quiet or events == "-")
         opts = speaker.options(stream=play)
         chosen = speaker.voice()

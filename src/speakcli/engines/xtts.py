@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from speakcli.engines import check_model_dir
-from speakcli.engines.base import SynthesisOptions, Voice
-from speakcli.errors import ModelError, SynthesisError, VoiceError
+from speakcli.engines.base import Capabilities, SynthesisOptions, Voice
+from speakcli.engines.xtts_store import check_model_dir
+from speakcli.errors import Hint, ModelError, SynthesisError, VoiceError
 from speakcli.latents import CacheKey, LatentCache, Latents, file_digest, weights_fingerprint
 from speakcli.refaudio import read_reference
 from speakcli.text import char_limit
@@ -78,6 +78,7 @@ class XttsEngine:
     """XTTS v2 loaded from a model folder through coqui's own `Xtts` + `load_checkpoint` path."""
 
     name = "xtts"
+    capabilities = Capabilities(cloning=True, streaming=True, builtin_speakers=True)
 
     def __init__(self, model_dir: Path, device: str = "auto", cache: LatentCache | None = None) -> None:
         self.model_dir = check_model_dir(Path(model_dir))
@@ -111,7 +112,7 @@ class XttsEngine:
         if want == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
         if want.startswith("cuda") and not torch.cuda.is_available():
-            raise ModelError(f"device {want!r} asked for, but CUDA is not available here; use --device cpu")
+            raise ModelError(f"device {want!r} asked for, but CUDA is not available here", hint=Hint.DEVICE_CPU)
         return want
 
     def load(self) -> None:
@@ -158,9 +159,12 @@ class XttsEngine:
         if self._model is not None and voice.speaker not in self.speakers():
             known = ", ".join(self.speakers()[:8]) or "none in this model"
             raise VoiceError(
-                f"voice {voice.name!r} is not a voice file, a saved voice, or a built-in speaker ({known}); "
-                "see `speakcli voices`"
+                f"voice {voice.name!r} is not a voice file, a saved voice, or a built-in speaker ({known})",
+                hint=Hint.LIST_VOICES,
             )
+
+    def max_reference_seconds(self) -> float:
+        return float(self._latent_params["max_ref_len"])
 
     def latent_params(self) -> dict[str, Any]:
         """What besides the audio decides the latents: part of their cache key."""
@@ -290,7 +294,7 @@ class XttsEngine:
         if voice is None:
             speakers = self.speakers()
             if not speakers:
-                raise VoiceError("this XTTS model has no built-in speakers; pass --voice with a reference WAV")
+                raise VoiceError("this XTTS model has no built-in speakers", hint=Hint.VOICE_CLIP)
             voice = Voice(name=speakers[0], speaker=speakers[0])
         latent, embedding = self._voice_latents(voice)
         language = _lang(options.language)
@@ -326,13 +330,3 @@ class XttsEngine:
                         yield chunk.detach().float().cpu().numpy().reshape(-1)
                 except (RuntimeError, AssertionError, NotImplementedError) as exc:
                     raise SynthesisError(f"XTTS failed on {part[:40]!r}... ({exc}); try shorter text") from None
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "engine": self.name,
-            "model": str(self.model_dir),
-            "device": self.device if self._model is not None else self.requested_device,
-            "sample_rate": self.sample_rate,
-            "languages": self.languages(),
-            "speakers": len(self.speakers()),
-        }
