@@ -269,7 +269,7 @@ def test_a_cache_entry_that_is_a_folder_is_recomputed_not_a_crash(
 
     engine = create_engine(EngineSpec("xtts", tiny_xtts_dir, "cpu", cache_dir=tmp_path / "cache"))
     voice = Voice("v", clips=(_clip(tmp_path / "a.wav"),))
-    entry = engine.cache.path(engine.latent_key(voice.clips))  # type: ignore[attr-defined]
+    entry = engine.latents.cache.path(engine.latents.key(voice.clips))  # type: ignore[attr-defined]
     (entry / "junk").mkdir(parents=True)
     assert engine.ensure_latents(voice) == "computed"  # type: ignore[attr-defined]
     audio = list(engine.synthesize("Hi.", voice, SynthesisOptions(stream=False)))

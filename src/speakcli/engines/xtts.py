@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 
 from speakcli.engines.base import Capabilities, SynthesisOptions, Voice
+from speakcli.engines.xtts_latents import XttsLatents
 from speakcli.engines.xtts_store import check_model_dir
 from speakcli.errors import Hint, ModelError, SynthesisError, VoiceError
-from speakcli.latents import CacheKey, LatentCache, Latents, file_digest, weights_fingerprint
+from speakcli.latents import LatentCache
 from speakcli.refaudio import read_reference
 from speakcli.text import char_limit
 
@@ -82,10 +83,6 @@ class XttsEngine:
 
     def __init__(self, model_dir: Path, device: str = "auto", cache: LatentCache | None = None) -> None:
         self.model_dir = check_model_dir(Path(model_dir))
-        self.cache = cache
-        self._model_id: str | None = None
-        self._digests: dict[tuple[str, int, int], str] = {}
-        self.latents_computed = 0
         self.requested_device = device
         self.device = "cpu"
         self._config_json, self._sample_rate, self._languages, self._latent_params = _read_config(
@@ -93,7 +90,7 @@ class XttsEngine:
         )
         self._model: Any = None
         self._config: Any = None
-        self._latents: dict[CacheKey, tuple[Any, Any]] = {}
+        self.latents = XttsLatents(self.model_dir, self._latent_params, cache)
 
     @property
     def sample_rate(self) -> int:
@@ -166,68 +163,11 @@ class XttsEngine:
     def max_reference_seconds(self) -> float:
         return float(self._latent_params["max_ref_len"])
 
-    def latent_params(self) -> dict[str, Any]:
-        """What besides the audio decides the latents: part of their cache key."""
-        return dict(self._latent_params)
-
-    def model_id(self) -> str:
-        """Identity of the model for the latent cache: its config, a weights fingerprint, and coqui's version."""
-        if self._model_id is None:
-            from importlib import metadata
-
-            try:
-                coqui = metadata.version("coqui-tts")
-            except metadata.PackageNotFoundError:
-                coqui = "unknown"
-            config = file_digest(self.model_dir / "config.json")
-            weights = weights_fingerprint(self.model_dir / "model.pth")
-            self._model_id = f"xtts:{config[:16]}:{weights[:16]}:coqui-{coqui}"
-        return self._model_id
-
-    def _digest(self, clip: Path) -> str:
-        st = clip.stat()
-        memo = (str(clip.resolve()), st.st_mtime_ns, st.st_size)
-        if memo not in self._digests:
-            self._digests[memo] = file_digest(clip)
-        return self._digests[memo]
-
-    def latent_key(self, clips: tuple[Path, ...]) -> CacheKey:
-        try:
-            digests = [self._digest(c) for c in clips]
-        except OSError as exc:
-            raise VoiceError(f"cannot read reference clip ({exc}); check the voice's files") from None
-        return CacheKey.build(digests, self.model_id(), self.latent_params())
-
     def latents_cached(self, voice: Voice) -> bool:
-        """Whether fresh latents for this cloned voice are on disk for this model."""
-        return bool(voice.is_clone and self.cache is not None and self.cache.has(self.latent_key(voice.clips)))
+        return self.latents.cached(voice)
 
     def ensure_latents(self, voice: Voice, force: bool = False) -> str:
-        """Compute and cache a cloned voice's latents unless fresh ones exist: 'computed' or 'cached'."""
-        key = self.latent_key(voice.clips)
-        if not force and (key in self._latents or (self.cache is not None and self.cache.get(key) is not None)):
-            return "cached"
-        self._latents.pop(key, None)
-        self._clone_latents(voice, key, force=True)
-        return "computed"
-
-    def _clone_latents(self, voice: Voice, key: CacheKey, force: bool = False) -> tuple[Any, Any]:
-        import torch
-
-        if not force and key in self._latents:
-            return self._latents[key]
-        cached = None if force or self.cache is None else self.cache.get(key)
-        if cached is None:
-            # Clips in content order, so the latents match the order-free key (a rename changes nothing).
-            ordered = tuple(sorted(voice.clips, key=self._digest))
-            latent, embedding = self.compute_latents(ordered)
-            self.latents_computed += 1
-            cached = Latents(latent, embedding)
-            if self.cache is not None:
-                self.cache.put(key, cached)
-        pair = (torch.from_numpy(cached.gpt_cond_latent), torch.from_numpy(cached.speaker_embedding))
-        self._latents[key] = pair
-        return pair
+        return self.latents.ensure(voice, self.compute_latents, force)
 
     def compute_latents(self, clips: tuple[Path, ...]) -> tuple[np.ndarray, np.ndarray]:
         """(gpt_cond_latent, speaker_embedding) as coqui's get_conditioning_latents computes them, from soundfile."""
@@ -235,7 +175,7 @@ class XttsEngine:
         import torchaudio.functional as AF
 
         self.load()
-        p = self.latent_params()
+        p = self._latent_params
         audios, embeddings = [], []
         with torch.inference_mode():
             for clip in clips:
@@ -262,7 +202,7 @@ class XttsEngine:
 
     def _voice_latents(self, voice: Voice) -> tuple[Any, Any]:
         if voice.is_clone:
-            return self._clone_latents(voice, self.latent_key(voice.clips))
+            return self.latents.get(voice, self.compute_latents)
         self.check_voice(voice)
         entry = self._model.speaker_manager.speakers[voice.speaker]
         return entry["gpt_cond_latent"], entry["speaker_embedding"]
