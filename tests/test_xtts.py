@@ -284,7 +284,9 @@ def test_the_tiny_model_speaks_languages_that_need_their_own_text_tools(
 ) -> None:
     with SpeechService(load_settings({"model_dir": tiny_xtts_dir, "device": "cpu"})) as service:
         audio = list(service.speak(text, service.voice(), service.options(language=language, stream=False)))
-    assert audio and all(np.isfinite(c).all() for c in audio) and sum(map(len, audio)) > 24000 * 0.5
+    assert (
+        audio and all(np.isfinite(c).all() for c in audio) and sum(map(len, audio)) > 1024
+    )  # random weights: any length, but audio
 
 
 @pytest.mark.parametrize(
