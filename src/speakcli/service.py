@@ -24,7 +24,7 @@ from speakcli.errors import (
     VoiceError,
 )
 from speakcli.settings import Settings
-from speakcli.text import has_speech, split_text
+from speakcli.text import base_language, has_speech, split_text
 from speakcli.voices import VoiceLibrary
 from speakcli.worker import Job, SynthesisWorker
 
@@ -118,8 +118,7 @@ class SpeechService:
     def options(self, language: str | None = None, speed: float | None = None, stream: bool = True) -> SynthesisOptions:
         lang = language or self.settings.language
         supported = self.engine.languages()
-        base = lang.split("-")[0] if lang != "zh-cn" else "zh"
-        if lang not in supported and base not in supported:
+        if lang not in supported and base_language(lang) not in supported:
             raise UnknownLanguageError(lang, self.engine.name, supported)
         return SynthesisOptions(
             language=lang,

@@ -16,7 +16,7 @@ from speakcli.engines.xtts_store import check_model_dir
 from speakcli.errors import Hint, ModelError, SynthesisError, VoiceError
 from speakcli.latents import LatentCache
 from speakcli.refaudio import read_reference
-from speakcli.text import char_limit
+from speakcli.text import base_language, char_limit
 
 log = logging.getLogger("speakcli")
 
@@ -26,7 +26,8 @@ MAX_TEXT_TOKENS = 400  # coqui asserts below gpt_max_text_tokens (402)
 
 
 def _lang(language: str) -> str:
-    return "zh-cn" if language in ("zh", "zh-cn") else language.split("-")[0]
+    base = base_language(language)
+    return "zh-cn" if base == "zh" else base  # coqui's code for Chinese
 
 
 def _missing_package(exc: ImportError) -> str:
