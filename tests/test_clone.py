@@ -59,7 +59,7 @@ def speakcli_log() -> Iterator[list[str]]:
 @pytest.mark.parametrize("name", ["x.wav", "me.MP3", "a.b.flac", "take.opus"])
 def test_a_voice_name_that_voice_would_take_for_a_file_is_refused(name: str) -> None:
     stem = name.rsplit(".", 1)[0]
-    with pytest.raises(VoiceError, match=f"--voice would take it for a file; name it '{stem}'"):
+    with pytest.raises(VoiceError, match=f"choosing it would pick a file; name it '{stem}'"):
         validate_name(name)
 
 
