@@ -109,3 +109,18 @@ def test_sounddevice_missing_is_an_audio_device_error(monkeypatch: pytest.Monkey
     with pytest.raises(AudioDeviceError, match=r"libportaudio2") as caught:
         playback.Player(22050)
     assert caught.value.hint == Hint.WRITE_FILE
+
+
+@pytest.mark.parametrize("length", [241, 254, 255])
+def test_a_long_legal_output_name_still_gets_a_temp_name_that_fits(tmp_path: Path, length: int) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    path = out / ("n" * (length - 4) + ".wav")
+    audio.write_audio(path, _tone(0.05), 24000)
+    assert path.is_file() and os.listdir(out) == [path.name]
+
+
+def test_a_multibyte_name_is_shortened_on_a_character_boundary(tmp_path: Path) -> None:
+    path = tmp_path / ("é" * 125 + ".wav")  # 254 bytes in UTF-8
+    audio.write_audio(path, _tone(0.05), 24000)
+    assert path.is_file()
