@@ -254,10 +254,19 @@ def test_clone_and_say_go_on_without_a_writable_cache(
             mp.setenv(k, v)
         assert main(["clone", str(ref), "--name", "me", "--text", "Hi.", "-o", "a.wav", *cache]) == 0
         assert main(["say", "Hello again.", "--voice", "me", "-o", "b.wav", *cache]) == 0
-        other = _clip(tmp_path / "other.wav", seed=2)  # new latents: a second write that fails, not re-reported
+        other = _clip(tmp_path / "other.wav", seed=2)
         assert main(["say", "And you.", "--voice", str(other), "-o", "c.wav", *cache]) == 0
-    assert (_voices(isolated_env) / "me/me.wav").is_file() and (tmp_path / "c.wav").is_file()
-    assert sum("going on without caching" in m for m in speakcli_log) == 1, speakcli_log
+        assert (_voices(isolated_env) / "me/me.wav").is_file() and (tmp_path / "c.wav").is_file()
+        # Each command is its own process, with its own service: each warns once.
+        assert sum("going on without caching" in m for m in speakcli_log) == 3, speakcli_log
+        # Within one service (a server, a daemon), a second failing write is not reported again.
+        from speakcli.service import SpeechService
+        from speakcli.settings import load_settings
+
+        with SpeechService(load_settings({"model_dir": tiny_xtts_dir})) as service:
+            for clip in (ref, other):
+                assert service.clone([clip]).latents == "computed"
+    assert sum("going on without caching" in m for m in speakcli_log) == 4, speakcli_log
 
 
 @pytest.mark.xtts
