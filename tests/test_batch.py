@@ -9,8 +9,11 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,19 +22,45 @@ import soundfile as sf
 from helpers import run_cli
 from speakcli.batch import (
     DEFAULT_TEMPLATE,
-    BatchRun,
+    BatchOptions,
     Item,
     Result,
     plan_outputs,
     read_items,
+    run_batch,
     safe_name,
     text_hash,
 )
 from speakcli.errors import ExitStatus, UsageError
+from speakcli.settings import Settings
 
 
 def _manifest(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+
+
+class _Job(list):
+    elapsed = 0.5
+
+
+class _FunctionService:
+    """The parts of SpeechService a batch uses, with a plain function as its engine: real files, no model."""
+
+    sample_rate = 8000
+    settings = Settings()
+    spec = SimpleNamespace(name="engine", model_dir=None)
+
+    def __init__(self, audio: Callable[[str], np.ndarray]) -> None:
+        self.audio = audio
+
+    def voice(self, name: str | None = None) -> None:
+        return None
+
+    def options(self, language: str | None = None, speed: float | None = None, stream: bool = True) -> None:
+        return None
+
+    def speak(self, text: str, voice: object, options: object) -> _Job:
+        return _Job([self.audio(text)])
 
 
 # --- reading and naming, no engine ------------------------------------------------------------------
@@ -168,16 +197,14 @@ def test_key_follows_the_content_and_the_settings(tmp_path: Path) -> None:
 
 
 def test_a_stopped_run_keeps_the_records_of_items_it_did_not_reach(tmp_path: Path) -> None:
-    # BatchRun with a plain function as its engine: real files and manifest, no model needed.
-    def synthesize(item: Item) -> tuple[np.ndarray, float]:
-        return np.full(100 + len(item.text), 0.1, np.float32), 0.5
+    # run_batch with a plain function as its engine: real files and manifest, no model needed.
+    service: Any = _FunctionService(lambda text: np.full(100 + len(text), 0.1, np.float32))
 
     def run(texts: list[str], stop_after: int | None = None) -> tuple[list[dict], dict]:
         items = [Item(i, f"b:{i}", t) for i, t in enumerate(texts, 1)]
-        plan_outputs(items, tmp_path, DEFAULT_TEMPLATE, ".wav", "engine")
         made: list[Result] = []
         stop = (lambda: len(made) >= stop_after) if stop_after is not None else (lambda: False)
-        _, summary = BatchRun(items, tmp_path, 8000, synthesize, on_result=made.append, stop=stop).run()
+        _, summary = run_batch(service, items, tmp_path, on_result=made.append, stop=stop)
         return _manifest(tmp_path), asdict(summary)
 
     texts = ["One.", "Two.", "Three.", "Four."]
@@ -200,8 +227,8 @@ def test_files_listed_by_an_older_manifest_are_kept_as_removed(tmp_path: Path) -
     gone = {**old, "output": "0002-gone.wav"}  # its file was deleted by the user: not listed any more
     (tmp_path / "manifest.jsonl").write_text(json.dumps(old) + "\n" + json.dumps(gone) + "\n")
     items = [Item(1, "b:1", "New.")]
-    plan_outputs(items, tmp_path, DEFAULT_TEMPLATE, ".wav", "engine")
-    _, summary = BatchRun(items, tmp_path, 8000, lambda item: (np.zeros(80, np.float32), 0.1)).run()
+    service: Any = _FunctionService(lambda text: np.zeros(80, np.float32))
+    _, summary = run_batch(service, items, tmp_path, BatchOptions())
     assert summary.removed == 1
     assert [(r["output"], r["status"], r["index"]) for r in _manifest(tmp_path)] == [
         (items[0].output, "ok", 1),

@@ -54,11 +54,10 @@ def batch(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from speakcli.audio import check_output_path
-    from speakcli.batch import BatchRun, Item, concat, plan_outputs, read_items
+    from speakcli.batch import BatchOptions, Result, check_batch, read_items, run_batch
     from speakcli.cli.common import announce
     from speakcli.cli.scope import open_service
-    from speakcli.errors import ExitStatus, OutputError, SpeakError, UsageError
+    from speakcli.errors import ExitStatus, UsageError
     from speakcli.settings import load_settings
 
     if split not in ("line", "paragraph", "file"):
@@ -73,10 +72,8 @@ def batch(
                 "no input; pass files, or '-' with text on stdin (e.g. grep x log | speakcli batch - -o out/)"
             )
         inputs = ["-"]
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"{out_dir} is a file; --out-dir needs a folder")
-    if concat_out is not None:
-        check_output_path(concat_out, force)
+    options = BatchOptions(name_template, format_out, force, concat_out)
+    check_batch(out_dir, options)
     settings = load_settings(
         {
             **o.engine_flags(engine, model_dir, device, voices_dir),
@@ -87,48 +84,8 @@ def batch(
         }
     )
     items = read_items(inputs, split, input_format, sys.stdin)  # type: ignore[arg-type]
-    if not items:
-        raise UsageError("the input has no items to speak")
-    speaker = open_service(settings)
-    announce(speaker, quiet or as_json)
-    todo = [item for item in items if item.error is None and item.skip is None]
-    # A bad --voice or --language is the whole run's problem: say so now (exit 3 or 2), not once per item.
-    if any(item.voice is None for item in todo):
-        speaker.voice(None)
-    if any(item.language is None for item in todo):
-        speaker.options(stream=False)
-    engine_id = f"{speaker.spec.name}:{speaker.spec.model_dir}"
-    voices: dict[str | None, Any] = {}
-
-    def voice_id(name: str | None) -> Any:
-        # The voice as resolved now, clips' sizes and times included: re-recording a voice re-makes its items.
-        try:
-            v = speaker.voice(name)
-        except SpeakError as exc:
-            return f"unusable: {exc}"  # the item fails when it is made, and is retried next run
-        if v is None:
-            return None
-        clips = [(str(c), c.stat().st_size, c.stat().st_mtime_ns) for c in v.clips if c.exists()]
-        return [v.name, v.speaker, clips]
-
-    def settings_of(item: Item) -> Any:
-        # What the run's settings decide for this item, so a changed --voice, -l, --speed or --pause re-makes it.
-        if item.voice not in voices:
-            voices[item.voice] = voice_id(item.voice)
-        s = settings
-        return [voices[item.voice], item.language or s.language, item.speed or s.speed, s.pause, s.temperature]
-
-    plan_outputs(items, out_dir, name_template, f".{format_out}", engine_id, settings_of)
-    resolved: dict[str | None, Any] = {}
-
-    def synthesize(item: Item) -> tuple[Any, float]:
-        import numpy as np
-
-        if item.voice not in resolved:
-            resolved[item.voice] = speaker.voice(item.voice)  # resolved once per voice; XTTS latents cached once too
-        job = speaker.speak(item.text, resolved[item.voice], speaker.options(item.language, item.speed, stream=False))
-        chunks = list(job)
-        return (np.concatenate(chunks) if chunks else np.zeros(0, np.float32)), float(job.elapsed or 0.0)
+    service = open_service(settings)
+    announce(service, quiet or as_json)
 
     stop = {"requested": False}
 
@@ -152,7 +109,7 @@ def batch(
     task = progress.add_task("batch", total=len(items), audio=0.0, speed=0.0)
     produced = {"audio": 0.0, "synth": 0.0}
 
-    def on_result(result: Any) -> None:
+    def on_result(result: Result) -> None:
         if result.status == "ok" and not result.kept:  # the speed of this run, not of earlier ones
             produced["audio"] += result.audio_seconds
             produced["synth"] += result.synthesis_seconds
@@ -162,15 +119,11 @@ def batch(
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         with progress:
-            results, summary = BatchRun(
-                items, out_dir, speaker.sample_rate, synthesize, force, on_result, stop=lambda: stop["requested"]
-            ).run()
+            _, summary = run_batch(
+                service, items, out_dir, options, on_result=on_result, stop=lambda: stop["requested"]
+            )
     finally:
         signal.signal(signal.SIGINT, previous)
-    if concat_out is not None and not summary.interrupted:
-        done = [out_dir / r.output for r in results if r.status == "ok" and r.output]
-        concat(done, concat_out, speaker.sample_rate, settings.pause)
-        summary.concat = str(concat_out)
     if as_json:
         print(json.dumps(asdict(summary), indent=2))
     elif not quiet:
