@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,10 +26,13 @@ from speakcli.batch import (
     BatchOptions,
     Item,
     Result,
+    Task,
+    make_item,
     plan_outputs,
     read_items,
     run_batch,
     safe_name,
+    settled,
     text_hash,
 )
 from speakcli.errors import ExitStatus, UsageError
@@ -235,6 +239,51 @@ def test_files_listed_by_an_older_manifest_are_kept_as_removed(tmp_path: Path) -
         ("0001-old.wav", "removed", None),
     ]
     assert (tmp_path / "0001-old.wav").read_bytes() == b"x" * 10
+
+
+def test_an_item_speed_out_of_range_fails_alone(tmp_path: Path) -> None:
+    service: Any = _FunctionService(lambda text: np.zeros(80, np.float32))
+    items = [Item(1, "b:1", "Fast.", speed=9.0), Item(2, "b:2", "Still.", speed=0.0), Item(3, "b:3", "Fine.")]
+    results, summary = run_batch(service, items, tmp_path)
+    assert (summary.ok, summary.failed) == (1, 2)
+    assert [r.status for r in results] == ["failed", "failed", "ok"]
+    assert all("out of range" in (r.error or "") for r in results[:2])
+
+
+def test_another_executor_plugs_in_and_may_finish_out_of_order(tmp_path: Path) -> None:
+    # An executor that makes items last first, as a pool of workers may: run_batch still keeps the manifest
+    # in input order, and concat joins the items in input order.
+    class LastFirst:
+        def run(
+            self,
+            service: Any,
+            tasks: Sequence[Task],
+            out_dir: Path,
+            on_result: Callable[[Result], None],
+            stop: Callable[[], bool],
+        ) -> list[Result]:
+            results = []
+            for task in reversed(tasks):
+                assert task.settings is not None and pickle.loads(pickle.dumps(task)) == task
+                result = settled(task) or make_item(service, task.item, task.settings, out_dir)
+                results.append(result)
+                on_result(result)
+            return results
+
+    lengths = {"One.": 100, "Two.": 200}
+    service: Any = _FunctionService(lambda text: np.full(lengths[text], 0.1, np.float32))
+    items = [Item(1, "b:1", "One."), Item(2, "b:2", "Two.")]
+    seen: list[int] = []
+    joined = tmp_path / "all.wav"
+    options = BatchOptions(concat=joined)
+    results, summary = run_batch(
+        service, items, tmp_path / "out", options, LastFirst(), on_result=lambda r: seen.append(r.index)
+    )
+    assert seen == [2, 1] and [r.index for r in results] == [1, 2] and summary.ok == 2
+    assert [r["index"] for r in _manifest(tmp_path / "out")] == [1, 2]
+    audio, _ = sf.read(joined, dtype="float32")
+    pause = round(service.settings.pause * service.sample_rate)
+    assert len(audio) == 300 + pause and not audio[100 : 100 + pause].any() and audio[100 + pause :].all()
 
 
 # --- the CLI with the Piper voice ------------------------------------------------------------------
