@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from speakcli.cli import options as o
+
+if TYPE_CHECKING:  # imported lazily: `speakcli --help` must not load the core
+    from speakcli.batch import Result, Summary
 
 
 def batch(
@@ -51,10 +56,7 @@ def batch(
     quiet: o.Quiet = False,
 ) -> int:
     """Speak many items in one run: one line, paragraph or file each, or JSONL/CSV rows; resumable."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from speakcli.batch import BatchOptions, Result, check_batch, read_items, run_batch
+    from speakcli.batch import BatchOptions, check_batch, read_items, run_batch
     from speakcli.cli.common import announce
     from speakcli.cli.scope import open_service
     from speakcli.errors import ExitStatus, UsageError
@@ -87,64 +89,99 @@ def batch(
     service = open_service(settings)
     announce(service, quiet or as_json)
 
-    stop = {"requested": False}
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        if stop["requested"]:
-            raise KeyboardInterrupt
-        stop["requested"] = True
-        print("\nspeakcli: stopping after the current item (Ctrl-C again to quit now)", file=sys.stderr)
-
-    err = Console(stderr=True)
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[audio]:.1f} s audio, {task.fields[speed]:.2f}x"),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=quiet or as_json or not err.is_terminal,
-    )
-    task = progress.add_task("batch", total=len(items), audio=0.0, speed=0.0)
-    produced = {"audio": 0.0, "synth": 0.0}
-
-    def on_result(result: Result) -> None:
-        if result.status == "ok" and not result.kept:  # the speed of this run, not of earlier ones
-            produced["audio"] += result.audio_seconds
-            produced["synth"] += result.synthesis_seconds
-        rate = produced["audio"] / produced["synth"] if produced["synth"] else 0.0
-        progress.update(task, advance=1, audio=produced["audio"], speed=rate)
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        with progress:
-            _, summary = run_batch(
-                service, items, out_dir, options, on_result=on_result, stop=lambda: stop["requested"]
-            )
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    stop = _CtrlC()
+    progress = _Progress(len(items), disable=quiet or as_json)
+    with stop.installed(), progress:
+        _, summary = run_batch(service, items, out_dir, options, on_result=progress.advance, stop=stop)
     if as_json:
         print(json.dumps(asdict(summary), indent=2))
     elif not quiet:
-        speed_x = produced["audio"] / produced["synth"] if produced["synth"] else 0.0
-        extra = "".join(
-            f", {n} {what}"
-            for n, what in (
-                (summary.skipped, "skipped (nothing to say)"),
-                (summary.removed, "kept file(s) of items no longer in the input"),
-            )
-            if n
-        )
-        print(
-            f"speakcli: {summary.ok} made, {summary.already_done} already done, {summary.failed} failed "
-            f"of {summary.total}{extra}; "
-            f"{summary.audio_seconds:.1f} s of audio in {summary.wall_seconds:.1f} s ({speed_x:.1f}x real time) "
-            f"-> {out_dir}{' (interrupted)' if summary.interrupted else ''}",
-            file=sys.stderr,
-        )
-        for f in summary.failures[:20]:
-            print(f"speakcli: failed: item {f['index']} ({f['source']}): {f['error']}", file=sys.stderr)
+        _print_summary(summary, progress.speed, out_dir)
     if summary.interrupted:
         return int(ExitStatus.INTERRUPTED)
     return int(ExitStatus.PARTIAL) if summary.failed else 0
+
+
+class _CtrlC:
+    """Ctrl-C once: stop after the current item (a `stop` for run_batch); twice: quit now (KeyboardInterrupt)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nspeakcli: stopping after the current item (Ctrl-C again to quit now)", file=sys.stderr)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        previous = signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+class _Progress:
+    """A Rich bar on stderr when it is a terminal: items done, audio made, and this run's speed."""
+
+    def __init__(self, total: int, disable: bool) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        err = Console(stderr=True)
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[audio]:.1f} s audio, {task.fields[speed]:.2f}x"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+            disable=disable or not err.is_terminal,
+        )
+        self.task = self.bar.add_task("batch", total=total, audio=0.0, speed=0.0)
+        self.audio = 0.0
+        self.synth = 0.0
+
+    @property
+    def speed(self) -> float:
+        """Audio seconds made per second of synthesis, by this run (not by earlier ones)."""
+        return self.audio / self.synth if self.synth else 0.0
+
+    def advance(self, result: Result) -> None:
+        if result.status == "ok" and not result.kept:
+            self.audio += result.audio_seconds
+            self.synth += result.synthesis_seconds
+        self.bar.update(self.task, advance=1, audio=self.audio, speed=self.speed)
+
+    def __enter__(self) -> _Progress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+
+def _print_summary(summary: Summary, speed_x: float, out_dir: Path) -> None:
+    extra = "".join(
+        f", {n} {what}"
+        for n, what in (
+            (summary.skipped, "skipped (nothing to say)"),
+            (summary.removed, "kept file(s) of items no longer in the input"),
+        )
+        if n
+    )
+    print(
+        f"speakcli: {summary.ok} made, {summary.already_done} already done, {summary.failed} failed "
+        f"of {summary.total}{extra}; "
+        f"{summary.audio_seconds:.1f} s of audio in {summary.wall_seconds:.1f} s ({speed_x:.1f}x real time) "
+        f"-> {out_dir}{' (interrupted)' if summary.interrupted else ''}",
+        file=sys.stderr,
+    )
+    for f in summary.failures[:20]:
+        print(f"speakcli: failed: item {f['index']} ({f['source']}): {f['error']}", file=sys.stderr)
