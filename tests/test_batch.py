@@ -35,7 +35,7 @@ from speakcli.batch import (
     settled,
     text_hash,
 )
-from speakcli.errors import ExitStatus, UsageError
+from speakcli.errors import ExitStatus, SpeakError, UsageError
 from speakcli.settings import Settings
 
 
@@ -248,6 +248,21 @@ def test_an_item_speed_out_of_range_fails_alone(tmp_path: Path) -> None:
     assert (summary.ok, summary.failed) == (1, 2)
     assert [r.status for r in results] == ["failed", "failed", "ok"]
     assert all("out of range" in (r.error or "") for r in results[:2])
+
+
+def test_a_run_is_refused_before_anything_is_made(tmp_path: Path) -> None:
+    service: Any = _FunctionService(lambda text: np.zeros(80, np.float32))
+    tmp_path /= "work"  # tmp_path also holds the test's home folder
+    tmp_path.mkdir()
+    (tmp_path / "file").write_text("x")
+    for out, options, error in [
+        (tmp_path / "o", BatchOptions(format_out="mp3"), r"output format 'mp3' is unknown; use wav, flac, ogg"),
+        (tmp_path / "file", BatchOptions(), "is a file, not a folder"),
+        (tmp_path / "o", BatchOptions(name_template="{nope}"), r"unknown field \{nope\}"),
+    ]:
+        with pytest.raises(SpeakError, match=error):
+            run_batch(service, [Item(1, "b:1", "Hi.")], out, options)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
 def test_another_executor_plugs_in_and_may_finish_out_of_order(tmp_path: Path) -> None:

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from speakcli.audio import check_output_path, read_audio, write_audio
+from speakcli.audio import FORMATS, check_output_path, read_audio, write_audio
 from speakcli.batch.executor import Executor, LocalExecutor, Task
 from speakcli.batch.items import Item
 from speakcli.batch.manifest import Manifest, Result, done_record, load_manifest
 from speakcli.batch.plan import DEFAULT_TEMPLATE, check_template, plan_outputs, resolve_settings
-from speakcli.errors import Hint, OutputError, SpeakError
+from speakcli.errors import Hint, OutputError, SpeakError, UsageError
 from speakcli.fsutil import check_folder, clean_stale_parts
 from speakcli.settings import Settings
 
@@ -67,6 +67,8 @@ class Summary:
 
 def check_batch(out_dir: Path, options: BatchOptions) -> None:
     """Refuse now what would fail the whole run: call it before loading a model."""
+    if options.ext not in FORMATS:
+        raise UsageError(f"output format {options.format_out!r} is unknown; use {', '.join(f[1:] for f in FORMATS)}")
     check_folder(out_dir)
     check_template(options.name_template)
     if options.concat is not None:
