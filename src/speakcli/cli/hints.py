@@ -27,6 +27,7 @@ COMMAND_HINTS: dict[tuple[str, str], str] = {
         Hint.OUTPUT_DEVICE,
     ): "pick one with --output-device (see `speakcli info`), or run with --no-play --output-dir DIR",
     ("batch", Hint.FORCE): "rerun the batch with --force",
+    ("batch", Hint.OUTPUT_DIR): "--out-dir needs a folder",
 }
 
 
