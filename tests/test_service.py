@@ -59,6 +59,19 @@ def test_piper_service_speaks_lists_describes_and_declares_it_cannot_clone(isola
     assert not service.worker.alive
 
 
+@pytest.mark.slow
+def test_batch_through_the_service_makes_files_and_a_manifest(tmp_path: Path) -> None:
+    from speakcli.batch import read_items
+
+    src = tmp_path / "lines.txt"
+    src.write_text("First line.\n...\nSecond line.\n")
+    with SpeechService(load_settings({"engine": "piper"})) as service:
+        results, summary = service.batch(read_items([str(src)]), tmp_path / "out")
+    assert (summary.ok, summary.skipped) == (2, 1) and [r.status for r in results].count("ok") == 2
+    made = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert "manifest.jsonl" in made and len([n for n in made if n.endswith(".wav")]) == 2
+
+
 def test_describe_works_without_an_engine(tmp_path: Path) -> None:
     report = describe(load_settings({"model_dir": tmp_path / "missing"}))
     assert report["engine"]["name"] is None and "does not exist" in report["engine"]["error"]

@@ -249,6 +249,12 @@ class SpeechService:
                 results.append(PrecomputeResult(entry.name, "failed", str(exc)))
         return results
 
+    def batch(self, items: list[Any], out_dir: Path, options: Any = None, executor: Any = None, **kwargs: Any) -> Any:
+        """Make every item into its own file in `out_dir`, resumably; see `speakcli.batch.run_batch`."""
+        from speakcli.batch import run_batch
+
+        return run_batch(self, items, out_dir, options, executor, **kwargs)
+
     def describe(self) -> dict[str, Any]:
         """The info report for this service's settings (see `describe`)."""
         return describe(self.settings)
