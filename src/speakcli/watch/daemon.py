@@ -7,62 +7,22 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
-
-from speakcli.errors import ModelError, OutputError, SpeakError, UsageError, VoiceError
+from speakcli.errors import OutputError, SpeakError
+from speakcli.watch.delivery import Delivery
 from speakcli.watch.events import EventLog
 from speakcli.watch.follower import Warnings
 from speakcli.watch.lines import Line, LineMaker
 from speakcli.watch.observer import FolderObserver, absolute
-from speakcli.watch.producer import Producer
-from speakcli.watch.queue import LineQueue, Overflow, Skips
+from speakcli.watch.options import Stats, WatchOptions
+from speakcli.watch.producer import Producer, check_target
+from speakcli.watch.queue import LineQueue, Skips
 from speakcli.watch.sinks import FolderSink, PlayerSink, Sink
 from speakcli.watch.state import StateFile, remove_own_temps
 
 log = logging.getLogger("speakcli")
-
-
-@dataclass
-class WatchOptions:
-    """How lines are read, filtered, queued and delivered."""
-
-    from_start: bool = False
-    encoding: str = "utf-8"
-    pattern: str = "*.txt"
-    flush_partial: float | None = None
-    max_chars: int = 500
-    long_lines: Literal["split", "truncate"] = "split"
-    max_queue: int = 0
-    overflow: Overflow = "block"
-    max_age: float | None = None
-    skip_regex: str | None = None
-    ignore_prefixes: tuple[str, ...] = ()
-    poll_interval: float = 1.0
-    pause: float = 0.2
-    drain: bool = False
-    output_dir: Path | None = None
-    state_file: Path | None = None
-    use_watchdog: bool = True
-    stop_grace: float = 5.0  # seconds a stop may take to finish the line in progress before its output is cut
-
-
-@dataclass
-class Stats:
-    """Counts for the status line and the "stopped" event; `skipped` includes `failed` and queue drops."""
-
-    read: int = 0
-    spoken: int = 0
-    skipped: int = 0
-    failed: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def add(self, name: str, n: int = 1) -> None:
-        with self._lock:  # bumped from the producer and the player thread
-            setattr(self, name, getattr(self, name) + n)
 
 
 _CLOSED = object()  # the consumer's last hand-off: the player ends on it
@@ -85,10 +45,9 @@ class WatchDaemon:
         self.sample_rate = sample_rate
         self.opts = options
         self.events = events or EventLog(None)
+        check_target(target)
         self.is_dir = target.is_dir()
         parent = target if self.is_dir else target.parent
-        if not parent.is_dir():
-            raise UsageError(f"folder {parent} does not exist; create it or watch another file")
         self.stats = Stats()
         self.queue = LineQueue(options.max_queue, options.overflow)
         self.state = StateFile(options.state_file)
@@ -109,6 +68,7 @@ class WatchDaemon:
         )
         # Written in this order: the "written" event comes before "played".
         self.sinks: list[Sink] = [s for s in (self.folder_sink, self.player_sink) if s is not None]
+        self._deliver = Delivery(self.sinks, self.events, sample_rate, self._stopping, self._failed)
         # The daemon's own files: never followed, and their writes never wake the producer.
         own = {absolute(p) for p in (self.state.path, self.state.lock_path, self.events.path) if p is not None}
         # An output folder of its own is the daemon's; one shared with the watched files only holds its temps.
@@ -247,6 +207,11 @@ class WatchDaemon:
             if self._error is None:
                 raise
 
+    def stuck(self) -> bool:
+        """Whether a thread is still stuck in the system (a hung disk) well after a stop cut the output."""
+        at = self.stop_requested_at
+        return at is not None and not self.opts.drain and time.monotonic() - at >= self.opts.stop_grace + 5
+
     def give_up(self) -> None:
         """Leave threads stuck in the system (a hung disk) behind: save what was finished and report stopped."""
         self._shutdown()
@@ -354,66 +319,14 @@ class WatchDaemon:
             self.state.record(line, time.monotonic(), force=False)
             return True
         try:
-            handled = self._deliver(line, job, submitted)
+            outcome = self._deliver(line, job, submitted)
         finally:
             self._in_flight.release()
-        if handled:
-            self.state.record(line, time.monotonic(), force=True)
-        return handled
-
-    def _close_sinks(self, drain: bool) -> None:
-        for sink in self.sinks:
-            sink.close(drain=drain)
-
-    def _deliver(self, line: Line, job: Any, submitted: float) -> bool:
-        """Speak one line; True when it is done with (spoken, or failed and skipped), False when cut by a stop."""
-        for sink in self.sinks:
-            sink.begin(line)
-        chunks: list[np.ndarray] = []
-        first_at: float | None = None
-        first_wall = last_wall = 0.0
-        audio = iter(job)
-        try:
-            while True:
-                if self._stopping():
-                    job.cancel()
-                    return False
-                try:
-                    chunk = next(audio)
-                except StopIteration:
-                    break
-                except (ModelError, VoiceError):
-                    raise  # the engine cannot speak at all: stop the daemon with that error's exit code
-                except Exception as exc:  # this line cannot be synthesized: skip it, record it, never retry it
-                    self._failed(line, exc)
-                    return True
-                last_wall = time.time()
-                if first_at is None:
-                    first_at, first_wall = time.monotonic(), last_wall
-                for sink in self.sinks:
-                    sink.feed(chunk)
-                chunks.append(chunk)
-        finally:
-            close = getattr(audio, "close", None)  # a generator: closing it cancels the job if unfinished
-            if close is not None:
-                close()
-        seconds = sum(len(c) for c in chunks) / self.sample_rate
-        # Worker-side times: how long synthesis took, and how soon its first chunk came (streaming).
-        job.done.wait(5)
-        self.events.emit(
-            "synthesized",
-            line,
-            seconds=_round(job.elapsed),
-            first_chunk=_round(job.first_item_after),
-            chunks=job.items,
-            queued_to_first_audio=round((first_at or time.monotonic()) - submitted, 4),
-            first_chunk_time=round(first_wall, 6) if chunks else None,
-            last_chunk_time=round(last_wall, 6) if chunks else None,
-            audio_seconds=round(seconds, 3),
-        )
-        for sink in self.sinks:
-            sink.deliver(line, chunks, seconds)
-        self.stats.add("spoken")
+        if outcome == "cut":
+            return False
+        if outcome == "spoken":
+            self.stats.add("spoken")
+        self.state.record(line, time.monotonic(), force=True)
         return True
 
     def _failed(self, line: Line, exc: Exception) -> None:
@@ -421,6 +334,6 @@ class WatchDaemon:
         log.warning("line %d failed: %s", line.seq, " ".join(str(exc).split()) or type(exc).__name__)
         self._skipped(line, f"error: {exc}" if isinstance(exc, SpeakError) else f"error: {exc!r}")
 
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
+    def _close_sinks(self, drain: bool) -> None:
+        for sink in self.sinks:
+            sink.close(drain=drain)

@@ -6,15 +6,20 @@ import fnmatch
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from speakcli.errors import UsageError
 from speakcli.watch.follower import Follower, OpenFiles, Warnings
 from speakcli.watch.lines import Line, LineMaker
 from speakcli.watch.observer import absolute
+from speakcli.watch.options import WatchOptions
 from speakcli.watch.state import StateFile
 
-if TYPE_CHECKING:
-    from speakcli.watch.daemon import WatchOptions
+
+def check_target(target: Path) -> None:
+    """Refuse a target whose folder does not exist (a missing file in an existing folder is waited for)."""
+    folder = target if target.is_dir() else target.parent
+    if not folder.is_dir():
+        raise UsageError(f"folder {folder} does not exist; create it or watch another file")
 
 
 class Producer:

@@ -87,11 +87,16 @@ class FolderSink:
         self.events = events
         self._file_no = 0  # the number of the last output file; continues the numbers already in the folder
 
+    @staticmethod
+    def check(folder: Path) -> None:
+        """Refuse a folder that is a file, before anything is loaded."""
+        if folder.exists() and not folder.is_dir():
+            raise OutputError(f"output folder {folder} is a file; pass a folder (it is created if missing)")
+
     def prepare(self) -> None:
         """Create the folder if missing, and continue its numbering."""
         folder = self.folder
-        if folder.exists() and not folder.is_dir():
-            raise OutputError(f"output folder {folder} is a file; pass a folder (it is created if missing)")
+        self.check(folder)
         try:
             folder.mkdir(parents=True, exist_ok=True)
             names = [p.name for p in folder.iterdir()]
