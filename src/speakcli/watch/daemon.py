@@ -69,11 +69,7 @@ class WatchDaemon:
         # Written in this order: the "written" event comes before "played".
         self.sinks: list[Sink] = [s for s in (self.folder_sink, self.player_sink) if s is not None]
         self._deliver = Delivery(self.sinks, self.events, sample_rate, self._stopping, self._failed)
-        # The daemon's own files: never followed, and their writes never wake the producer.
-        own = {absolute(p) for p in (self.state.path, self.state.lock_path, self.events.path) if p is not None}
-        # An output folder of its own is the daemon's; one shared with the watched files only holds its temps.
-        out = absolute(options.output_dir) if options.output_dir is not None else None
-        own_dirs = {out} if out is not None and out != absolute(parent) else set()
+        own, own_dirs = self._own_paths(parent)
         self.observer = (
             FolderObserver(target, self.is_dir, options.pattern, own, own_dirs, self._wake, self.warnings)
             if options.use_watchdog
@@ -86,6 +82,13 @@ class WatchDaemon:
         if self.events.path is not None:
             remove_own_temps(self.events.path)
 
+    def _own_paths(self, parent: Path) -> tuple[set[Path], set[Path]]:
+        """The daemon's own files and folders: never followed, and their writes never wake the producer."""
+        own = {absolute(p) for p in (self.state.path, self.state.lock_path, self.events.path) if p is not None}
+        # An output folder of its own is the daemon's; one shared with the watched files only holds its temps.
+        out = absolute(self.opts.output_dir) if self.opts.output_dir is not None else None
+        return own, {out} if out is not None and out != absolute(parent) else set()
+
     @property
     def polls(self) -> int:
         """Producer passes over the files, for tests and status."""
@@ -94,10 +97,6 @@ class WatchDaemon:
     @property
     def polled(self) -> threading.Condition:
         return self.producer.polled
-
-    @property
-    def _followers(self) -> dict[Path, Any]:
-        return self.producer.followers
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
