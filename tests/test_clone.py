@@ -21,17 +21,8 @@ from speakcli.engines import EngineSpec, create_engine
 from speakcli.engines.base import Voice
 from speakcli.errors import ExitStatus, VoiceError
 from speakcli.latents import CacheKey, LatentCache, Latents
+from speakcli.testing import speech_like_wav, tone
 from speakcli.voices import VoiceLibrary, validate_name
-
-
-def _clip(path: Path, seconds: float = 3.0, rate: int = 22050, channels: int = 1, seed: int = 0, **kw: str) -> Path:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    sig = 0.3 * np.sin(2 * np.pi * (110 + 40 * seed) * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t))
-    sig = sig + 0.01 * rng.standard_normal(len(t))
-    data = np.stack([sig] * channels, axis=1) if channels > 1 else sig
-    sf.write(path, data.astype(np.float32), rate, **kw)
-    return path
 
 
 def _voices(home: Path) -> Path:
@@ -70,13 +61,13 @@ def test_names_with_other_dots_stay_allowed() -> None:
 def test_voice_folders_and_bare_file_names_take_any_format_soundfile_reads(tmp_path: Path) -> None:
     lib = VoiceLibrary(tmp_path / "voices")
     (tmp_path / "voices/me").mkdir(parents=True)
-    _clip(tmp_path / "voices/me/a.mp3", format="MP3")
-    _clip(tmp_path / "voices/me/b.opus", rate=48000, format="OGG", subtype="OPUS")
+    speech_like_wav(tmp_path / "voices/me/a.mp3", format="MP3")
+    speech_like_wav(tmp_path / "voices/me/b.opus", rate=48000, format="OGG", subtype="OPUS")
     found = lib.find("me")
     assert found is not None and [c.name for c in found.clips] == ["a.mp3", "b.opus"]
     assert [e.error for e in lib.all() if e.name == "me"] == [None]
     # The test runs in tmp_path: a bare name of a file here is that file, as ./NAME would be.
-    mp3 = _clip(tmp_path / "mine.mp3", format="MP3")
+    mp3 = speech_like_wav(tmp_path / "mine.mp3", format="MP3")
     assert lib.resolve("mine.mp3") == Voice(name="mine", clips=(mp3.resolve(),))
     shutil.copy(mp3, tmp_path / "take2")
     assert lib.resolve("take2") == Voice(name="take2", clips=((tmp_path / "take2").resolve(),))
@@ -95,7 +86,7 @@ def test_clone_from_an_mp3_then_select_it_by_name_and_by_file(
 ) -> None:
     from speakcli.cli import main
 
-    _clip(tmp_path / "me.mp3", seconds=4, rate=44100, channels=2, format="MP3")
+    speech_like_wav(tmp_path / "me.mp3", seconds=4, rate=44100, channels=2, format="MP3")
     model = ["--model-dir", str(tiny_xtts_dir), "-q"]
     assert main(["clone", "me.mp3", "--name", "me", "--text", "Hi.", "-o", "a.wav", *model]) == 0
     assert sorted(p.name for p in (_voices(isolated_env) / "me").iterdir()) == ["me.mp3", "voice.toml"]
@@ -114,8 +105,8 @@ def test_a_clone_that_fails_leaves_nothing_behind(tiny_xtts_dir: Path, tmp_path:
     broken = tmp_path / "broken-model"
     shutil.copytree(tiny_xtts_dir, broken)
     (broken / "model.pth").write_bytes(b"not a checkpoint" * 100)
-    ref = _clip(tmp_path / "new.wav", seconds=3, seed=1)
-    old = VoiceLibrary(_voices(isolated_env)).save("kept", [_clip(tmp_path / "old.wav")], {"language": "en"})
+    ref = speech_like_wav(tmp_path / "new.wav", seconds=3, seed=1)
+    old = VoiceLibrary(_voices(isolated_env)).save("kept", [speech_like_wav(tmp_path / "old.wav")], {"language": "en"})
     before = sorted(p.relative_to(_voices(isolated_env)) for p in _voices(isolated_env).rglob("*"))
     for args in (["--name", "fresh"], ["--name", "kept", "--force"]):
         assert main(["clone", str(ref), *args, "-q", "--model-dir", str(broken)]) == ExitStatus.MODEL
@@ -135,12 +126,11 @@ def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("long") / "long.wav"
     rng = np.random.default_rng(0)
     block = _LONG_RATE * 10
-    t = np.arange(block) / _LONG_RATE
-    tone = (0.3 * np.sin(2 * np.pi * 140 * t)).astype(np.float32)
+    clip = tone(10.0, _LONG_RATE, freq=140, amplitude=0.3)
     with sf.SoundFile(path, "w", _LONG_RATE, _LONG_CHANNELS, "PCM_16") as fh:
         for _ in range(_LONG_SECONDS // 10):
             noise = 0.01 * rng.standard_normal((block, 1)).astype(np.float32)
-            fh.write(np.repeat(tone[:, None] + noise, _LONG_CHANNELS, axis=1))
+            fh.write(np.repeat(clip[:, None] + noise, _LONG_CHANNELS, axis=1))
     return path
 
 
@@ -246,7 +236,7 @@ def test_clone_and_say_go_on_without_a_writable_cache(
 
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the cache folder should be")
-    ref = _clip(tmp_path / "me.wav", seconds=3)
+    ref = speech_like_wav(tmp_path / "me.wav", seconds=3)
     cache = ["--model-dir", str(tiny_xtts_dir), "-q"]
     env = {"SPEAKCLI_CACHE_DIR": str(blocker / "cache")}
     with pytest.MonkeyPatch.context() as mp:
@@ -254,7 +244,9 @@ def test_clone_and_say_go_on_without_a_writable_cache(
             mp.setenv(k, v)
         assert main(["clone", str(ref), "--name", "me", "--text", "Hi.", "-o", "a.wav", *cache]) == 0
         assert main(["say", "Hello again.", "--voice", "me", "-o", "b.wav", *cache]) == 0
-        other = _clip(tmp_path / "other.wav", seed=2)  # new latents: a second write that fails, not re-reported
+        other = speech_like_wav(
+            tmp_path / "other.wav", seed=2
+        )  # new latents: a second write that fails, not re-reported
         assert main(["say", "And you.", "--voice", str(other), "-o", "c.wav", *cache]) == 0
     assert (_voices(isolated_env) / "me/me.wav").is_file() and (tmp_path / "c.wav").is_file()
     assert sum("going on without caching" in m for m in speakcli_log) == 1, speakcli_log
@@ -268,7 +260,7 @@ def test_a_cache_entry_that_is_a_folder_is_recomputed_not_a_crash(
     from speakcli.engines.base import SynthesisOptions
 
     engine = create_engine(EngineSpec("xtts", tiny_xtts_dir, "cpu", cache_dir=tmp_path / "cache"))
-    voice = Voice("v", clips=(_clip(tmp_path / "a.wav"),))
+    voice = Voice("v", clips=(speech_like_wav(tmp_path / "a.wav"),))
     entry = engine.cache.path(engine.latent_key(voice.clips))  # type: ignore[attr-defined]
     (entry / "junk").mkdir(parents=True)
     assert engine.ensure_latents(voice) == "computed"  # type: ignore[attr-defined]
@@ -279,7 +271,7 @@ def test_a_cache_entry_that_is_a_folder_is_recomputed_not_a_crash(
 
 def test_voices_json_lists_an_mp3_voice(isolated_env: Path) -> None:
     (_voices(isolated_env) / "mp").mkdir(parents=True)
-    _clip(_voices(isolated_env) / "mp/take.mp3", format="MP3")
+    speech_like_wav(_voices(isolated_env) / "mp/take.mp3", format="MP3")
     listing = json.loads(run_cli("voices", "--json").stdout)
     mp = next(v for v in listing["voices"] if v["name"] == "mp")
     assert mp["error"] is None and mp["clips"] == ["take.mp3"] and mp["seconds"] == pytest.approx(3.0, abs=0.1)

@@ -18,6 +18,7 @@ from speakcli.engines.base import SynthesisOptions, Voice
 from speakcli.errors import ExitStatus
 from speakcli.settings import load_settings
 from speakcli.speech import Speaker, utterance
+from speakcli.testing import tone, write_clip
 
 pytestmark = [pytest.mark.xtts, pytest.mark.slow]
 
@@ -302,15 +303,12 @@ def test_latents_are_computed_once_across_say_batch_and_watch(
 ) -> None:
     import threading
 
-    import soundfile as sf
-
     from speakcli.cli import main
     from speakcli.watch import EventLog, WatchDaemon, WatchOptions
 
     ann = isolated_env / ".local/share/speakcli/voices/ann"
     ann.mkdir(parents=True)
-    t = np.arange(22050 * 3) / 22050
-    sf.write(ann / "ref.wav", (0.3 * np.sin(2 * np.pi * 120 * t)).astype(np.float32), 22050)
+    write_clip(ann / "ref.wav", tone(3.0, 22050, freq=120, amplitude=0.3), 22050)
     # The process's shared engine and worker: the ones every command below gets.
     speaker = Speaker.from_settings(load_settings({"model_dir": tiny_xtts_dir}))
     engine: Any = speaker.engine
