@@ -79,6 +79,12 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture
+def voices_dir(isolated_env: Path) -> Path:
+    """Where speakcli saves voices in the test's home (not created)."""
+    return isolated_env / ".local/share/speakcli/voices"
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_threads() -> Iterator[None]:
     """Fail a test that leaves a thread running, after closing the process-wide synthesis workers."""

@@ -25,10 +25,6 @@ from speakcli.testing import speech_like_wav, tone
 from speakcli.voices import VoiceLibrary, validate_name
 
 
-def _voices(home: Path) -> Path:
-    return home / ".local/share/speakcli/voices"
-
-
 @pytest.fixture
 def speakcli_log() -> Iterator[list[str]]:
     """The speakcli logger's messages (it does not propagate to pytest's caplog)."""
@@ -82,14 +78,14 @@ def test_voice_folders_and_bare_file_names_take_any_format_soundfile_reads(tmp_p
 @pytest.mark.xtts
 @pytest.mark.slow
 def test_clone_from_an_mp3_then_select_it_by_name_and_by_file(
-    tiny_xtts_dir: Path, tmp_path: Path, isolated_env: Path
+    tiny_xtts_dir: Path, tmp_path: Path, voices_dir: Path
 ) -> None:
     from speakcli.cli import main
 
     speech_like_wav(tmp_path / "me.mp3", seconds=4, rate=44100, channels=2, format="MP3")
     model = ["--model-dir", str(tiny_xtts_dir), "-q"]
     assert main(["clone", "me.mp3", "--name", "me", "--text", "Hi.", "-o", "a.wav", *model]) == 0
-    assert sorted(p.name for p in (_voices(isolated_env) / "me").iterdir()) == ["me.mp3", "voice.toml"]
+    assert sorted(p.name for p in (voices_dir / "me").iterdir()) == ["me.mp3", "voice.toml"]
     assert sf.info(tmp_path / "a.wav").samplerate == 24000
     assert main(["say", "Hi.", "--voice", "me", "-o", "b.wav", *model]) == 0
     assert main(["say", "Hi.", "--voice", "me.mp3", "-o", "c.wav", *model]) == 0
@@ -98,7 +94,7 @@ def test_clone_from_an_mp3_then_select_it_by_name_and_by_file(
 
 @pytest.mark.xtts
 @pytest.mark.slow
-def test_a_clone_that_fails_leaves_nothing_behind(tiny_xtts_dir: Path, tmp_path: Path, isolated_env: Path) -> None:
+def test_a_clone_that_fails_leaves_nothing_behind(tiny_xtts_dir: Path, tmp_path: Path, voices_dir: Path) -> None:
     from speakcli.cli import main
 
     # The clips pass every check; the model then fails while computing the latents.
@@ -106,12 +102,12 @@ def test_a_clone_that_fails_leaves_nothing_behind(tiny_xtts_dir: Path, tmp_path:
     shutil.copytree(tiny_xtts_dir, broken)
     (broken / "model.pth").write_bytes(b"not a checkpoint" * 100)
     ref = speech_like_wav(tmp_path / "new.wav", seconds=3, seed=1)
-    old = VoiceLibrary(_voices(isolated_env)).save("kept", [speech_like_wav(tmp_path / "old.wav")], {"language": "en"})
-    before = sorted(p.relative_to(_voices(isolated_env)) for p in _voices(isolated_env).rglob("*"))
+    old = VoiceLibrary(voices_dir).save("kept", [speech_like_wav(tmp_path / "old.wav")], {"language": "en"})
+    before = sorted(p.relative_to(voices_dir) for p in voices_dir.rglob("*"))
     for args in (["--name", "fresh"], ["--name", "kept", "--force"]):
         assert main(["clone", str(ref), *args, "-q", "--model-dir", str(broken)]) == ExitStatus.MODEL
     # No new voice, no hidden staging folder, and the voice --force would have replaced is untouched.
-    assert sorted(p.relative_to(_voices(isolated_env)) for p in _voices(isolated_env).rglob("*")) == before
+    assert sorted(p.relative_to(voices_dir) for p in voices_dir.rglob("*")) == before
     assert [c.name for c in old.clips] == ["old.wav"]
 
 
@@ -230,7 +226,7 @@ def test_a_full_cache_disk_is_warned_about_once_and_leaves_no_temp_files(tmp_pat
 @pytest.mark.xtts
 @pytest.mark.slow
 def test_clone_and_say_go_on_without_a_writable_cache(
-    tiny_xtts_dir: Path, tmp_path: Path, isolated_env: Path, speakcli_log: list[str]
+    tiny_xtts_dir: Path, tmp_path: Path, voices_dir: Path, speakcli_log: list[str]
 ) -> None:
     from speakcli.cli import main
 
@@ -248,7 +244,7 @@ def test_clone_and_say_go_on_without_a_writable_cache(
             tmp_path / "other.wav", seed=2
         )  # new latents: a second write that fails, not re-reported
         assert main(["say", "And you.", "--voice", str(other), "-o", "c.wav", *cache]) == 0
-    assert (_voices(isolated_env) / "me/me.wav").is_file() and (tmp_path / "c.wav").is_file()
+    assert (voices_dir / "me/me.wav").is_file() and (tmp_path / "c.wav").is_file()
     assert sum("going on without caching" in m for m in speakcli_log) == 1, speakcli_log
 
 
@@ -269,9 +265,9 @@ def test_a_cache_entry_that_is_a_folder_is_recomputed_not_a_crash(
     assert any("is corrupt; recomputing it" in m for m in speakcli_log)
 
 
-def test_voices_json_lists_an_mp3_voice(isolated_env: Path) -> None:
-    (_voices(isolated_env) / "mp").mkdir(parents=True)
-    speech_like_wav(_voices(isolated_env) / "mp/take.mp3", format="MP3")
+def test_voices_json_lists_an_mp3_voice(voices_dir: Path) -> None:
+    (voices_dir / "mp").mkdir(parents=True)
+    speech_like_wav(voices_dir / "mp/take.mp3", format="MP3")
     listing = json.loads(run_cli("voices", "--json").stdout)
     mp = next(v for v in listing["voices"] if v["name"] == "mp")
     assert mp["error"] is None and mp["clips"] == ["take.mp3"] and mp["seconds"] == pytest.approx(3.0, abs=0.1)

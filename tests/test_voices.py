@@ -211,7 +211,9 @@ def test_say_uses_cached_latents_and_they_match_fresh_ones(xtts_engine, tmp_path
 
 @pytest.mark.xtts
 @pytest.mark.slow
-def test_clone_saves_caches_and_speaks(tiny_xtts_dir: Path, tmp_path: Path, isolated_env: Path) -> None:
+def test_clone_saves_caches_and_speaks(
+    tiny_xtts_dir: Path, tmp_path: Path, isolated_env: Path, voices_dir: Path
+) -> None:
     ref = speech_like_wav(tmp_path / "me.wav", seconds=4, rate=48000, channels=2)
     out = tmp_path / "me-says.wav"
     result = run_cli(
@@ -228,7 +230,7 @@ def test_clone_saves_caches_and_speaks(tiny_xtts_dir: Path, tmp_path: Path, isol
     )
     assert result.returncode == 0, result.stderr
     assert b"computed latents for voice 'me'" in result.stderr
-    saved = isolated_env / ".local/share/speakcli/voices/me"
+    saved = voices_dir / "me"
     assert sorted(p.name for p in saved.iterdir()) == ["me.wav", "voice.toml"]
     assert sf.info(out).samplerate == 24000
     assert len(list((isolated_env / ".cache/speakcli/latents").glob("*.npz"))) == 1
@@ -246,23 +248,20 @@ def test_clone_saves_caches_and_speaks(tiny_xtts_dir: Path, tmp_path: Path, isol
 
 @pytest.mark.xtts
 @pytest.mark.slow
-def test_clone_rejects_bad_references_before_saving(tiny_xtts_dir: Path, tmp_path: Path, isolated_env: Path) -> None:
+def test_clone_rejects_bad_references_before_saving(tiny_xtts_dir: Path, tmp_path: Path, voices_dir: Path) -> None:
     short = speech_like_wav(tmp_path / "short.wav", seconds=1.0)
     result = run_cli("clone", str(short), "--name", "short", "--model-dir", str(tiny_xtts_dir))
     assert result.returncode == ExitStatus.VOICE and b"at least 2 s" in result.stderr
-    assert not (isolated_env / ".local/share/speakcli/voices/short").exists()
+    assert not (voices_dir / "short").exists()
 
 
 @pytest.mark.xtts
 @pytest.mark.slow
-def test_precompute_computes_skips_and_reports_failures(
-    tiny_xtts_dir: Path, tmp_path: Path, isolated_env: Path
-) -> None:
-    voices = isolated_env / ".local/share/speakcli/voices"
-    (voices / "good").mkdir(parents=True)
-    speech_like_wav(voices / "good/a.wav")
-    (voices / "broken").mkdir()
-    (voices / "broken/a.wav").write_text("not audio")
+def test_precompute_computes_skips_and_reports_failures(tiny_xtts_dir: Path, tmp_path: Path, voices_dir: Path) -> None:
+    (voices_dir / "good").mkdir(parents=True)
+    speech_like_wav(voices_dir / "good/a.wav")
+    (voices_dir / "broken").mkdir()
+    (voices_dir / "broken/a.wav").write_text("not audio")
     first = run_cli("precompute", "--json", "--model-dir", str(tiny_xtts_dir))
     assert first.returncode == ExitStatus.PARTIAL
     status = {r["voice"]: r["status"] for r in json.loads(first.stdout)}
@@ -278,10 +277,11 @@ def test_precompute_computes_skips_and_reports_failures(
 
 @pytest.mark.xtts
 @pytest.mark.slow
-def test_two_processes_precomputing_at_once_leave_one_valid_entry(tiny_xtts_dir: Path, isolated_env: Path) -> None:
-    voices = isolated_env / ".local/share/speakcli/voices"
-    (voices / "shared").mkdir(parents=True)
-    speech_like_wav(voices / "shared/a.wav", seconds=6)
+def test_two_processes_precomputing_at_once_leave_one_valid_entry(
+    tiny_xtts_dir: Path, isolated_env: Path, voices_dir: Path
+) -> None:
+    (voices_dir / "shared").mkdir(parents=True)
+    speech_like_wav(voices_dir / "shared/a.wav", seconds=6)
     cmd = [sys.executable, "-m", "speakcli", "precompute", "shared", "--force", "-q", "--model-dir", str(tiny_xtts_dir)]
     procs = [subprocess.Popen(cmd, stderr=subprocess.PIPE) for _ in range(2)]
     for p in procs:
@@ -290,12 +290,11 @@ def test_two_processes_precomputing_at_once_leave_one_valid_entry(tiny_xtts_dir:
     cache_dir = isolated_env / ".cache/speakcli/latents"
     assert len(list(cache_dir.glob("*.npz"))) == 1 and not list(cache_dir.glob(".*.part"))
     engine = create_engine(EngineSpec("xtts", tiny_xtts_dir, "cpu", cache_dir=isolated_env / ".cache/speakcli"))
-    assert engine.latents_cached(VoiceLibrary(voices).find("shared"))  # type: ignore[attr-defined,arg-type]
+    assert engine.latents_cached(VoiceLibrary(voices_dir).find("shared"))  # type: ignore[attr-defined,arg-type]
 
 
-def test_voices_lists_the_bundled_voice_and_says_why_a_voice_is_broken(isolated_env: Path) -> None:
-    voices = isolated_env / ".local/share/speakcli/voices"
-    (voices / "empty").mkdir(parents=True)
+def test_voices_lists_the_bundled_voice_and_says_why_a_voice_is_broken(voices_dir: Path) -> None:
+    (voices_dir / "empty").mkdir(parents=True)
     result = run_cli("voices", "--json")
     listing = json.loads(result.stdout)
     by_name = {v["name"]: v for v in listing["voices"]}

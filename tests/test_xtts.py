@@ -299,14 +299,14 @@ def test_a_missing_language_package_is_a_model_error_naming_it(
 
 
 def test_latents_are_computed_once_across_say_batch_and_watch(
-    tiny_xtts_dir: Path, tmp_path: Path, isolated_env: Path
+    tiny_xtts_dir: Path, tmp_path: Path, voices_dir: Path
 ) -> None:
     import threading
 
     from speakcli.cli import main
     from speakcli.watch import EventLog, WatchDaemon, WatchOptions
 
-    ann = isolated_env / ".local/share/speakcli/voices/ann"
+    ann = voices_dir / "ann"
     ann.mkdir(parents=True)
     write_clip(ann / "ref.wav", tone(3.0, 22050, freq=120, amplitude=0.3), 22050)
     # The process's shared engine and worker: the ones every command below gets.
