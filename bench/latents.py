@@ -17,7 +17,7 @@ def _latent_rows(label: str, model: Path, runs: int, text: str) -> list[tuple[st
     from speakcli.engines.base import SynthesisOptions, Voice
     from speakcli.engines.xtts import XttsEngine
     from speakcli.latents import LatentCache
-    from speakcli.speech import utterance
+    from speakcli.service import utterance
 
     with tempfile.TemporaryDirectory() as cache_dir:
         cache = LatentCache(Path(cache_dir))

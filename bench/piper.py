@@ -19,7 +19,7 @@ def run(runs: int) -> str:
 
     from speakcli.engines.base import SynthesisOptions
     from speakcli.engines.piper import PiperEngine
-    from speakcli.speech import utterance
+    from speakcli.service import utterance
 
     engine = PiperEngine()
     t0 = time.perf_counter()

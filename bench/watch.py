@@ -47,8 +47,8 @@ def _run_watch(folder: Path, lines: list[str], every: float, speak, sample_rate:
 
 def run(runs: int) -> str:
     from speakcli.engines.base import SynthesisOptions
+    from speakcli.service import SpeechService, utterance
     from speakcli.settings import load_settings
-    from speakcli.speech import Speaker, utterance
     from speakcli.testing import FakeEngine
     from speakcli.worker import SynthesisWorker
 
@@ -77,7 +77,7 @@ def run(runs: int) -> str:
                 )
             )
 
-        speaker = Speaker.from_settings(load_settings({"engine": "piper"}))
+        speaker = SpeechService(load_settings({"engine": "piper"}))  # the process ends with the bench
         opts = speaker.options()
 
         def speak_piper(t: str):  # type: ignore[no-untyped-def]

@@ -87,12 +87,9 @@ def voices_dir(isolated_env: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def no_leaked_threads() -> Iterator[None]:
-    """Fail a test that leaves a thread running, after closing the process-wide synthesis workers."""
+    """Fail a test that leaves a thread running: every service, worker and daemon a test opens, it must close."""
     before = set(threading.enumerate())
     yield
-    from speakcli.speech import close_workers
-
-    close_workers()
     leaked = [
         t
         for t in threading.enumerate()

@@ -11,7 +11,7 @@ import soundfile as sf
 
 from speakcli import audio
 from speakcli.audio import playback
-from speakcli.errors import OutputError, VoiceError
+from speakcli.errors import Hint, OutputError, VoiceError
 from speakcli.testing import tone
 
 
@@ -36,8 +36,9 @@ def test_unknown_extension_is_an_output_error(tmp_path: Path) -> None:
 def test_existing_file_needs_force(tmp_path: Path) -> None:
     path = tmp_path / "out.wav"
     path.write_bytes(b"precious")
-    with pytest.raises(OutputError, match="--force"):
+    with pytest.raises(OutputError, match="already exists") as caught:
         audio.check_output_path(path)
+    assert caught.value.hint == Hint.FORCE  # the CLI words it as --force, a server its own way
     audio.check_output_path(path, force=True)
 
 
@@ -101,5 +102,21 @@ def test_sounddevice_missing_is_an_audio_device_error(monkeypatch: pytest.Monkey
     monkeypatch.setattr(builtins, "__import__", no_portaudio)
     from speakcli.errors import AudioDeviceError
 
-    with pytest.raises(AudioDeviceError, match=r"libportaudio2.*-o speech\.wav"):
+    with pytest.raises(AudioDeviceError, match=r"libportaudio2") as caught:
         playback.Player(22050)
+    assert caught.value.hint == Hint.WRITE_FILE
+
+
+@pytest.mark.parametrize("length", [241, 254, 255])
+def test_a_long_legal_output_name_still_gets_a_temp_name_that_fits(tmp_path: Path, length: int) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    path = out / ("n" * (length - 4) + ".wav")
+    audio.write_audio(path, tone(0.05), 24000)
+    assert path.is_file() and os.listdir(out) == [path.name]
+
+
+def test_a_multibyte_name_is_shortened_on_a_character_boundary(tmp_path: Path) -> None:
+    path = tmp_path / ("é" * 125 + ".wav")  # 254 bytes in UTF-8
+    audio.write_audio(path, tone(0.05), 24000)
+    assert path.is_file()

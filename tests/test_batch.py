@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,19 +23,48 @@ import soundfile as sf
 from helpers import run_cli
 from speakcli.batch import (
     DEFAULT_TEMPLATE,
-    BatchRun,
+    BatchOptions,
     Item,
     Result,
+    Task,
+    make_item,
     plan_outputs,
     read_items,
+    run_batch,
     safe_name,
+    settled,
     text_hash,
 )
-from speakcli.errors import ExitStatus, UsageError
+from speakcli.errors import ExitStatus, SpeakError, UsageError
+from speakcli.settings import Settings
 
 
 def _manifest(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+
+
+class _Job(list):
+    elapsed = 0.5
+
+
+class _FunctionService:
+    """The parts of SpeechService a batch uses, with a plain function as its engine: real files, no model."""
+
+    sample_rate = 8000
+    settings = Settings()
+    spec = SimpleNamespace(name="engine", model_dir=None)
+
+    def __init__(self, audio: Callable[[str], np.ndarray]) -> None:
+        self.audio = audio
+
+    def voice(self, name: str | None = None) -> None:
+        return None
+
+    def options(self, language: str | None = None, speed: float | None = None, stream: bool = True) -> None:
+        return None
+
+    def speak(self, text: str, voice: object, options: object) -> _Job:
+        return _Job([self.audio(text)])
 
 
 # --- reading and naming, no engine ------------------------------------------------------------------
@@ -168,16 +201,14 @@ def test_key_follows_the_content_and_the_settings(tmp_path: Path) -> None:
 
 
 def test_a_stopped_run_keeps_the_records_of_items_it_did_not_reach(tmp_path: Path) -> None:
-    # BatchRun with a plain function as its engine: real files and manifest, no model needed.
-    def synthesize(item: Item) -> tuple[np.ndarray, float]:
-        return np.full(100 + len(item.text), 0.1, np.float32), 0.5
+    # run_batch with a plain function as its engine: real files and manifest, no model needed.
+    service: Any = _FunctionService(lambda text: np.full(100 + len(text), 0.1, np.float32))
 
     def run(texts: list[str], stop_after: int | None = None) -> tuple[list[dict], dict]:
         items = [Item(i, f"b:{i}", t) for i, t in enumerate(texts, 1)]
-        plan_outputs(items, tmp_path, DEFAULT_TEMPLATE, ".wav", "engine")
         made: list[Result] = []
         stop = (lambda: len(made) >= stop_after) if stop_after is not None else (lambda: False)
-        _, summary = BatchRun(items, tmp_path, 8000, synthesize, on_result=made.append, stop=stop).run()
+        _, summary = run_batch(service, items, tmp_path, on_result=made.append, stop=stop)
         return _manifest(tmp_path), asdict(summary)
 
     texts = ["One.", "Two.", "Three.", "Four."]
@@ -200,14 +231,74 @@ def test_files_listed_by_an_older_manifest_are_kept_as_removed(tmp_path: Path) -
     gone = {**old, "output": "0002-gone.wav"}  # its file was deleted by the user: not listed any more
     (tmp_path / "manifest.jsonl").write_text(json.dumps(old) + "\n" + json.dumps(gone) + "\n")
     items = [Item(1, "b:1", "New.")]
-    plan_outputs(items, tmp_path, DEFAULT_TEMPLATE, ".wav", "engine")
-    _, summary = BatchRun(items, tmp_path, 8000, lambda item: (np.zeros(80, np.float32), 0.1)).run()
+    service: Any = _FunctionService(lambda text: np.zeros(80, np.float32))
+    _, summary = run_batch(service, items, tmp_path, BatchOptions())
     assert summary.removed == 1
     assert [(r["output"], r["status"], r["index"]) for r in _manifest(tmp_path)] == [
         (items[0].output, "ok", 1),
         ("0001-old.wav", "removed", None),
     ]
     assert (tmp_path / "0001-old.wav").read_bytes() == b"x" * 10
+
+
+def test_an_item_speed_out_of_range_fails_alone(tmp_path: Path) -> None:
+    service: Any = _FunctionService(lambda text: np.zeros(80, np.float32))
+    items = [Item(1, "b:1", "Fast.", speed=9.0), Item(2, "b:2", "Still.", speed=0.0), Item(3, "b:3", "Fine.")]
+    results, summary = run_batch(service, items, tmp_path)
+    assert (summary.ok, summary.failed) == (1, 2)
+    assert [r.status for r in results] == ["failed", "failed", "ok"]
+    assert all("out of range" in (r.error or "") for r in results[:2])
+
+
+def test_a_run_is_refused_before_anything_is_made(tmp_path: Path) -> None:
+    service: Any = _FunctionService(lambda text: np.zeros(80, np.float32))
+    tmp_path /= "work"  # tmp_path also holds the test's home folder
+    tmp_path.mkdir()
+    (tmp_path / "file").write_text("x")
+    for out, options, error in [
+        (tmp_path / "o", BatchOptions(format_out="mp3"), r"output format 'mp3' is unknown; use wav, flac, ogg"),
+        (tmp_path / "file", BatchOptions(), "is a file, not a folder"),
+        (tmp_path / "o", BatchOptions(name_template="{nope}"), r"unknown field \{nope\}"),
+    ]:
+        with pytest.raises(SpeakError, match=error):
+            run_batch(service, [Item(1, "b:1", "Hi.")], out, options)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_another_executor_plugs_in_and_may_finish_out_of_order(tmp_path: Path) -> None:
+    # An executor that makes items last first, as a pool of workers may: run_batch still keeps the manifest
+    # in input order, and concat joins the items in input order.
+    class LastFirst:
+        def run(
+            self,
+            service: Any,
+            tasks: Sequence[Task],
+            out_dir: Path,
+            on_result: Callable[[Result], None],
+            stop: Callable[[], bool],
+        ) -> list[Result]:
+            results = []
+            for task in reversed(tasks):
+                assert task.settings is not None and pickle.loads(pickle.dumps(task)) == task
+                result = settled(task) or make_item(service, task.item, task.settings, out_dir)
+                results.append(result)
+                on_result(result)
+            return results
+
+    lengths = {"One.": 100, "Two.": 200}
+    service: Any = _FunctionService(lambda text: np.full(lengths[text], 0.1, np.float32))
+    items = [Item(1, "b:1", "One."), Item(2, "b:2", "Two.")]
+    seen: list[int] = []
+    joined = tmp_path / "all.wav"
+    options = BatchOptions(concat=joined)
+    results, summary = run_batch(
+        service, items, tmp_path / "out", options, LastFirst(), on_result=lambda r: seen.append(r.index)
+    )
+    assert seen == [2, 1] and [r.index for r in results] == [1, 2] and summary.ok == 2
+    assert [r["index"] for r in _manifest(tmp_path / "out")] == [1, 2]
+    audio, _ = sf.read(joined, dtype="float32")
+    pause = round(service.settings.pause * service.sample_rate)
+    assert len(audio) == 300 + pause and not audio[100 : 100 + pause].any() and audio[100 + pause :].all()
 
 
 # --- the CLI with the Piper voice ------------------------------------------------------------------
@@ -277,7 +368,7 @@ def test_bad_rows_and_traversal_attempts(tmp_path: Path) -> None:
     assert not (tmp_path / "escaped.wav").exists() and not Path("/tmp/abs-escape").exists()
     failed = {r["index"]: r["error"] for r in _manifest(out) if r["status"] == "failed"}
     assert "not supported by the piper engine" in failed[3] and "out of range" in failed[4]
-    assert "voice 'anna' needs --engine xtts" in failed[6] and failed.keys() == {3, 4, 6}
+    assert "voice 'anna' needs XTTS" in failed[6] and failed.keys() == {3, 4, 6}
     assert b"failed: item 3" in result.stderr and b"Traceback" not in result.stderr
 
 
@@ -448,7 +539,7 @@ def test_usage_errors(tmp_path: Path) -> None:
         (["batch", "-", "-o", "o", "--name-template", "{nope}"], ExitStatus.USAGE, b"--name-template"),
         (["batch", "-", "-o", "o", "--name-template", "{index[0]}"], ExitStatus.USAGE, b"unknown field {index[0]}"),
         (["batch", "-", "-o", "o", "--name-template", "{slug.__class__}"], ExitStatus.USAGE, b"--name-template"),
-        (["batch", "-", "-o", "o", "--voice", "anna"], ExitStatus.VOICE, b"voice 'anna' needs --engine xtts"),
+        (["batch", "-", "-o", "o", "--voice", "anna"], ExitStatus.VOICE, b"voice 'anna' needs XTTS; use --engine xtts"),
         (["batch", "-", "-o", "o", "-l", "de"], ExitStatus.USAGE, b"'de' is not supported by the piper engine"),
     ]:
         result = run_cli(*args, "--engine", "piper", input=b"hello\n")

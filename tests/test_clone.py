@@ -46,7 +46,7 @@ def speakcli_log() -> Iterator[list[str]]:
 @pytest.mark.parametrize("name", ["x.wav", "me.MP3", "a.b.flac", "take.opus"])
 def test_a_voice_name_that_voice_would_take_for_a_file_is_refused(name: str) -> None:
     stem = name.rsplit(".", 1)[0]
-    with pytest.raises(VoiceError, match=f"--voice would take it for a file; name it '{stem}'"):
+    with pytest.raises(VoiceError, match=f"choosing it would pick a file; name it '{stem}'"):
         validate_name(name)
 
 
@@ -240,12 +240,19 @@ def test_clone_and_say_go_on_without_a_writable_cache(
             mp.setenv(k, v)
         assert main(["clone", str(ref), "--name", "me", "--text", "Hi.", "-o", "a.wav", *cache]) == 0
         assert main(["say", "Hello again.", "--voice", "me", "-o", "b.wav", *cache]) == 0
-        other = speech_like_wav(
-            tmp_path / "other.wav", seed=2
-        )  # new latents: a second write that fails, not re-reported
+        other = speech_like_wav(tmp_path / "other.wav", seed=2)
         assert main(["say", "And you.", "--voice", str(other), "-o", "c.wav", *cache]) == 0
-    assert (voices_dir / "me/me.wav").is_file() and (tmp_path / "c.wav").is_file()
-    assert sum("going on without caching" in m for m in speakcli_log) == 1, speakcli_log
+        assert (voices_dir / "me/me.wav").is_file() and (tmp_path / "c.wav").is_file()
+        # Each command is its own process, with its own service: each warns once.
+        assert sum("going on without caching" in m for m in speakcli_log) == 3, speakcli_log
+        # Within one service (a server, a daemon), a second failing write is not reported again.
+        from speakcli.service import SpeechService
+        from speakcli.settings import load_settings
+
+        with SpeechService(load_settings({"model_dir": tiny_xtts_dir})) as service:
+            for clip in (ref, other):
+                assert service.clone([clip]).latents == "computed"
+    assert sum("going on without caching" in m for m in speakcli_log) == 4, speakcli_log
 
 
 @pytest.mark.xtts
@@ -257,7 +264,7 @@ def test_a_cache_entry_that_is_a_folder_is_recomputed_not_a_crash(
 
     engine = create_engine(EngineSpec("xtts", tiny_xtts_dir, "cpu", cache_dir=tmp_path / "cache"))
     voice = Voice("v", clips=(speech_like_wav(tmp_path / "a.wav"),))
-    entry = engine.cache.path(engine.latent_key(voice.clips))  # type: ignore[attr-defined]
+    entry = engine.latents.cache.path(engine.latents.key(voice.clips))  # type: ignore[attr-defined]
     (entry / "junk").mkdir(parents=True)
     assert engine.ensure_latents(voice) == "computed"  # type: ignore[attr-defined]
     audio = list(engine.synthesize("Hi.", voice, SynthesisOptions(stream=False)))

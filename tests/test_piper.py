@@ -11,8 +11,8 @@ import soundfile as sf
 from helpers import read, run_cli
 from speakcli.engines.base import SynthesisOptions
 from speakcli.engines.piper import PiperEngine
-from speakcli.errors import VoiceError
-from speakcli.speech import utterance
+from speakcli.errors import Hint, VoiceError
+from speakcli.service import utterance
 from speakcli.voices import VoiceLibrary
 
 SENTENCE = "The quick brown fox jumps over the lazy dog while the band plays on."
@@ -58,8 +58,9 @@ def test_pause_adds_silence_between_sentences(piper: PiperEngine) -> None:
 
 def test_piper_refuses_cloning_with_a_pointer_to_xtts(piper: PiperEngine, tone_wav) -> None:  # type: ignore[no-untyped-def]
     voice = VoiceLibrary(Path("voices")).resolve(str(tone_wav()))
-    with pytest.raises(VoiceError, match="--engine xtts"):
+    with pytest.raises(VoiceError, match="cannot clone") as caught:
         piper.check_voice(voice)
+    assert caught.value.hint == Hint.ENGINE_XTTS
 
 
 @pytest.mark.slow

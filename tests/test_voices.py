@@ -80,10 +80,11 @@ def test_library_save_is_whole_and_refuses_overwrite(tmp_path: Path) -> None:
     voice = lib.save("me", [clip], {"language": "en", "description": 'quote " and \\ back'})
     assert voice.clips == (tmp_path / "voices/me/me.wav",) and voice.language == "en"
     assert voice.meta["description"] == 'quote " and \\ back'
-    from speakcli.errors import OutputError
+    from speakcli.errors import Hint, OutputError
 
-    with pytest.raises(OutputError, match="--force"):
+    with pytest.raises(OutputError, match="already exists") as caught:
         lib.save("me", [clip], {})
+    assert caught.value.hint == Hint.FORCE
     lib.save("me", [speech_like_wav(tmp_path / "other.wav", seed=2)], {}, force=True)
     assert sorted(p.name for p in (tmp_path / "voices").iterdir()) == ["me"]
     assert [c.name for c in lib.find("me").clips] == ["other.wav"]  # type: ignore[union-attr]
@@ -158,12 +159,12 @@ class _Exploit:
 def test_a_pickle_in_the_cache_is_never_run_and_the_entry_is_recomputed(xtts_engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     engine = xtts_engine()
     warnings: list[str] = []
-    engine.cache._warn = warnings.append
+    engine.latents.cache._warn = warnings.append
     voice = Voice("v", clips=(speech_like_wav(tmp_path / "a.wav"),))
-    key = engine.latent_key(voice.clips)
+    key = engine.latents.key(voice.clips)
     marker = tmp_path / "pwned"
     # A whole, valid entry (the right key, a good speaker embedding) except for one pickled object array.
-    path = engine.cache.path(key)
+    path = engine.latents.cache.path(key)
     path.parent.mkdir(parents=True)
     with path.open("wb") as fh:
         np.savez(
@@ -175,8 +176,8 @@ def test_a_pickle_in_the_cache_is_never_run_and_the_entry_is_recomputed(xtts_eng
     assert engine.ensure_latents(voice) == "computed"
     assert not marker.exists()
     assert warnings == [f"latent cache entry {path.name} is corrupt; recomputing it"]
-    assert engine.latents_computed == 1
-    fresh = engine.cache.get(key)  # replaced by a good entry
+    assert engine.latents.computed == 1
+    fresh = engine.latents.cache.get(key)  # replaced by a good entry
     assert fresh is not None and fresh.gpt_cond_latent.dtype == np.float32
 
 
@@ -188,7 +189,7 @@ def test_cache_is_content_keyed_across_processes(xtts_engine, tmp_path: Path) ->
     assert first.ensure_latents(Voice("v", clips=(clip,))) == "computed"
     again = xtts_engine()
     assert again.ensure_latents(Voice("v", clips=(clip,))) == "cached"
-    assert again.latents_computed == 0
+    assert again.latents.computed == 0
     # Renaming keeps the entry; replacing the contents invalidates it.
     renamed = clip.rename(tmp_path / "renamed.wav")
     assert xtts_engine().latents_cached(Voice("v", clips=(renamed,)))
@@ -204,7 +205,7 @@ def test_say_uses_cached_latents_and_they_match_fresh_ones(xtts_engine, tmp_path
     voice = Voice("v", clips=(clip,))
     engine = xtts_engine()
     engine.ensure_latents(voice)
-    cached = engine.cache.get(engine.latent_key(voice.clips))
+    cached = engine.latents.cache.get(engine.latents.key(voice.clips))
     fresh = engine.compute_latents(voice.clips)
     assert np.allclose(cached.gpt_cond_latent, fresh[0]) and np.allclose(cached.speaker_embedding, fresh[1])
 

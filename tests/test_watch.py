@@ -18,8 +18,10 @@ import pytest
 
 from speakcli.engines.base import SynthesisOptions, Voice
 from speakcli.errors import ExitStatus, SynthesisError, UsageError
-from speakcli.speech import utterance
-from speakcli.watch import EventLog, Follower, Line, LineQueue, WatchDaemon, WatchOptions, check_encoding
+from speakcli.service import utterance
+from speakcli.watch import EventLog, Line, WatchDaemon, WatchOptions, check_encoding
+from speakcli.watch.follower import Follower
+from speakcli.watch.queue import LineQueue
 from speakcli.worker import SynthesisWorker
 
 

@@ -17,7 +17,8 @@ import pytest
 
 from speakcli.errors import ExitStatus, UsageError
 from speakcli.fsutil import atomic_write
-from speakcli.watch import POLL_LINES, READ_BLOCK, EventLog, Follower, Line, StateFile, WatchDaemon, WatchOptions
+from speakcli.watch import EventLog, Line, StateFile, WatchDaemon, WatchOptions
+from speakcli.watch.follower import POLL_LINES, READ_BLOCK, Follower
 from test_watch import FakeEngine, Harness, _events, _wait_events, _watch_proc, append
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -117,7 +118,7 @@ def test_follower_never_blocks_or_reads_forever_on_a_fifo_a_device_or_a_folder(t
         f"""
         import resource
         from pathlib import Path
-        from speakcli.watch import Follower
+        from speakcli.watch.follower import Follower
         resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
         for name in ("fifo.txt", "zero.txt", "folder.txt"):
             for from_start in (False, True):
@@ -198,7 +199,7 @@ def test_the_daemons_own_writes_in_the_watched_folder_never_wake_it(tmp_path: Pa
             events.emit("note")  # events.txt: matches the pattern, yet is never followed
             atomic_write(out / "000001-x.wav", b"RIFF")
         assert _polls_stay(daemon, 1.5, since=before)
-        assert sorted(p.name for p in daemon._followers) == ["a.txt"]
+        assert sorted(p.name for p in daemon.producer.followers) == ["a.txt"]
         append(folder / "a.txt", "a line\n")  # and a followed file still wakes it, even with output beside it
         with daemon.polled:
             assert daemon.polled.wait_for(lambda: daemon.stats.read == 1, timeout=10)

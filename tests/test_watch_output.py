@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from speakcli.errors import ExitStatus, OutputError
+from speakcli.watch import EventLog, FolderSink, Line
 from test_watch import Harness, _events, _spawn_watch, _wait_events, append
 
 
@@ -50,6 +51,23 @@ def test_output_numbering_continues_and_never_replaces_a_file(tmp_path: Path) ->
     assert names == [*sorted(first), "000007-from-elsewhere.wav", "000008-alpha.wav", "000009-gamma.wav"]
     assert all((out / n).read_bytes() == data for n, data in first.items())  # the first run's files untouched
     assert (out / "000008-alpha.wav").stat().st_mode & 0o777 == 0o640  # the umask's mode, whatever it is
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("Hello, World! " * 5, "hello-world-hello-world-hello-wo"),  # batch's slug, 32 characters
+        ("日本語のテキスト", "line"),  # nothing to slug: named "line", as before the slug was shared
+        ("An item.", "an-item"),
+        ("item", "item"),
+    ],
+)
+def test_output_file_names(tmp_path: Path, text: str, name: str) -> None:
+    sink = FolderSink(tmp_path / "out", 8000, EventLog(None))
+    sink.prepare()
+    line = Line(1, text, tmp_path / "chat.txt", 0, 1, (0, 0), 0.0, 0.0)
+    sink.deliver(line, [np.zeros(80, np.float32)], 0.01)
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [f"000001-{name}.wav"]
 
 
 def test_nothing_to_say_and_engine_errors_are_skipped_recorded_and_not_retried(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from speakcli.engines.base import SynthesisOptions
 from speakcli.errors import SynthesisError
-from speakcli.speech import utterance
+from speakcli.service import utterance
 from speakcli.testing import FakeEngine
 from speakcli.worker import SynthesisWorker
 

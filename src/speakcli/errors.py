@@ -20,27 +20,63 @@ class ExitStatus(IntEnum):
     INTERRUPTED = 130  # Ctrl-C
 
 
+class Hint:
+    """What the user can do about an error, as a key: each front end words it (the CLI names its flags)."""
+
+    FORCE = "force"  # replace the existing output or voice
+    WRITE_FILE = "write_file"  # write audio to a file instead of playing it
+    OUTPUT_DEVICE = "output_device"  # choose another audio output
+    MODEL_DIR = "model_dir"  # point at an XTTS model folder (or download one)
+    DEVICE_CPU = "device_cpu"  # run on the CPU
+    ENGINE_XTTS = "engine_xtts"  # this needs the XTTS engine
+    LIST_VOICES = "list_voices"  # see which voices exist
+    VOICE_CLIP = "voice_clip"  # give a reference clip
+    STATE_FILE = "state_file"  # give this daemon its own state file
+    EVENTS_PATH = "events_path"  # write events somewhere else
+    OUTPUT_DIR = "output_dir"  # write output files to another folder
+    NAME_TEMPLATE = "name_template"  # fix the output name template
+
+
 class SpeakError(Exception):
-    """Base of every error speakcli reports as one line; `exit_status` picks the code."""
+    """Base of every error speakcli reports as one line.
+
+    The message says what is wrong, in words every front end can show; `code` names the error for machines
+    (HTTP's JSON, events); `hint` (a `Hint`) says what the user can do, worded by each front end;
+    `exit_status` picks the CLI's exit code.
+    """
 
     exit_status: ExitStatus = ExitStatus.ERROR
+    code: str = "error"
+
+    def __init__(self, message: str = "", *, hint: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+        if code is not None:
+            self.code = code
 
 
 class UsageError(SpeakError):
     exit_status = ExitStatus.USAGE
+    code = "invalid_input"
 
 
 class EmptyTextError(UsageError):
+    code = "empty_text"
+
     def __init__(self, where: str = "the input") -> None:
         super().__init__(f"{where} has no text to speak; pass TEXT, or pipe text on stdin")
 
 
 class NothingToSayError(UsageError):
+    code = "nothing_to_say"
+
     def __init__(self, where: str = "the input") -> None:
         super().__init__(f"{where} has nothing to say (only punctuation or symbols); pass words or numbers")
 
 
 class UnknownLanguageError(UsageError):
+    code = "unknown_language"
+
     def __init__(self, language: str, engine: str, supported: list[str]) -> None:
         super().__init__(
             f"language {language!r} is not supported by the {engine} engine; use one of: {', '.join(supported)}"
@@ -49,19 +85,24 @@ class UnknownLanguageError(UsageError):
 
 class VoiceError(SpeakError):
     exit_status = ExitStatus.VOICE
+    code = "voice"
 
 
 class ModelError(SpeakError):
     exit_status = ExitStatus.MODEL
+    code = "model"
 
 
 class AudioDeviceError(SpeakError):
     exit_status = ExitStatus.AUDIO_DEVICE
+    code = "audio_device"
 
 
 class OutputError(SpeakError):
     exit_status = ExitStatus.OUTPUT
+    code = "output"
 
 
 class SynthesisError(SpeakError):
     exit_status = ExitStatus.SYNTHESIS
+    code = "synthesis"

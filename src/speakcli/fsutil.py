@@ -7,6 +7,8 @@ import os
 import secrets
 from pathlib import Path
 
+from speakcli.errors import Hint, OutputError
+
 PART_SUFFIX = ".part"
 # File names are limited to 255 bytes on common file systems; the temp name must fit whatever the final name is.
 _NAME_MAX = 255
@@ -59,3 +61,9 @@ def clean_stale_parts(folder: Path) -> int:
             p.unlink()
             n += 1
     return n
+
+
+def check_folder(folder: Path) -> None:
+    """Refuse an output folder that is a file; a missing one is fine (it is created when first written)."""
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder} is a file, not a folder", hint=Hint.OUTPUT_DIR)

@@ -17,7 +17,6 @@ XTTS_CHAR_LIMITS: dict[str, int] = {
     "pt": 203,
     "pl": 224,
     "zh": 82,
-    "zh-cn": 82,
     "ar": 166,
     "cs": 186,
     "ru": 182,
@@ -80,15 +79,20 @@ def has_speech(text: str) -> bool:
     return any(unicodedata.category(ch)[0] in "LN" for ch in text)
 
 
+def base_language(language: str) -> str:
+    """The language without its region: "en-US" -> "en", "zh-cn" -> "zh"; the one place codes are normalised."""
+    return language.strip().lower().split("-")[0].split("_")[0]
+
+
 def char_limit(language: str) -> int:
-    return XTTS_CHAR_LIMITS.get(language, XTTS_CHAR_LIMITS.get(language.split("-")[0], DEFAULT_LIMIT))
+    return XTTS_CHAR_LIMITS.get(base_language(language), DEFAULT_LIMIT)
 
 
 @lru_cache(maxsize=32)
 def _segmenter(language: str):  # type: ignore[no-untyped-def]
     import pysbd
 
-    lang = language.split("-")[0]
+    lang = base_language(language)
     return pysbd.Segmenter(language=lang if lang in _PYSBD_LANGS else "en", clean=False, char_span=True)
 
 

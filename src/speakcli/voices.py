@@ -14,7 +14,7 @@ from typing import Any
 import tomllib
 
 from speakcli.engines.base import Voice
-from speakcli.errors import OutputError, VoiceError
+from speakcli.errors import Hint, OutputError, VoiceError
 
 DEFAULT_VOICE = "joe"
 # File names taken for reference clips: the formats libsndfile (soundfile) reads, MP3 and Opus included.
@@ -44,7 +44,7 @@ def validate_name(name: str) -> str:
     if suffix.lower() in AUDIO_EXTS:
         # `--voice x.wav` means a file, so a voice named so could never be selected.
         raise VoiceError(
-            f"voice name {name!r} ends in the audio file extension {suffix!r}, so --voice would take it for a "
+            f"voice name {name!r} ends in the audio file extension {suffix!r}, so choosing it would pick a "
             f"file; name it {name[: -len(suffix)]!r}"
         )
     return name
@@ -149,15 +149,20 @@ class VoiceLibrary:
                     seen[name] = VoiceEntry(name, base, None, str(exc))
         return sorted(seen.values(), key=lambda e: e.name)
 
+    def check_new(self, name: str, force: bool = False) -> Path:
+        """The folder a new voice `name` would take; refuses a bad name, or an existing voice unless `force`."""
+        validate_name(name)
+        target = self.user_dir / name
+        if target.exists() and not force:
+            raise OutputError(f"voice {name!r} already exists in {self.user_dir}", hint=Hint.FORCE)
+        return target
+
     def stage(
         self, name: str, clips: list[Path], meta: dict[str, str], force: bool = False, max_seconds: float | None = None
     ) -> StagedVoice:
         """Build `<voices dir>/<name>/` in a hidden temp folder: the clips (each cut to its first `max_seconds`)
         and a voice.toml. Nothing shows in the voices dir until `commit()`; `discard()` removes every trace."""
-        validate_name(name)
-        target = self.user_dir / name
-        if target.exists() and not force:
-            raise OutputError(f"voice {name!r} already exists in {self.user_dir}; pass --force to replace it")
+        target = self.check_new(name, force)
         try:
             self.user_dir.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self.user_dir))
@@ -221,7 +226,7 @@ class StagedVoice:
         target, name = self.target, self.name
         try:
             if target.exists() and not self.force:
-                raise OutputError(f"voice {name!r} already exists in {target.parent}; pass --force to replace it")
+                raise OutputError(f"voice {name!r} already exists in {target.parent}", hint=Hint.FORCE)
             old = None
             if target.exists():
                 old = target.with_name(f".{name}.old")

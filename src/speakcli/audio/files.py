@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speakcli.errors import OutputError, VoiceError
+from speakcli.errors import Hint, OutputError, VoiceError
 from speakcli.fsutil import atomic_write
 
 FORMATS: dict[str, tuple[str, str | None]] = {
@@ -40,7 +40,7 @@ def check_output_path(path: str | Path, force: bool = False) -> None:
     if p.is_dir():
         raise OutputError(f"{p} is a directory; give a file name such as {p / 'speech.wav'}")
     if p.exists() and not force:
-        raise OutputError(f"{p} already exists; pass --force to overwrite it")
+        raise OutputError(f"{p} already exists", hint=Hint.FORCE)
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"folder {parent} does not exist; create it or choose another output path")

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from speakcli.errors import AudioDeviceError
+from speakcli.errors import AudioDeviceError, Hint
 
 
 def _sounddevice() -> Any:
@@ -16,8 +16,7 @@ def _sounddevice() -> Any:
         import sounddevice as sd
     except OSError:
         raise AudioDeviceError(
-            "cannot play audio: the PortAudio library is missing (install libportaudio2); "
-            "or write a file with -o speech.wav"
+            "cannot play audio: the PortAudio library is missing (install libportaudio2)", hint=Hint.WRITE_FILE
         ) from None
     return sd
 
@@ -29,7 +28,7 @@ def output_devices() -> list[dict[str, Any]]:
         devices = sd.query_devices()
         default_out = sd.default.device[1]
     except sd.PortAudioError as exc:
-        raise AudioDeviceError(f"cannot list audio devices ({exc}); or write a file with -o speech.wav") from None
+        raise AudioDeviceError(f"cannot list audio devices ({exc})", hint=Hint.WRITE_FILE) from None
     return [
         {
             "index": i,
@@ -47,7 +46,7 @@ def resolve_output_device(spec: str | None) -> int | None:
     """The device index for --output-device: an index, or a case-insensitive part of a device name."""
     devices = output_devices()
     if not devices:
-        raise AudioDeviceError("no audio output device found; write a file with -o speech.wav, or start a sound server")
+        raise AudioDeviceError("no audio output device found; start a sound server", hint=Hint.WRITE_FILE)
     if spec is None or spec == "":
         return None
     if spec.isdigit():
@@ -77,10 +76,7 @@ class Player:
             self._stream = sd.OutputStream(samplerate=sample_rate, channels=1, dtype="float32", device=index)
             self._stream.start()
         except sd.PortAudioError as exc:
-            raise AudioDeviceError(
-                f"cannot open the audio output ({exc}); pick one with --output-device (see speakcli info) "
-                "or write a file with -o speech.wav"
-            ) from None
+            raise AudioDeviceError(f"cannot open the audio output ({exc})", hint=Hint.OUTPUT_DEVICE) from None
         self.sample_rate = sample_rate
         self.seconds = 0.0
 
@@ -137,10 +133,7 @@ class StreamPlayer:
             )
             self._stream.start()
         except sd.PortAudioError as exc:
-            raise AudioDeviceError(
-                f"cannot open the audio output ({exc}); pick one with --output-device (see speakcli info) "
-                "or run with --no-play --output-dir DIR"
-            ) from None
+            raise AudioDeviceError(f"cannot open the audio output ({exc})", hint=Hint.OUTPUT_DEVICE) from None
 
     def _callback(self, outdata: np.ndarray, frames: int, t: Any, status: Any) -> None:
         import time

@@ -12,6 +12,7 @@ import typer
 
 from speakcli import __version__
 from speakcli.cli import batch, clone, download, info, precompute, say, voices, watch
+from speakcli.cli.scope import command_scope
 from speakcli.errors import ExitStatus, SpeakError
 
 try:  # Typer >= 0.29 vendors its own click; older Typer uses the click package.
@@ -56,6 +57,10 @@ app.command("info")(info.info)
 app.command("download")(download.download)
 
 
+def app_commands() -> set[str]:
+    return {c.name for c in app.registered_commands if c.name}
+
+
 def _err(message: str) -> None:
     # One line, always: wrapped library messages can carry newlines.
     print("speakcli: " + " ".join(message.split()), file=sys.stderr)
@@ -83,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging()
     debug = "--debug" in args or os.environ.get("SPEAKCLI_DEBUG") == "1"
     try:
-        result = int(app(args=args, prog_name="speakcli", standalone_mode=False) or 0)
+        with command_scope():
+            result = int(app(args=args, prog_name="speakcli", standalone_mode=False) or 0)
         if result == ExitStatus.INTERRUPTED:
             # Typer turns Ctrl-C into a silent return of 130: say why the command stopped.
             _err("interrupted")
@@ -104,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     except SpeakError as exc:
         if debug:
             traceback.print_exc()
-        _err(f"error: {exc}")
+        from speakcli.cli.hints import render
+
+        _err(f"error: {render(exc, next((a for a in args if a in app_commands()), None))}")
         return exc.exit_status
     except BrokenPipeError:
         # The reader went away (e.g. `speakcli say - -o - | head -c 10`): nothing useful to report.

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from speakcli.cli import options as o
+
+if TYPE_CHECKING:  # imported lazily: `speakcli --help` must not load the core
+    from speakcli.batch import Result, Summary
 
 
 def batch(
@@ -51,15 +56,11 @@ def batch(
     quiet: o.Quiet = False,
 ) -> int:
     """Speak many items in one run: one line, paragraph or file each, or JSONL/CSV rows; resumable."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from speakcli.audio import check_output_path
-    from speakcli.batch import BatchRun, Item, concat, plan_outputs, read_items
+    from speakcli.batch import BatchOptions, check_batch, read_items, run_batch
     from speakcli.cli.common import announce
-    from speakcli.errors import ExitStatus, OutputError, SpeakError, UsageError
+    from speakcli.cli.scope import open_service
+    from speakcli.errors import ExitStatus, UsageError
     from speakcli.settings import load_settings
-    from speakcli.speech import Speaker
 
     if split not in ("line", "paragraph", "file"):
         raise UsageError(f"--split {split!r}: use line, paragraph or file")
@@ -73,10 +74,8 @@ def batch(
                 "no input; pass files, or '-' with text on stdin (e.g. grep x log | speakcli batch - -o out/)"
             )
         inputs = ["-"]
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"{out_dir} is a file; --out-dir needs a folder")
-    if concat_out is not None:
-        check_output_path(concat_out, force)
+    options = BatchOptions(name_template, format_out, force, concat_out)
+    check_batch(out_dir, options)
     settings = load_settings(
         {
             **o.engine_flags(engine, model_dir, device, voices_dir),
@@ -87,111 +86,102 @@ def batch(
         }
     )
     items = read_items(inputs, split, input_format, sys.stdin)  # type: ignore[arg-type]
-    if not items:
-        raise UsageError("the input has no items to speak")
-    speaker = Speaker.from_settings(settings)
-    announce(speaker, quiet or as_json)
-    todo = [item for item in items if item.error is None and item.skip is None]
-    # A bad --voice or --language is the whole run's problem: say so now (exit 3 or 2), not once per item.
-    if any(item.voice is None for item in todo):
-        speaker.voice(None)
-    if any(item.language is None for item in todo):
-        speaker.options(stream=False)
-    engine_id = f"{speaker.spec.name}:{speaker.spec.model_dir}"
-    voices: dict[str | None, Any] = {}
+    service = open_service(settings)
+    announce(service, quiet or as_json)
 
-    def voice_id(name: str | None) -> Any:
-        # The voice as resolved now, clips' sizes and times included: re-recording a voice re-makes its items.
-        try:
-            v = speaker.voice(name)
-        except SpeakError as exc:
-            return f"unusable: {exc}"  # the item fails when it is made, and is retried next run
-        if v is None:
-            return None
-        clips = [(str(c), c.stat().st_size, c.stat().st_mtime_ns) for c in v.clips if c.exists()]
-        return [v.name, v.speaker, clips]
-
-    def settings_of(item: Item) -> Any:
-        # What the run's settings decide for this item, so a changed --voice, -l, --speed or --pause re-makes it.
-        if item.voice not in voices:
-            voices[item.voice] = voice_id(item.voice)
-        s = settings
-        return [voices[item.voice], item.language or s.language, item.speed or s.speed, s.pause, s.temperature]
-
-    plan_outputs(items, out_dir, name_template, f".{format_out}", engine_id, settings_of)
-    resolved: dict[str | None, Any] = {}
-
-    def synthesize(item: Item) -> tuple[Any, float]:
-        import numpy as np
-
-        if item.voice not in resolved:
-            resolved[item.voice] = speaker.voice(item.voice)  # resolved once per voice; XTTS latents cached once too
-        job = speaker.speak(item.text, resolved[item.voice], speaker.options(item.language, item.speed, stream=False))
-        chunks = list(job)
-        return (np.concatenate(chunks) if chunks else np.zeros(0, np.float32)), float(job.elapsed or 0.0)
-
-    stop = {"requested": False}
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        if stop["requested"]:
-            raise KeyboardInterrupt
-        stop["requested"] = True
-        print("\nspeakcli: stopping after the current item (Ctrl-C again to quit now)", file=sys.stderr)
-
-    err = Console(stderr=True)
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[audio]:.1f} s audio, {task.fields[speed]:.2f}x"),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=quiet or as_json or not err.is_terminal,
-    )
-    task = progress.add_task("batch", total=len(items), audio=0.0, speed=0.0)
-    produced = {"audio": 0.0, "synth": 0.0}
-
-    def on_result(result: Any) -> None:
-        if result.status == "ok" and not result.kept:  # the speed of this run, not of earlier ones
-            produced["audio"] += result.audio_seconds
-            produced["synth"] += result.synthesis_seconds
-        rate = produced["audio"] / produced["synth"] if produced["synth"] else 0.0
-        progress.update(task, advance=1, audio=produced["audio"], speed=rate)
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        with progress:
-            results, summary = BatchRun(
-                items, out_dir, speaker.sample_rate, synthesize, force, on_result, stop=lambda: stop["requested"]
-            ).run()
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if concat_out is not None and not summary.interrupted:
-        done = [out_dir / r.output for r in results if r.status == "ok" and r.output]
-        concat(done, concat_out, speaker.sample_rate, settings.pause)
-        summary.concat = str(concat_out)
+    stop = _CtrlC()
+    progress = _Progress(len(items), disable=quiet or as_json)
+    with stop.installed(), progress:
+        _, summary = run_batch(service, items, out_dir, options, on_result=progress.advance, stop=stop)
     if as_json:
         print(json.dumps(asdict(summary), indent=2))
     elif not quiet:
-        speed_x = produced["audio"] / produced["synth"] if produced["synth"] else 0.0
-        extra = "".join(
-            f", {n} {what}"
-            for n, what in (
-                (summary.skipped, "skipped (nothing to say)"),
-                (summary.removed, "kept file(s) of items no longer in the input"),
-            )
-            if n
-        )
-        print(
-            f"speakcli: {summary.ok} made, {summary.already_done} already done, {summary.failed} failed "
-            f"of {summary.total}{extra}; "
-            f"{summary.audio_seconds:.1f} s of audio in {summary.wall_seconds:.1f} s ({speed_x:.1f}x real time) "
-            f"-> {out_dir}{' (interrupted)' if summary.interrupted else ''}",
-            file=sys.stderr,
-        )
-        for f in summary.failures[:20]:
-            print(f"speakcli: failed: item {f['index']} ({f['source']}): {f['error']}", file=sys.stderr)
+        _print_summary(summary, progress.speed, out_dir)
     if summary.interrupted:
         return int(ExitStatus.INTERRUPTED)
     return int(ExitStatus.PARTIAL) if summary.failed else 0
+
+
+class _CtrlC:
+    """Ctrl-C once: stop after the current item (a `stop` for run_batch); twice: quit now (KeyboardInterrupt)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nspeakcli: stopping after the current item (Ctrl-C again to quit now)", file=sys.stderr)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        previous = signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+class _Progress:
+    """A Rich bar on stderr when it is a terminal: items done, audio made, and this run's speed."""
+
+    def __init__(self, total: int, disable: bool) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        err = Console(stderr=True)
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[audio]:.1f} s audio, {task.fields[speed]:.2f}x"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+            disable=disable or not err.is_terminal,
+        )
+        self.task = self.bar.add_task("batch", total=total, audio=0.0, speed=0.0)
+        self.audio = 0.0
+        self.synth = 0.0
+
+    @property
+    def speed(self) -> float:
+        """Audio seconds made per second of synthesis, by this run (not by earlier ones)."""
+        return self.audio / self.synth if self.synth else 0.0
+
+    def advance(self, result: Result) -> None:
+        if result.status == "ok" and not result.kept:
+            self.audio += result.audio_seconds
+            self.synth += result.synthesis_seconds
+        self.bar.update(self.task, advance=1, audio=self.audio, speed=self.speed)
+
+    def __enter__(self) -> _Progress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+
+def _print_summary(summary: Summary, speed_x: float, out_dir: Path) -> None:
+    extra = "".join(
+        f", {n} {what}"
+        for n, what in (
+            (summary.skipped, "skipped (nothing to say)"),
+            (summary.removed, "kept file(s) of items no longer in the input"),
+        )
+        if n
+    )
+    print(
+        f"speakcli: {summary.ok} made, {summary.already_done} already done, {summary.failed} failed "
+        f"of {summary.total}{extra}; "
+        f"{summary.audio_seconds:.1f} s of audio in {summary.wall_seconds:.1f} s ({speed_x:.1f}x real time) "
+        f"-> {out_dir}{' (interrupted)' if summary.interrupted else ''}",
+        file=sys.stderr,
+    )
+    for f in summary.failures[:20]:
+        print(f"speakcli: failed: item {f['index']} ({f['source']}): {f['error']}", file=sys.stderr)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
 
@@ -36,12 +35,10 @@ def clone(
     """Clone a voice from reference clips: save it with --name, speak --text with it, or both."""
     from speakcli.cli.common import announce, check_outputs, emit
     from speakcli.cli.say import read_text
-    from speakcli.engines.base import Voice
-    from speakcli.errors import OutputError, UsageError
-    from speakcli.refaudio import check_references
+    from speakcli.cli.scope import open_service
+    from speakcli.errors import UsageError
     from speakcli.settings import load_settings
-    from speakcli.speech import Speaker
-    from speakcli.voices import validate_name
+    from speakcli.voices import VoiceLibrary
 
     if name is None and text is None:
         raise UsageError("nothing to do; pass --name NAME to save the voice, --text TEXT to speak, or both")
@@ -49,42 +46,23 @@ def clone(
         {**o.engine_flags(engine, model_dir, device, voices_dir), "language": language, "output_device": output_device}
     )
     if name is not None:
-        validate_name(name)
-        target = settings.voices_dir / name
-        if target.exists() and not force:
-            raise OutputError(f"voice {name!r} already exists in {settings.voices_dir}; pass --force to replace it")
+        VoiceLibrary(settings.voices_dir).check_new(name, force)  # before the model loads
     play_it = check_outputs(out, play, force) if text is not None else False
     spoken = read_text(text) if text is not None else None
-    speaker = Speaker.from_settings(settings)
-    announce(speaker, quiet)
-    speaker.require_cloning()
-    max_seconds = speaker.max_reference_seconds()
-    report = check_references([p.expanduser() for p in references], max_seconds)
-    for warning in report.warnings:
-        print(f"speakcli: warning: {warning}", file=sys.stderr)
-    opts = speaker.options(stream=play_it) if spoken is not None else None
-    if name is not None:
-        meta = {
-            "language": settings.language,
-            "description": f"cloned from {', '.join(p.name for p in references)}",
-            "source": "speakcli clone",
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-        # Built in a hidden folder and moved into place only once its latents are made: a clone that fails
-        # (or is interrupted) leaves no half-made voice behind.
-        staged = speaker.library.stage(name, [c.path for c in report.clips], meta, force, max_seconds)
-        try:
-            status = speaker.worker.call(lambda e: e.ensure_latents(staged.voice))  # type: ignore[attr-defined]
-            voice = staged.commit()
-        finally:
-            staged.discard()
-    else:
-        voice = Voice(name="reference", clips=tuple(c.path.resolve() for c in report.clips))
-        status = speaker.worker.call(lambda e: e.ensure_latents(voice))  # type: ignore[attr-defined]
+    service = open_service(settings)
+    announce(service, quiet)
+    opts = service.options(stream=play_it) if spoken is not None else None
+    result = service.clone(
+        [p.expanduser() for p in references],
+        name,
+        force=force,
+        on_warning=lambda w: print(f"speakcli: warning: {w}", file=sys.stderr),
+    )
     if not quiet:
-        where = f"voice {name!r} in {speaker.library.user_dir}" if name else "the reference clips"
+        where = f"voice {name!r} in {result.saved_in}" if name else "the reference clips"
         print(
-            f"speakcli: {status} latents for {where} ({report.total_seconds:.1f} s of reference audio)", file=sys.stderr
+            f"speakcli: {result.latents} latents for {where} ({result.reference_seconds:.1f} s of reference audio)",
+            file=sys.stderr,
         )
     if spoken is not None and opts is not None:
-        emit(speaker, speaker.speak(spoken, voice, opts), out, play_it, quiet)
+        emit(service, service.speak(spoken, result.voice, opts), out, play_it, quiet)

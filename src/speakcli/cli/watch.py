@@ -7,11 +7,14 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from speakcli.cli import options as o
+
+if TYPE_CHECKING:  # imported lazily: `speakcli --help` must not load the watch package
+    from speakcli.watch import WatchDaemon
 
 
 def watch(
@@ -61,10 +64,18 @@ def watch(
 
     from speakcli.audio.playback import StreamPlayer
     from speakcli.cli.common import announce
-    from speakcli.errors import ExitStatus, OutputError, UsageError
+    from speakcli.cli.scope import open_service
+    from speakcli.errors import ExitStatus, UsageError
     from speakcli.settings import load_settings
-    from speakcli.speech import Speaker
-    from speakcli.watch import EventLog, WatchDaemon, WatchOptions, check_encoding, default_state_file
+    from speakcli.watch import (
+        EventLog,
+        FolderSink,
+        WatchDaemon,
+        WatchOptions,
+        check_encoding,
+        check_target,
+        default_state_file,
+    )
 
     if long_lines not in ("split", "truncate"):
         raise UsageError(f"--long-lines {long_lines!r}: use split or truncate")
@@ -79,11 +90,10 @@ def watch(
             raise UsageError(f"--skip-regex {skip_regex!r} is not a valid regex ({exc})") from None
     enc = check_encoding(encoding)
     target = target.expanduser()
-    folder = target if target.is_dir() else target.parent
-    if not folder.is_dir():
-        raise UsageError(f"folder {folder} does not exist; create it or watch another file")
-    if output_dir is not None and output_dir.exists() and not output_dir.is_dir():
-        raise OutputError(f"--output-dir {output_dir} is a file; pass a folder (it is created if missing)")
+    # Checked before the model loads, so a bad path fails at once.
+    check_target(target)
+    if output_dir is not None:
+        FolderSink.check(output_dir)
     log = EventLog(events)  # opened before the model loads, so a bad path fails at once
     try:
         settings = load_settings(
@@ -96,7 +106,7 @@ def watch(
                 "output_device": output_device,
             }
         )
-        speaker = Speaker.from_settings(settings)
+        speaker = open_service(settings)
         announce(speaker, quiet or events == "-")
         opts = speaker.options(stream=play)
         chosen = speaker.voice()
@@ -153,7 +163,7 @@ def watch(
     return ExitStatus.INTERRUPTED if first_signal[:1] == [signal.SIGINT] else ExitStatus.OK
 
 
-def _wait(daemon: Any, quiet: bool) -> None:
+def _wait(daemon: WatchDaemon, quiet: bool) -> None:
     """Wait for the daemon, showing a one-line status on a terminal."""
     from rich.console import Console
     from rich.live import Live
@@ -175,10 +185,9 @@ def _wait(daemon: Any, quiet: bool) -> None:
             )
 
 
-def _give_up_if_stuck(daemon: Any) -> bool:
+def _give_up_if_stuck(daemon: WatchDaemon) -> bool:
     """After a stop, and the output cut, a thread still stuck in the system (a hung disk) is left behind."""
-    at = daemon.stop_requested_at
-    if at is None or daemon.opts.drain or time.monotonic() - at < daemon.opts.stop_grace + 5:
+    if not daemon.stuck():
         return False
     print("speakcli: warning: a watch thread is stuck (a hung disk or device?); exiting without it", file=sys.stderr)
     daemon.give_up()

@@ -38,11 +38,21 @@ class Voice:
         return bool(self.clips)
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What an engine declares it can do; front ends and the service ask this, never the engine's name."""
+
+    cloning: bool = False  # speaks from reference clips (implements CloningEngine)
+    streaming: bool = False  # yields audio within a sentence as it is made
+    builtin_speakers: bool = False  # has named speakers of its own
+
+
 @runtime_checkable
 class Engine(Protocol):
     """A loaded-once synthesis backend, driven by one thread (the synthesis worker)."""
 
     name: str
+    capabilities: Capabilities
 
     @property
     def sample_rate(self) -> int: ...
@@ -63,4 +73,17 @@ class Engine(Protocol):
         """Yield float32 mono chunks at `sample_rate` for one sentence-sized `text`."""
         ...
 
-    def describe(self) -> dict[str, Any]: ...
+
+@runtime_checkable
+class CloningEngine(Engine, Protocol):
+    """An engine that clones voices from reference clips through cached speaker latents."""
+
+    def max_reference_seconds(self) -> float:
+        """How much of each reference clip the model uses; the rest need not be read or stored."""
+        ...
+
+    def latents_cached(self, voice: Voice) -> bool: ...
+
+    def ensure_latents(self, voice: Voice, force: bool = False) -> str:
+        """Compute and cache `voice`'s latents unless fresh ones are cached; returns "computed" or "cached"."""
+        ...

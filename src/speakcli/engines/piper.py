@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from speakcli.engines.base import SynthesisOptions, Voice
-from speakcli.errors import ModelError, VoiceError
+from speakcli.engines.base import Capabilities, SynthesisOptions, Voice
+from speakcli.errors import Hint, ModelError, VoiceError
 
 VOICE_NAME = "joe"
 VOICE_ALIASES = {None, "", "default", "joe", "en_US-joe-medium"}
@@ -30,6 +30,7 @@ class PiperEngine:
     """Piper (ONNX, CPU) speaking with one voice; `noise_scale=0, noise_w_scale=0` makes it deterministic."""
 
     name = "piper"
+    capabilities = Capabilities()
 
     def __init__(
         self,
@@ -79,11 +80,10 @@ class PiperEngine:
         if voice is None or (not voice.is_clone and voice.name in VOICE_ALIASES):
             return
         if voice.is_clone:
-            raise VoiceError(
-                f"the piper engine cannot clone voice {voice.name!r}; "
-                "use --engine xtts with an XTTS model (see README: XTTS v2 weights)"
-            )
-        raise VoiceError(f"the piper engine has one voice, {VOICE_NAME!r}; voice {voice.name!r} needs --engine xtts")
+            raise VoiceError(f"the piper engine cannot clone voice {voice.name!r}", hint=Hint.ENGINE_XTTS)
+        raise VoiceError(
+            f"the piper engine has one voice, {VOICE_NAME!r}; voice {voice.name!r} needs XTTS", hint=Hint.ENGINE_XTTS
+        )
 
     def synthesize(self, text: str, voice: Voice | None, options: SynthesisOptions) -> Iterator[np.ndarray]:
         from piper import SynthesisConfig
@@ -96,12 +96,3 @@ class PiperEngine:
         )
         for chunk in self._voice.synthesize(text, config):
             yield np.asarray(chunk.audio_float_array, dtype=np.float32)
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "engine": self.name,
-            "voice": VOICE_NAME,
-            "model": str(self.model_path),
-            "sample_rate": self.sample_rate,
-            "languages": self.languages(),
-        }

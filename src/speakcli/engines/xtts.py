@@ -10,12 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from speakcli.engines import check_model_dir
-from speakcli.engines.base import SynthesisOptions, Voice
-from speakcli.errors import ModelError, SynthesisError, VoiceError
-from speakcli.latents import CacheKey, LatentCache, Latents, file_digest, weights_fingerprint
+from speakcli.engines.base import Capabilities, SynthesisOptions, Voice
+from speakcli.engines.xtts_latents import XttsLatents
+from speakcli.engines.xtts_store import check_model_dir
+from speakcli.errors import Hint, ModelError, SynthesisError, VoiceError
+from speakcli.latents import LatentCache
 from speakcli.refaudio import read_reference
-from speakcli.text import char_limit
+from speakcli.text import base_language, char_limit
 
 log = logging.getLogger("speakcli")
 
@@ -25,7 +26,8 @@ MAX_TEXT_TOKENS = 400  # coqui asserts below gpt_max_text_tokens (402)
 
 
 def _lang(language: str) -> str:
-    return "zh-cn" if language in ("zh", "zh-cn") else language.split("-")[0]
+    base = base_language(language)
+    return "zh-cn" if base == "zh" else base  # coqui's code for Chinese
 
 
 def _missing_package(exc: ImportError) -> str:
@@ -78,13 +80,10 @@ class XttsEngine:
     """XTTS v2 loaded from a model folder through coqui's own `Xtts` + `load_checkpoint` path."""
 
     name = "xtts"
+    capabilities = Capabilities(cloning=True, streaming=True, builtin_speakers=True)
 
     def __init__(self, model_dir: Path, device: str = "auto", cache: LatentCache | None = None) -> None:
         self.model_dir = check_model_dir(Path(model_dir))
-        self.cache = cache
-        self._model_id: str | None = None
-        self._digests: dict[tuple[str, int, int], str] = {}
-        self.latents_computed = 0
         self.requested_device = device
         self.device = "cpu"
         self._config_json, self._sample_rate, self._languages, self._latent_params = _read_config(
@@ -92,7 +91,7 @@ class XttsEngine:
         )
         self._model: Any = None
         self._config: Any = None
-        self._latents: dict[CacheKey, tuple[Any, Any]] = {}
+        self.latents = XttsLatents(self.model_dir, self._latent_params, cache)
 
     @property
     def sample_rate(self) -> int:
@@ -111,7 +110,7 @@ class XttsEngine:
         if want == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
         if want.startswith("cuda") and not torch.cuda.is_available():
-            raise ModelError(f"device {want!r} asked for, but CUDA is not available here; use --device cpu")
+            raise ModelError(f"device {want!r} asked for, but CUDA is not available here", hint=Hint.DEVICE_CPU)
         return want
 
     def load(self) -> None:
@@ -158,72 +157,18 @@ class XttsEngine:
         if self._model is not None and voice.speaker not in self.speakers():
             known = ", ".join(self.speakers()[:8]) or "none in this model"
             raise VoiceError(
-                f"voice {voice.name!r} is not a voice file, a saved voice, or a built-in speaker ({known}); "
-                "see `speakcli voices`"
+                f"voice {voice.name!r} is not a voice file, a saved voice, or a built-in speaker ({known})",
+                hint=Hint.LIST_VOICES,
             )
 
-    def latent_params(self) -> dict[str, Any]:
-        """What besides the audio decides the latents: part of their cache key."""
-        return dict(self._latent_params)
-
-    def model_id(self) -> str:
-        """Identity of the model for the latent cache: its config, a weights fingerprint, and coqui's version."""
-        if self._model_id is None:
-            from importlib import metadata
-
-            try:
-                coqui = metadata.version("coqui-tts")
-            except metadata.PackageNotFoundError:
-                coqui = "unknown"
-            config = file_digest(self.model_dir / "config.json")
-            weights = weights_fingerprint(self.model_dir / "model.pth")
-            self._model_id = f"xtts:{config[:16]}:{weights[:16]}:coqui-{coqui}"
-        return self._model_id
-
-    def _digest(self, clip: Path) -> str:
-        st = clip.stat()
-        memo = (str(clip.resolve()), st.st_mtime_ns, st.st_size)
-        if memo not in self._digests:
-            self._digests[memo] = file_digest(clip)
-        return self._digests[memo]
-
-    def latent_key(self, clips: tuple[Path, ...]) -> CacheKey:
-        try:
-            digests = [self._digest(c) for c in clips]
-        except OSError as exc:
-            raise VoiceError(f"cannot read reference clip ({exc}); check the voice's files") from None
-        return CacheKey.build(digests, self.model_id(), self.latent_params())
+    def max_reference_seconds(self) -> float:
+        return float(self._latent_params["max_ref_len"])
 
     def latents_cached(self, voice: Voice) -> bool:
-        """Whether fresh latents for this cloned voice are on disk for this model."""
-        return bool(voice.is_clone and self.cache is not None and self.cache.has(self.latent_key(voice.clips)))
+        return self.latents.cached(voice)
 
     def ensure_latents(self, voice: Voice, force: bool = False) -> str:
-        """Compute and cache a cloned voice's latents unless fresh ones exist: 'computed' or 'cached'."""
-        key = self.latent_key(voice.clips)
-        if not force and (key in self._latents or (self.cache is not None and self.cache.get(key) is not None)):
-            return "cached"
-        self._latents.pop(key, None)
-        self._clone_latents(voice, key, force=True)
-        return "computed"
-
-    def _clone_latents(self, voice: Voice, key: CacheKey, force: bool = False) -> tuple[Any, Any]:
-        import torch
-
-        if not force and key in self._latents:
-            return self._latents[key]
-        cached = None if force or self.cache is None else self.cache.get(key)
-        if cached is None:
-            # Clips in content order, so the latents match the order-free key (a rename changes nothing).
-            ordered = tuple(sorted(voice.clips, key=self._digest))
-            latent, embedding = self.compute_latents(ordered)
-            self.latents_computed += 1
-            cached = Latents(latent, embedding)
-            if self.cache is not None:
-                self.cache.put(key, cached)
-        pair = (torch.from_numpy(cached.gpt_cond_latent), torch.from_numpy(cached.speaker_embedding))
-        self._latents[key] = pair
-        return pair
+        return self.latents.ensure(voice, self.compute_latents, force)
 
     def compute_latents(self, clips: tuple[Path, ...]) -> tuple[np.ndarray, np.ndarray]:
         """(gpt_cond_latent, speaker_embedding) as coqui's get_conditioning_latents computes them, from soundfile."""
@@ -231,7 +176,7 @@ class XttsEngine:
         import torchaudio.functional as AF
 
         self.load()
-        p = self.latent_params()
+        p = self._latent_params
         audios, embeddings = [], []
         with torch.inference_mode():
             for clip in clips:
@@ -258,7 +203,7 @@ class XttsEngine:
 
     def _voice_latents(self, voice: Voice) -> tuple[Any, Any]:
         if voice.is_clone:
-            return self._clone_latents(voice, self.latent_key(voice.clips))
+            return self.latents.get(voice, self.compute_latents)
         self.check_voice(voice)
         entry = self._model.speaker_manager.speakers[voice.speaker]
         return entry["gpt_cond_latent"], entry["speaker_embedding"]
@@ -290,7 +235,7 @@ class XttsEngine:
         if voice is None:
             speakers = self.speakers()
             if not speakers:
-                raise VoiceError("this XTTS model has no built-in speakers; pass --voice with a reference WAV")
+                raise VoiceError("this XTTS model has no built-in speakers", hint=Hint.VOICE_CLIP)
             voice = Voice(name=speakers[0], speaker=speakers[0])
         latent, embedding = self._voice_latents(voice)
         language = _lang(options.language)
@@ -326,13 +271,3 @@ class XttsEngine:
                         yield chunk.detach().float().cpu().numpy().reshape(-1)
                 except (RuntimeError, AssertionError, NotImplementedError) as exc:
                     raise SynthesisError(f"XTTS failed on {part[:40]!r}... ({exc}); try shorter text") from None
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "engine": self.name,
-            "model": str(self.model_dir),
-            "device": self.device if self._model is not None else self.requested_device,
-            "sample_rate": self.sample_rate,
-            "languages": self.languages(),
-            "speakers": len(self.speakers()),
-        }

@@ -1,0 +1,201 @@
+"""Batch inputs: items from text, JSONL or CSV files, bad rows failing alone, empty ones skipped with a reason."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from speakcli.errors import UsageError
+from speakcli.text import has_speech
+
+Split = Literal["line", "paragraph", "file"]
+InputFormat = Literal["auto", "text", "jsonl", "csv"]
+FIELDS = ("text", "voice", "language", "out", "speed")
+
+
+@dataclass
+class Item:
+    """One thing to speak, where it came from, and (once planned) where its audio goes."""
+
+    index: int
+    source: str
+    text: str = ""
+    voice: str | None = None
+    language: str | None = None
+    out: str | None = None
+    speed: float | None = None
+    error: str | None = None  # a bad row: fails on its own, the run goes on
+    skip: str | None = None  # why there is nothing to make (empty, only punctuation)
+    output: str | None = None  # the file name inside the output folder
+    key: str = ""  # a hash of everything that decides the audio; resume re-makes an item when it changes
+
+
+def input_format(path: str, fmt: InputFormat) -> str:
+    if fmt != "auto":
+        return fmt
+    suffix = Path(path).suffix.lower()
+    return {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}.get(suffix, "text")
+
+
+def _read_source(path: str, stdin: io.TextIOBase | None) -> tuple[str, str]:
+    if path == "-":
+        if stdin is None:
+            raise UsageError("'-' reads stdin, but there is none")
+        return "stdin", stdin.read()
+    p = Path(path)
+    try:
+        return p.name, p.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise UsageError(f"input file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read input file {path} ({exc}); give UTF-8 text, JSONL or CSV") from None
+
+
+def _text_items(name: str, content: str, split: Split) -> Iterator[tuple[str, str]]:
+    if split == "file":
+        if content.strip():
+            yield f"{name}:1", content
+        return
+    if split == "paragraph":
+        block: list[str] = []
+        start = 1
+        for lineno, line in enumerate(content.splitlines(), 1):
+            if line.strip():
+                if not block:
+                    start = lineno
+                block.append(line.strip())
+            elif block:
+                yield f"{name}:{start}", " ".join(block)
+                block = []
+        if block:
+            yield f"{name}:{start}", " ".join(block)
+        return
+    for lineno, line in enumerate(content.splitlines(), 1):
+        if line.strip():
+            yield f"{name}:{lineno}", line.strip()
+
+
+def _row_item(source: str, row: dict[str, Any]) -> Item:
+    item = Item(index=0, source=source)
+    unknown = sorted(set(row) - set(FIELDS))
+    if unknown:
+        item.error = f"unknown field(s) {', '.join(unknown)}; use {', '.join(FIELDS)}"
+        return item
+    text = row.get("text")
+    if text is None:
+        item.error = "no text"
+        return item
+    if not isinstance(text, str):
+        item.error = "text must be a string"
+        return item
+    item.text = text
+    for name in ("voice", "language", "out"):
+        value = row.get(name)
+        if value not in (None, ""):
+            if not isinstance(value, str):
+                item.error = f"{name} must be a string"
+                return item
+            setattr(item, name, value)
+    speed = row.get("speed")
+    if speed not in (None, ""):
+        try:
+            item.speed = float(speed)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            item.error = f"speed {speed!r} is not a number"
+    return item  # the speed's range is checked with the run's settings (`plan.resolve_settings`)
+
+
+def _jsonl_items(name: str, content: str) -> Iterator[Item]:
+    # Each line stands alone: a bad one fails on its own (named by its line), the others are still made.
+    for lineno, line in enumerate(content.splitlines(), 1):
+        if not line.strip():
+            continue
+        source = f"{name}:{lineno}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield Item(0, source, error=f"invalid JSON at column {exc.colno} ({exc.msg})")
+            continue
+        if not isinstance(row, dict):
+            yield Item(0, source, error="not a JSON object")
+            continue
+        yield _row_item(source, row)
+
+
+def _csv_items(name: str, content: str) -> list[Item]:
+    """Rows by the csv module's rules; a row that does not fit the header refuses the whole file, naming it.
+
+    A row with more fields than the header is almost always an unquoted comma: its columns cannot be trusted,
+    and keeping only the first field would cut text silently.
+    """
+    reader = csv.reader(io.StringIO(content, newline=""), strict=True)
+    rows: list[tuple[int, list[str]]] = []
+    line = 1
+    try:
+        for row in reader:
+            if row:  # a blank line reads as []
+                rows.append((line, row))
+            line = reader.line_num + 1
+    except csv.Error as exc:
+        raise UsageError(
+            f"{name}:{line}: not valid CSV ({exc}); quote fields that hold commas, quotes or newlines"
+        ) from None
+    if not rows:
+        raise UsageError(f"{name} is empty; give a header line (e.g. text,voice) and rows")
+    header_line, header = rows[0]
+    header = [h.strip() for h in header]
+    unknown = sorted(set(header) - set(FIELDS))
+    if unknown or "text" not in header:
+        what = f"unknown column(s) {', '.join(unknown)}" if unknown else "no 'text' column"
+        raise UsageError(f"{name}:{header_line}: {what}; columns may be {', '.join(FIELDS)}")
+    doubled = sorted({h for h in header if header.count(h) > 1})
+    if doubled:
+        raise UsageError(f"{name}:{header_line}: column(s) {', '.join(doubled)} given twice")
+    misfits = [(lineno, len(row)) for lineno, row in rows[1:] if len(row) != len(header)]
+    if misfits:
+        lineno, n = misfits[0]
+        more = f" (also line(s) {', '.join(str(m[0]) for m in misfits[1:6])}{', ...' if len(misfits) > 6 else ''})"
+        hint = (
+            'quote text that holds a comma ("Hello, world")'
+            if n > len(header)
+            else "give every column a field (an empty one is just its comma)"
+        )
+        raise UsageError(
+            f"{name}:{lineno}: {n} field(s), but the header has {len(header)}{more if len(misfits) > 1 else ''}; {hint}"
+        )
+    return [_row_item(f"{name}:{lineno}", dict(zip(header, row, strict=True))) for lineno, row in rows[1:]]
+
+
+def read_items(
+    inputs: list[str], split: Split = "line", fmt: InputFormat = "auto", stdin: io.TextIOBase | None = None
+) -> list[Item]:
+    """Every item of every input, numbered from 1 in input order; bad rows carry their error, empty ones a skip.
+
+    Inputs with no item at all are a usage error: there is nothing to run.
+    """
+    items: list[Item] = []
+    for path in inputs:
+        name, content = _read_source(path, stdin)
+        kind = input_format(path, fmt)
+        if kind == "text":
+            items += [Item(0, source, text) for source, text in _text_items(name, content, split)]
+        elif kind == "jsonl":
+            items += _jsonl_items(name, content)
+        else:
+            items += _csv_items(name, content)
+    if not items:
+        raise UsageError("the input has no items to speak")
+    for i, item in enumerate(items, 1):
+        item.index = i
+        if item.error is None:
+            # Engines vocalise punctuation-only text as noise; nothing is lost by not saying it.
+            if not item.text.strip():
+                item.skip = "empty"
+            elif not has_speech(item.text):
+                item.skip = "nothing to say (only punctuation or symbols)"
+    return items

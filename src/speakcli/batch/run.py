@@ -1,0 +1,183 @@
+"""`run_batch`: plan a batch, keep what an earlier run made, make the rest on an executor, manifest and summary."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from speakcli.audio import FORMATS, check_output_path, read_audio, write_audio
+from speakcli.batch.executor import Executor, LocalExecutor, Task
+from speakcli.batch.items import Item
+from speakcli.batch.manifest import Manifest, Result, done_record, load_manifest
+from speakcli.batch.plan import DEFAULT_TEMPLATE, check_template, plan_outputs, resolve_settings
+from speakcli.errors import Hint, OutputError, SpeakError, UsageError
+from speakcli.fsutil import check_folder, clean_stale_parts
+from speakcli.settings import Settings
+
+if TYPE_CHECKING:
+    from speakcli.service import SpeechService
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a batch names and writes its files."""
+
+    name_template: str = DEFAULT_TEMPLATE
+    format_out: str = "wav"  # wav, flac or ogg
+    force: bool = False  # redo items an earlier run made; replace the concat file
+    concat: Path | None = None  # also join every made item into this file
+
+    @property
+    def ext(self) -> str:
+        return f".{self.format_out}"
+
+
+@dataclass
+class Summary:
+    total: int = 0
+    ok: int = 0  # made by this run
+    already_done: int = 0  # made by an earlier run, same content, kept
+    skipped: int = 0  # nothing to say
+    failed: int = 0
+    removed: int = 0  # files of earlier runs whose item is no longer in the input (kept on disk)
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    interrupted: bool = False
+    concat: str | None = None
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, result: Result) -> None:
+        self.audio_seconds += result.audio_seconds
+        if result.status == "ok":
+            if result.kept:
+                self.already_done += 1
+            else:
+                self.ok += 1
+        elif result.status == "skipped":
+            self.skipped += 1
+        else:
+            self.failed += 1
+            self.failures.append({"index": result.index, "source": result.source, "error": result.error})
+
+
+def check_batch(out_dir: Path, options: BatchOptions) -> None:
+    """Refuse now what would fail the whole run: call it before loading a model."""
+    if options.ext not in FORMATS:
+        raise UsageError(f"output format {options.format_out!r} is unknown; use {', '.join(f[1:] for f in FORMATS)}")
+    check_folder(out_dir)
+    check_template(options.name_template)
+    if options.concat is not None:
+        check_output_path(options.concat, options.force)
+
+
+def run_batch(
+    service: SpeechService,
+    items: list[Item],
+    out_dir: Path,
+    options: BatchOptions | None = None,
+    executor: Executor | None = None,
+    on_result: Callable[[Result], None] = lambda result: None,
+    stop: Callable[[], bool] = lambda: False,
+) -> tuple[list[Result], Summary]:
+    """Speak `items` (from `read_items`) into `out_dir`: plan names and keys, keep what an earlier run made
+    (unless `force`), make the rest on `executor` (default: here, on the service's worker), keep the
+    manifest, and join the made items when asked. A bad item fails alone; what concerns the whole run (a bad
+    template, a default voice or language the engine cannot use) raises before anything is made.
+
+    `on_result` sees each item's result as it finishes; once `stop()` is true no new item is started, and the
+    summary says `interrupted`. Ctrl-C (KeyboardInterrupt) also ends the run with a summary.
+    """
+    options = options or BatchOptions()
+    check_batch(out_dir, options)
+    resolved = {item.index: resolve_settings(item, service.settings) for item in items if _to_make(item)}
+    todo = [item for item in items if _to_make(item)]
+    # A bad default voice or language is the whole run's problem: say so now, not once per item.
+    if any(item.voice is None for item in todo):
+        service.voice(None)
+    if any(item.language is None for item in todo):
+        service.options(stream=False)
+    engine_id = f"{service.spec.name}:{service.spec.model_dir}"
+    plan_outputs(items, out_dir, options.name_template, options.ext, engine_id, _key_settings(service, resolved))
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    clean_stale_parts(out_dir)  # this run owns the folder: temps left there are from a killed run
+    previous = {} if options.force else load_manifest(out_dir)
+    tasks = [Task(item, resolved.get(item.index), done_record(item, out_dir, previous)) for item in items]
+    manifest = Manifest(out_dir)
+    summary = Summary(total=len(items))
+    results: list[Result] = []
+
+    def record(result: Result) -> None:
+        results.append(result)
+        manifest.append(result)
+        summary.add(result)
+        on_result(result)
+
+    started = time.monotonic()
+    try:
+        (executor or LocalExecutor()).run(service, tasks, out_dir, record, stop)
+        summary.interrupted = len(results) < len(tasks)
+    except KeyboardInterrupt:
+        # Ctrl-C twice: the item in progress is dropped (its file is written whole or not at all); what is
+        # done is kept, and the summary still comes.
+        summary.interrupted = True
+    finally:
+        summary.removed = manifest.close(items, results)
+        summary.wall_seconds = time.monotonic() - started
+    results.sort(key=lambda r: r.index)  # an executor may finish items out of order
+    if options.concat is not None and not summary.interrupted:
+        made = [out_dir / r.output for r in results if r.status == "ok" and r.output]
+        concat(made, options.concat, service.sample_rate, service.settings.pause)
+        summary.concat = str(options.concat)
+    return results, summary
+
+
+def _to_make(item: Item) -> bool:
+    return item.error is None and item.skip is None
+
+
+def _key_settings(service: SpeechService, resolved: dict[int, Settings | None]) -> Callable[[Item], Any]:
+    """What the run's settings decide for an item, for its key: a changed voice, language, speed or pause
+    re-makes it."""
+    voices: dict[str | None, Any] = {}
+
+    def voice_id(name: str | None) -> Any:
+        # The voice as resolved now, clips' sizes and times included: re-recording a voice re-makes its items.
+        try:
+            v = service.voice(name)
+        except SpeakError as exc:
+            return f"unusable: {exc}"  # the item fails when it is made, and is retried next run
+        if v is None:
+            return None
+        clips = [(str(c), c.stat().st_size, c.stat().st_mtime_ns) for c in v.clips if c.exists()]
+        return [v.name, v.speaker, clips]
+
+    def settings_of(item: Item) -> Any:
+        s = resolved[item.index]
+        assert s is not None  # planned items are valid ones
+        if s.voice not in voices:
+            voices[s.voice] = voice_id(s.voice)
+        return [voices[s.voice], s.language, s.speed, s.pause, s.temperature]
+
+    return settings_of
+
+
+def concat(paths: list[Path], out: Path, sample_rate: int, pause: float) -> float:
+    """Join finished items into one file with `pause` seconds between; returns its length in seconds."""
+    gap = np.zeros(round(pause * sample_rate), np.float32)
+    parts: list[np.ndarray] = []
+    for i, path in enumerate(paths):
+        audio, rate = read_audio(path)
+        if rate != sample_rate:
+            raise OutputError(f"{path} is {rate} Hz, not {sample_rate} Hz", hint=Hint.FORCE)
+        if i:
+            parts.append(gap)
+        parts.append(audio)
+    joined = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    write_audio(out, joined, sample_rate)
+    return len(joined) / sample_rate

@@ -1,0 +1,270 @@
+"""The one core every front end drives: settings, the chosen engine, its single worker, and the voice library."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from speakcli.audio import faded
+from speakcli.engines import EngineSpec, choose_engine, cloning_engine, create_engine
+from speakcli.engines.base import CloningEngine, Engine, SynthesisOptions, Voice
+from speakcli.errors import (
+    EmptyTextError,
+    Hint,
+    ModelError,
+    NothingToSayError,
+    SpeakError,
+    UnknownLanguageError,
+    VoiceError,
+)
+from speakcli.settings import Settings
+from speakcli.text import base_language, has_speech, split_text
+from speakcli.voices import VoiceLibrary
+from speakcli.worker import Job, SynthesisWorker
+
+
+def utterance(engine: Engine, text: str, voice: Voice | None, options: SynthesisOptions) -> Iterator[np.ndarray]:
+    """Audio for `text`: split to the engine's limit, a short fade at each sentence's ends, pauses between."""
+    # A piece with no letter or digit ("...", "!!!") is not said: engines vocalise such pieces as noise.
+    parts = [p for p in split_text(text, options.language, engine.max_chars(options.language)) if has_speech(p)]
+    if not parts:
+        raise NothingToSayError() if text.strip() else EmptyTextError()
+    gap = np.zeros(round(options.pause * engine.sample_rate), dtype=np.float32)
+    for i, part in enumerate(parts):
+        if i and gap.size:
+            yield gap
+        yield from faded(engine.synthesize(part, voice, options), engine.sample_rate)
+
+
+def check_speakable(text: str, where: str = "the input") -> None:
+    """Raise a usage error for text with nothing to say, before any work is queued."""
+    if not text.strip():
+        raise EmptyTextError(where)
+    if not has_speech(text):
+        raise NothingToSayError(where)
+
+
+@dataclass
+class VoiceInfo:
+    """One voice of the library as a listing shows it; `error` says why a broken one cannot be used."""
+
+    name: str
+    source: str
+    error: str | None = None
+    clips: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    language: str | None = None
+    description: str | None = None
+    cached: bool | None = None  # latents cached for this model; None when the engine does not clone
+
+
+@dataclass
+class CloneResult:
+    voice: Voice
+    latents: str  # "computed" or "cached"
+    reference_seconds: float
+    warnings: list[str]
+    saved_in: Path | None  # the voices dir, when saved under a name
+
+
+@dataclass
+class PrecomputeResult:
+    voice: str
+    status: str  # computed, cached, failed
+    detail: str = ""
+
+
+class SpeechService:
+    """Owns one engine and the one worker thread that drives it; every synthesis goes through `worker`.
+
+    Open one per process (the CLI per command, a server for its life) and close it: `with SpeechService(s) as svc`.
+    """
+
+    def __init__(self, settings: Settings, spec: EngineSpec | None = None) -> None:
+        self.settings = settings
+        self.spec = spec or choose_engine(settings)
+        self.engine = create_engine(self.spec)
+        self.worker = SynthesisWorker(self.engine)
+        self.library = VoiceLibrary(settings.voices_dir)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SpeechService:
+        return cls(settings)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+    def close(self, timeout: float | None = 5) -> None:
+        """Stop after the job in progress; queued jobs fail. Idempotent."""
+        self.worker.close(timeout=timeout)
+
+    def __enter__(self) -> SpeechService:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- speaking ----------------------------------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return self.engine.sample_rate
+
+    def options(self, language: str | None = None, speed: float | None = None, stream: bool = True) -> SynthesisOptions:
+        lang = language or self.settings.language
+        supported = self.engine.languages()
+        if lang not in supported and base_language(lang) not in supported:
+            raise UnknownLanguageError(lang, self.engine.name, supported)
+        return SynthesisOptions(
+            language=lang,
+            speed=speed or self.settings.speed,
+            temperature=self.settings.temperature,
+            pause=self.settings.pause,
+            stream=stream,
+        )
+
+    def voice(self, spec: str | None = None) -> Voice | None:
+        """Resolve a voice name, speaker or clip path (or the settings' voice) to what the engine will use."""
+        voice = self.library.resolve(spec if spec is not None else self.settings.voice)
+        if voice is None and self.engine.capabilities.cloning:
+            voice = self.library.default()  # a cloning engine speaks with the bundled reference by default
+        self.engine.check_voice(voice)
+        return voice
+
+    def speak(self, text: str, voice: Voice | None, options: SynthesisOptions) -> Job[np.ndarray]:
+        """Queue `text` on the worker; iterate the job for audio chunks as they are made, cancel it to stop."""
+        check_speakable(text)
+        return self.worker.submit(lambda engine: utterance(engine, text, voice, options))
+
+    # -- voices ------------------------------------------------------------------------------------------------
+    @property
+    def cloner(self) -> CloningEngine:
+        """The engine as a cloning engine, or a model error saying this engine cannot clone."""
+        engine = cloning_engine(self.engine)
+        if engine is None:
+            raise ModelError(f"cloning needs an XTTS model, and this run uses {self.spec.note}", hint=Hint.MODEL_DIR)
+        return engine
+
+    def voices(self) -> list[VoiceInfo]:
+        """Every voice in the voices dirs, with its clips, length, and whether its latents are cached."""
+        import soundfile as sf
+
+        cloner = cloning_engine(self.engine)
+        rows = []
+        for entry in self.library.all():
+            row = VoiceInfo(name=entry.name, source=str(entry.source), error=entry.error)
+            if entry.voice is not None:
+                voice = entry.voice
+                for clip in voice.clips:
+                    try:
+                        row.seconds += sf.info(str(clip)).duration
+                    except Exception as exc:  # an unreadable clip: say so rather than fail the listing
+                        row.error = f"cannot read {clip.name}: {exc}"
+                row.seconds = round(row.seconds, 2)
+                row.clips = [c.name for c in voice.clips]
+                row.language = voice.language
+                row.description = voice.meta.get("description")
+                try:
+                    row.cached = cloner.latents_cached(voice) if cloner else None
+                except SpeakError as exc:
+                    row.cached, row.error = False, str(exc)
+            rows.append(row)
+        return rows
+
+    def clone(
+        self,
+        references: Sequence[Path],
+        name: str | None = None,
+        language: str | None = None,
+        description: str | None = None,
+        force: bool = False,
+        on_warning: Callable[[str], None] | None = None,
+    ) -> CloneResult:
+        """Check the clips, compute (and cache) their latents; with `name`, save them as a voice, whole or not at all."""
+        from speakcli.refaudio import check_references
+
+        cloner = self.cloner
+        if name is not None:
+            self.library.check_new(name, force)
+        max_seconds = cloner.max_reference_seconds()
+        report = check_references(list(references), max_seconds)
+        for warning in report.warnings if on_warning else ():
+            on_warning(warning)  # type: ignore[misc]
+        if name is None:
+            voice = Voice(name="reference", clips=tuple(c.path.resolve() for c in report.clips))
+            status = self.worker.call(lambda e: cloning_engine(e).ensure_latents(voice))  # type: ignore[union-attr]
+            return CloneResult(voice, status, report.total_seconds, report.warnings, None)
+        meta = {
+            "language": language or self.settings.language,
+            "description": description or f"cloned from {', '.join(p.name for p in references)}",
+            "source": "speakcli clone",
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        # Built in a hidden folder and moved into place only once its latents are made: a clone that fails
+        # (or is interrupted) leaves no half-made voice behind.
+        staged = self.library.stage(name, [c.path for c in report.clips], meta, force, max_seconds)
+        try:
+            status = self.worker.call(lambda e: cloning_engine(e).ensure_latents(staged.voice))  # type: ignore[union-attr]
+            voice = staged.commit()
+        finally:
+            staged.discard()
+        return CloneResult(voice, status, report.total_seconds, report.warnings, self.library.user_dir)
+
+    def precompute(
+        self,
+        names: Sequence[str] | None = None,
+        force: bool = False,
+        on_voice: Callable[[str, int, int], None] | None = None,
+    ) -> list[PrecomputeResult]:
+        """Compute the latents of every voice (or the named ones) that has no fresh cache entry.
+
+        `on_voice(name, index, total)` is called before each voice, for progress.
+        """
+        self.cloner  # noqa: B018 - raises when this engine cannot clone
+        entries = {e.name: e for e in self.library.all()}
+        if names:
+            missing = [n for n in names if n not in entries]
+            if missing:
+                raise VoiceError(f"no voice named {', '.join(missing)}", hint=Hint.LIST_VOICES)
+            chosen = [entries[n] for n in names]
+        else:
+            chosen = list(entries.values())
+        results = []
+        for i, entry in enumerate(chosen):
+            if on_voice is not None:
+                on_voice(entry.name, i, len(chosen))
+            if entry.voice is None:
+                results.append(PrecomputeResult(entry.name, "failed", entry.error or "unusable"))
+                continue
+            voice = entry.voice
+            try:
+                status = self.worker.call(lambda e, v=voice: cloning_engine(e).ensure_latents(v, force=force))  # type: ignore[union-attr,misc]
+                results.append(PrecomputeResult(entry.name, str(status)))
+            except SpeakError as exc:
+                results.append(PrecomputeResult(entry.name, "failed", str(exc)))
+        return results
+
+    def batch(self, items: list[Any], out_dir: Path, options: Any = None, executor: Any = None, **kwargs: Any) -> Any:
+        """Make every item into its own file in `out_dir`, resumably; see `speakcli.batch.run_batch`."""
+        from speakcli.batch import run_batch
+
+        return run_batch(self, items, out_dir, options, executor, **kwargs)
+
+    def describe(self) -> dict[str, Any]:
+        """The info report for this service's settings (see `describe`)."""
+        return describe(self.settings)
+
+
+def describe(settings: Settings) -> dict[str, Any]:
+    """Versions, the engine and model the settings pick (or why not), dirs, device and audio outputs, as plain data.
+
+    A module function, not only a method: it must work when no engine can be built.
+    """
+    from speakcli.report import gather
+
+    return gather(settings)
