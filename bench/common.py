@@ -1,4 +1,4 @@
-"""Shared helpers for benchmarks: timing subprocesses and printing a table."""
+"""Shared helpers for benchmarks: timing subprocesses, memory figures, percentiles and printing a table."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # for xtts_fixture (the tiny model builder)
 BIN = Path(sys.executable).parent
 
 
@@ -27,8 +26,42 @@ def time_cmd(cmd: Sequence[str], runs: int, env: dict[str, str] | None = None, s
     return times
 
 
+def coqui_tts_cmd(model: Path, text: str, out: Path | str, speaker: str = "Joe") -> list[str]:
+    """coqui's own `tts` CLI on a model folder with a built-in speaker (it cannot read a WAV here)."""
+    return [
+        str(BIN / "tts"),
+        "--text",
+        text,
+        "--model_path",
+        str(model),
+        "--config_path",
+        str(model / "config.json"),
+        "--speaker_idx",
+        speaker,
+        "--language_idx",
+        "en",
+        "--out_path",
+        str(out),
+    ]
+
+
+def proc_mib(pid: int | str, key: str) -> float:
+    """A memory figure of a process ("self" or a pid) from /proc (VmRSS: now, VmHWM: its peak so far), in MiB."""
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith(f"{key}:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def med(xs: Sequence[float]) -> float:
     return statistics.median(xs)
+
+
+def pct(xs: Sequence[float], q: float) -> float:
+    import numpy as np
+
+    return float(np.percentile(np.asarray(xs), q)) if xs else float("nan")
 
 
 def table(title: str, rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from speakcli.engines import xtts_installed
+from speakcli.testing import voiced, write_clip
 
 # PulseAudio finds its server through XDG_RUNTIME_DIR/HOME, which the tests isolate: name the sink CI started,
 # before the probe below, so the probe and the tests see the same devices.
@@ -78,6 +79,12 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture
+def voices_dir(isolated_env: Path) -> Path:
+    """Where speakcli saves voices in the test's home (not created)."""
+    return isolated_env / ".local/share/speakcli/voices"
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_threads() -> Iterator[None]:
     """Fail a test that leaves a thread running: every service, worker and daemon a test opens, it must close."""
@@ -99,24 +106,16 @@ def tiny_xtts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random tiny XTTS v2 folder in the real layout (config.json, model.pth, vocab.json), built once."""
     if not xtts_installed():
         pytest.skip("coqui-tts/torch not installed")
-    from xtts_fixture import build_tiny_xtts
+    from speakcli.testing.tiny_xtts import build_tiny_xtts
 
     return build_tiny_xtts(tmp_path_factory.mktemp("tiny-xtts"))
 
 
 @pytest.fixture
-def tone_wav(tmp_path: Path):  # type: ignore[no-untyped-def]
+def tone_wav(tmp_path: Path) -> Callable[..., Path]:
     """Write a test clip: a voiced-like signal at a given rate/channels/length."""
-    import numpy as np
-    import soundfile as sf
 
     def make(name: str = "ref.wav", seconds: float = 3.0, rate: int = 22050, channels: int = 1) -> Path:
-        t = np.arange(int(seconds * rate)) / rate
-        sig = 0.3 * np.sin(2 * np.pi * 140 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
-        sig = sig + 0.02 * np.random.default_rng(0).standard_normal(len(t))
-        data = np.stack([sig] * channels, axis=1) if channels > 1 else sig
-        path = tmp_path / name
-        sf.write(path, data.astype("float32"), rate)
-        return path
+        return write_clip(tmp_path / name, voiced(seconds, rate, channels=channels), rate)
 
     return make

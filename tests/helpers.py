@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,14 @@ import soundfile as sf
 
 
 def run_cli(
-    *args: str, input: bytes | None = None, env: dict[str, str] | None = None, timeout: float = 240
+    *args: str,
+    input: bytes | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 240,
+    preexec_fn: Callable[[], object] | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
-    """`python -m speakcli ARGS` in a subprocess with the test's isolated environment."""
+    """`python -m speakcli ARGS` in a subprocess with the test's isolated environment (`preexec_fn` runs in the
+    child before speakcli starts: limits, umask, signal dispositions)."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "speakcli", *args],
@@ -22,6 +28,7 @@ def run_cli(
         capture_output=True,
         env=full_env,
         timeout=timeout,
+        preexec_fn=preexec_fn,
     )
 
 

@@ -12,24 +12,20 @@ import soundfile as sf
 from speakcli import audio
 from speakcli.audio import playback
 from speakcli.errors import Hint, OutputError, VoiceError
-
-
-def _tone(seconds: float = 0.5, rate: int = 24000) -> np.ndarray:
-    t = np.arange(int(seconds * rate)) / rate
-    return (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+from speakcli.testing import tone
 
 
 @pytest.mark.parametrize(("ext", "fmt"), [(".wav", "WAV"), (".flac", "FLAC"), (".ogg", "OGG")])
 def test_round_trip_by_extension(tmp_path: Path, ext: str, fmt: str) -> None:
     path = tmp_path / f"out{ext}"
-    audio.write_audio(path, _tone(), 24000)
+    audio.write_audio(path, tone(), 24000)
     info = sf.info(path)
     assert info.format == fmt
     assert info.samplerate == 24000
     back, rate = sf.read(path, dtype="float32")
-    assert rate == 24000 and len(back) == len(_tone())
+    assert rate == 24000 and len(back) == len(tone())
     if ext != ".ogg":  # lossless formats come back within 16-bit quantisation
-        assert np.max(np.abs(back - _tone())) < 1e-3
+        assert np.max(np.abs(back - tone())) < 1e-3
 
 
 def test_unknown_extension_is_an_output_error(tmp_path: Path) -> None:
@@ -63,13 +59,13 @@ def test_failed_write_leaves_old_file_intact_and_no_temp(tmp_path: Path, monkeyp
 
     monkeypatch.setattr(sf, "write", broken_write)
     with pytest.raises(OutputError, match="No space left"):
-        audio.write_audio(path, _tone(), 24000)
+        audio.write_audio(path, tone(), 24000)
     assert path.read_bytes() == b"precious"
     assert os.listdir(out_dir) == ["out.wav"]
 
 
 def test_read_audio_mixes_down_and_keeps_rate(tmp_path: Path) -> None:
-    stereo = np.stack([_tone(rate=44100), -_tone(rate=44100) * 0], axis=1)
+    stereo = np.stack([tone(rate=44100), -tone(rate=44100) * 0], axis=1)
     sf.write(tmp_path / "s.wav", stereo, 44100)
     mono, rate = audio.read_audio(tmp_path / "s.wav")
     assert rate == 44100 and mono.ndim == 1
@@ -116,11 +112,11 @@ def test_a_long_legal_output_name_still_gets_a_temp_name_that_fits(tmp_path: Pat
     out = tmp_path / "out"
     out.mkdir()
     path = out / ("n" * (length - 4) + ".wav")
-    audio.write_audio(path, _tone(0.05), 24000)
+    audio.write_audio(path, tone(0.05), 24000)
     assert path.is_file() and os.listdir(out) == [path.name]
 
 
 def test_a_multibyte_name_is_shortened_on_a_character_boundary(tmp_path: Path) -> None:
     path = tmp_path / ("é" * 125 + ".wav")  # 254 bytes in UTF-8
-    audio.write_audio(path, _tone(0.05), 24000)
+    audio.write_audio(path, tone(0.05), 24000)
     assert path.is_file()

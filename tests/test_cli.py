@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -126,19 +127,27 @@ def test_existing_output_is_kept_without_force_and_replaced_with_it(tmp_path: Pa
     assert forced.returncode == 0 and sf.info(out).frames > 0
 
 
-@pytest.mark.slow
-def test_kill_during_synthesis_leaves_no_output_file(tmp_path: Path) -> None:
-    out = tmp_path / "long.wav"
+def _long_say_under_way(out: Path, preexec_fn: Callable[[], object] | None = None) -> subprocess.Popen[bytes]:
+    """`say -` on a 400-sentence text to `out`, returned once synthesis is under way; its stderr is still open."""
     text = " ".join(f"This is sentence number {i} of a long text." for i in range(400))
     proc = subprocess.Popen(
         [sys.executable, "-m", "speakcli", "say", "-", "-o", str(out)],  # auto: prints which engine, then works
         stdin=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=preexec_fn,
     )
     assert proc.stdin and proc.stderr
     proc.stdin.write(text.encode())
     proc.stdin.close()
     assert b"using piper" in proc.stderr.readline()  # the engine is chosen; synthesis is under way
+    return proc
+
+
+@pytest.mark.slow
+def test_kill_during_synthesis_leaves_no_output_file(tmp_path: Path) -> None:
+    out = tmp_path / "long.wav"
+    proc = _long_say_under_way(out)
+    assert proc.stderr
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     proc.stderr.close()
@@ -171,18 +180,8 @@ def _sigint_default() -> None:
 
 @pytest.mark.slow
 def test_ctrl_c_during_say_says_interrupted_and_leaves_no_file(tmp_path: Path) -> None:
-    out = tmp_path / "long.wav"
-    text = " ".join(f"This is sentence number {i} of a long text." for i in range(400))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "speakcli", "say", "-", "-o", str(out)],
-        stdin=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        preexec_fn=_sigint_default,
-    )
-    assert proc.stdin and proc.stderr
-    proc.stdin.write(text.encode())
-    proc.stdin.close()
-    assert b"using piper" in proc.stderr.readline()
+    proc = _long_say_under_way(tmp_path / "long.wav", preexec_fn=_sigint_default)
+    assert proc.stderr
     proc.send_signal(signal.SIGINT)
     rest = proc.stderr.read().decode()
     assert proc.wait(timeout=30) == ExitStatus.INTERRUPTED
@@ -224,21 +223,15 @@ def _limit_file_size() -> None:
 def test_a_write_that_fails_part_way_keeps_the_old_file_and_leaves_no_partial_one(tmp_path: Path) -> None:
     out = tmp_path / "keep.wav"
     out.write_bytes(b"my earlier work")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "speakcli",
-            "say",
-            "A sentence long enough to pass four kilobytes.",
-            "--engine",
-            "piper",
-            "-o",
-            str(out),
-            "--force",
-            "-q",
-        ],
-        capture_output=True,
+    result = run_cli(
+        "say",
+        "A sentence long enough to pass four kilobytes.",
+        "--engine",
+        "piper",
+        "-o",
+        str(out),
+        "--force",
+        "-q",
         preexec_fn=_limit_file_size,
         timeout=120,
     )
@@ -252,11 +245,8 @@ def test_a_write_that_fails_part_way_keeps_the_old_file_and_leaves_no_partial_on
 @pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640)])
 def test_output_files_get_the_mode_the_umask_gives(tmp_path: Path, umask: int, mode: int) -> None:
     out = tmp_path / "hello.wav"
-    result = subprocess.run(
-        [sys.executable, "-m", "speakcli", "say", "Hello.", "--engine", "piper", "-o", str(out), "-q"],
-        capture_output=True,
-        preexec_fn=lambda: os.umask(umask),
-        timeout=120,
+    result = run_cli(
+        "say", "Hello.", "--engine", "piper", "-o", str(out), "-q", preexec_fn=lambda: os.umask(umask), timeout=120
     )
     assert result.returncode == 0, result.stderr
     assert out.stat().st_mode & 0o777 == mode

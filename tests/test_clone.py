@@ -21,21 +21,8 @@ from speakcli.engines import EngineSpec, create_engine
 from speakcli.engines.base import Voice
 from speakcli.errors import ExitStatus, VoiceError
 from speakcli.latents import CacheKey, LatentCache, Latents
+from speakcli.testing import speech_like_wav, tone
 from speakcli.voices import VoiceLibrary, validate_name
-
-
-def _clip(path: Path, seconds: float = 3.0, rate: int = 22050, channels: int = 1, seed: int = 0, **kw: str) -> Path:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    sig = 0.3 * np.sin(2 * np.pi * (110 + 40 * seed) * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t))
-    sig = sig + 0.01 * rng.standard_normal(len(t))
-    data = np.stack([sig] * channels, axis=1) if channels > 1 else sig
-    sf.write(path, data.astype(np.float32), rate, **kw)
-    return path
-
-
-def _voices(home: Path) -> Path:
-    return home / ".local/share/speakcli/voices"
 
 
 @pytest.fixture
@@ -70,13 +57,13 @@ def test_names_with_other_dots_stay_allowed() -> None:
 def test_voice_folders_and_bare_file_names_take_any_format_soundfile_reads(tmp_path: Path) -> None:
     lib = VoiceLibrary(tmp_path / "voices")
     (tmp_path / "voices/me").mkdir(parents=True)
-    _clip(tmp_path / "voices/me/a.mp3", format="MP3")
-    _clip(tmp_path / "voices/me/b.opus", rate=48000, format="OGG", subtype="OPUS")
+    speech_like_wav(tmp_path / "voices/me/a.mp3", format="MP3")
+    speech_like_wav(tmp_path / "voices/me/b.opus", rate=48000, format="OGG", subtype="OPUS")
     found = lib.find("me")
     assert found is not None and [c.name for c in found.clips] == ["a.mp3", "b.opus"]
     assert [e.error for e in lib.all() if e.name == "me"] == [None]
     # The test runs in tmp_path: a bare name of a file here is that file, as ./NAME would be.
-    mp3 = _clip(tmp_path / "mine.mp3", format="MP3")
+    mp3 = speech_like_wav(tmp_path / "mine.mp3", format="MP3")
     assert lib.resolve("mine.mp3") == Voice(name="mine", clips=(mp3.resolve(),))
     shutil.copy(mp3, tmp_path / "take2")
     assert lib.resolve("take2") == Voice(name="take2", clips=((tmp_path / "take2").resolve(),))
@@ -91,14 +78,14 @@ def test_voice_folders_and_bare_file_names_take_any_format_soundfile_reads(tmp_p
 @pytest.mark.xtts
 @pytest.mark.slow
 def test_clone_from_an_mp3_then_select_it_by_name_and_by_file(
-    tiny_xtts_dir: Path, tmp_path: Path, isolated_env: Path
+    tiny_xtts_dir: Path, tmp_path: Path, voices_dir: Path
 ) -> None:
     from speakcli.cli import main
 
-    _clip(tmp_path / "me.mp3", seconds=4, rate=44100, channels=2, format="MP3")
+    speech_like_wav(tmp_path / "me.mp3", seconds=4, rate=44100, channels=2, format="MP3")
     model = ["--model-dir", str(tiny_xtts_dir), "-q"]
     assert main(["clone", "me.mp3", "--name", "me", "--text", "Hi.", "-o", "a.wav", *model]) == 0
-    assert sorted(p.name for p in (_voices(isolated_env) / "me").iterdir()) == ["me.mp3", "voice.toml"]
+    assert sorted(p.name for p in (voices_dir / "me").iterdir()) == ["me.mp3", "voice.toml"]
     assert sf.info(tmp_path / "a.wav").samplerate == 24000
     assert main(["say", "Hi.", "--voice", "me", "-o", "b.wav", *model]) == 0
     assert main(["say", "Hi.", "--voice", "me.mp3", "-o", "c.wav", *model]) == 0
@@ -107,20 +94,20 @@ def test_clone_from_an_mp3_then_select_it_by_name_and_by_file(
 
 @pytest.mark.xtts
 @pytest.mark.slow
-def test_a_clone_that_fails_leaves_nothing_behind(tiny_xtts_dir: Path, tmp_path: Path, isolated_env: Path) -> None:
+def test_a_clone_that_fails_leaves_nothing_behind(tiny_xtts_dir: Path, tmp_path: Path, voices_dir: Path) -> None:
     from speakcli.cli import main
 
     # The clips pass every check; the model then fails while computing the latents.
     broken = tmp_path / "broken-model"
     shutil.copytree(tiny_xtts_dir, broken)
     (broken / "model.pth").write_bytes(b"not a checkpoint" * 100)
-    ref = _clip(tmp_path / "new.wav", seconds=3, seed=1)
-    old = VoiceLibrary(_voices(isolated_env)).save("kept", [_clip(tmp_path / "old.wav")], {"language": "en"})
-    before = sorted(p.relative_to(_voices(isolated_env)) for p in _voices(isolated_env).rglob("*"))
+    ref = speech_like_wav(tmp_path / "new.wav", seconds=3, seed=1)
+    old = VoiceLibrary(voices_dir).save("kept", [speech_like_wav(tmp_path / "old.wav")], {"language": "en"})
+    before = sorted(p.relative_to(voices_dir) for p in voices_dir.rglob("*"))
     for args in (["--name", "fresh"], ["--name", "kept", "--force"]):
         assert main(["clone", str(ref), *args, "-q", "--model-dir", str(broken)]) == ExitStatus.MODEL
     # No new voice, no hidden staging folder, and the voice --force would have replaced is untouched.
-    assert sorted(p.relative_to(_voices(isolated_env)) for p in _voices(isolated_env).rglob("*")) == before
+    assert sorted(p.relative_to(voices_dir) for p in voices_dir.rglob("*")) == before
     assert [c.name for c in old.clips] == ["old.wav"]
 
 
@@ -135,12 +122,11 @@ def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("long") / "long.wav"
     rng = np.random.default_rng(0)
     block = _LONG_RATE * 10
-    t = np.arange(block) / _LONG_RATE
-    tone = (0.3 * np.sin(2 * np.pi * 140 * t)).astype(np.float32)
+    clip = tone(10.0, _LONG_RATE, freq=140, amplitude=0.3)
     with sf.SoundFile(path, "w", _LONG_RATE, _LONG_CHANNELS, "PCM_16") as fh:
         for _ in range(_LONG_SECONDS // 10):
             noise = 0.01 * rng.standard_normal((block, 1)).astype(np.float32)
-            fh.write(np.repeat(tone[:, None] + noise, _LONG_CHANNELS, axis=1))
+            fh.write(np.repeat(clip[:, None] + noise, _LONG_CHANNELS, axis=1))
     return path
 
 
@@ -240,13 +226,13 @@ def test_a_full_cache_disk_is_warned_about_once_and_leaves_no_temp_files(tmp_pat
 @pytest.mark.xtts
 @pytest.mark.slow
 def test_clone_and_say_go_on_without_a_writable_cache(
-    tiny_xtts_dir: Path, tmp_path: Path, isolated_env: Path, speakcli_log: list[str]
+    tiny_xtts_dir: Path, tmp_path: Path, voices_dir: Path, speakcli_log: list[str]
 ) -> None:
     from speakcli.cli import main
 
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the cache folder should be")
-    ref = _clip(tmp_path / "me.wav", seconds=3)
+    ref = speech_like_wav(tmp_path / "me.wav", seconds=3)
     cache = ["--model-dir", str(tiny_xtts_dir), "-q"]
     env = {"SPEAKCLI_CACHE_DIR": str(blocker / "cache")}
     with pytest.MonkeyPatch.context() as mp:
@@ -254,9 +240,9 @@ def test_clone_and_say_go_on_without_a_writable_cache(
             mp.setenv(k, v)
         assert main(["clone", str(ref), "--name", "me", "--text", "Hi.", "-o", "a.wav", *cache]) == 0
         assert main(["say", "Hello again.", "--voice", "me", "-o", "b.wav", *cache]) == 0
-        other = _clip(tmp_path / "other.wav", seed=2)
+        other = speech_like_wav(tmp_path / "other.wav", seed=2)
         assert main(["say", "And you.", "--voice", str(other), "-o", "c.wav", *cache]) == 0
-        assert (_voices(isolated_env) / "me/me.wav").is_file() and (tmp_path / "c.wav").is_file()
+        assert (voices_dir / "me/me.wav").is_file() and (tmp_path / "c.wav").is_file()
         # Each command is its own process, with its own service: each warns once.
         assert sum("going on without caching" in m for m in speakcli_log) == 3, speakcli_log
         # Within one service (a server, a daemon), a second failing write is not reported again.
@@ -277,7 +263,7 @@ def test_a_cache_entry_that_is_a_folder_is_recomputed_not_a_crash(
     from speakcli.engines.base import SynthesisOptions
 
     engine = create_engine(EngineSpec("xtts", tiny_xtts_dir, "cpu", cache_dir=tmp_path / "cache"))
-    voice = Voice("v", clips=(_clip(tmp_path / "a.wav"),))
+    voice = Voice("v", clips=(speech_like_wav(tmp_path / "a.wav"),))
     entry = engine.latents.cache.path(engine.latents.key(voice.clips))  # type: ignore[attr-defined]
     (entry / "junk").mkdir(parents=True)
     assert engine.ensure_latents(voice) == "computed"  # type: ignore[attr-defined]
@@ -286,9 +272,9 @@ def test_a_cache_entry_that_is_a_folder_is_recomputed_not_a_crash(
     assert any("is corrupt; recomputing it" in m for m in speakcli_log)
 
 
-def test_voices_json_lists_an_mp3_voice(isolated_env: Path) -> None:
-    (_voices(isolated_env) / "mp").mkdir(parents=True)
-    _clip(_voices(isolated_env) / "mp/take.mp3", format="MP3")
+def test_voices_json_lists_an_mp3_voice(voices_dir: Path) -> None:
+    (voices_dir / "mp").mkdir(parents=True)
+    speech_like_wav(voices_dir / "mp/take.mp3", format="MP3")
     listing = json.loads(run_cli("voices", "--json").stdout)
     mp = next(v for v in listing["voices"] if v["name"] == "mp")
     assert mp["error"] is None and mp["clips"] == ["take.mp3"] and mp["seconds"] == pytest.approx(3.0, abs=0.1)

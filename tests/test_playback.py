@@ -12,6 +12,7 @@ import pytest
 
 from helpers import run_cli
 from speakcli.audio.playback import Player, output_devices
+from speakcli.testing import tone
 
 pytestmark = pytest.mark.audio
 RATE = 22050
@@ -60,13 +61,12 @@ def test_the_default_output_is_pulseaudio_routed_to_the_null_sink() -> None:
 
 
 def test_playing_a_tone_takes_its_length_and_reaches_the_sink() -> None:
-    t = np.arange(RATE) / RATE
-    tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    clip = tone(1.0, RATE, amplitude=0.3)
     with Capture() as cap:
         start = time.monotonic()
         with Player(RATE) as player:
-            for i in range(0, len(tone), 2048):  # streamed, as synthesis yields it
-                player.write(tone[i : i + 2048])
+            for i in range(0, len(clip), 2048):  # streamed, as synthesis yields it
+                player.write(clip[i : i + 2048])
         elapsed = time.monotonic() - start
         assert cap.quiet_after.wait(10)
     assert 0.9 <= elapsed < 6.0

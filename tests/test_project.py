@@ -37,3 +37,16 @@ def test_every_exit_status_is_documented() -> None:
     readme = (ROOT / "README.md").read_text()
     for status in ExitStatus:
         assert re.search(rf"^\| {int(status)} \|", readme, flags=re.M), status
+
+
+def test_the_testing_helpers_import_no_model_or_audio_library() -> None:
+    import subprocess
+    import sys
+
+    # A fresh interpreter: this one has imported whatever earlier tests needed.
+    probe = (
+        "import sys, speakcli.testing, speakcli.testing.tiny_xtts; "
+        "print(sorted({'torch', 'TTS', 'sounddevice'} & sys.modules.keys()))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "[]"

@@ -19,23 +19,10 @@ from speakcli.engines.base import Voice
 from speakcli.errors import ExitStatus, VoiceError
 from speakcli.latents import CacheKey, LatentCache, Latents
 from speakcli.refaudio import check_references
+from speakcli.testing import speech_like_wav, tone, write_clip
 from speakcli.voices import VoiceLibrary, validate_name
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _speech_like(
-    path: Path, seconds: float = 3.0, rate: int = 22050, channels: int = 1, seed: int = 0, amplitude: float = 0.3
-) -> Path:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    f0 = 110 + 40 * seed
-    sig = amplitude * np.sin(2 * np.pi * f0 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t)) + 0.01 * rng.standard_normal(
-        len(t)
-    )
-    data = np.stack([sig] * channels, axis=1) if channels > 1 else sig
-    sf.write(path, data.astype(np.float32), rate)
-    return path
 
 
 # --- reference validation -------------------------------------------------------------------------
@@ -43,7 +30,7 @@ def _speech_like(
 
 def test_any_rate_and_channel_count_is_accepted(tmp_path: Path) -> None:
     report = check_references(
-        [_speech_like(tmp_path / "a.wav", rate=48000, channels=2), _speech_like(tmp_path / "b.flac", rate=16000)]
+        [speech_like_wav(tmp_path / "a.wav", rate=48000, channels=2), speech_like_wav(tmp_path / "b.flac", rate=16000)]
     )
     assert [c.sample_rate for c in report.clips] == [48000, 16000]
     assert report.clips[0].channels == 2 and report.warnings == []
@@ -56,7 +43,7 @@ def test_any_rate_and_channel_count_is_accepted(tmp_path: Path) -> None:
         (lambda p: p.write_text("hello, not audio"), "cannot read"),
         (lambda p: sf.write(p, np.zeros((0,), np.float32), 22050), "is empty"),
         (lambda p: sf.write(p, np.zeros(22050 * 3, np.float32), 22050), "is silent"),
-        (lambda p: _speech_like(p, seconds=1.5), "1.5 s in total"),
+        (lambda p: speech_like_wav(p, seconds=1.5), "1.5 s in total"),
     ],
     ids=["not-audio", "empty", "silence", "too-short"],
 )
@@ -68,15 +55,14 @@ def test_unusable_references_are_voice_errors(tmp_path: Path, make, message: str
 
 
 def test_short_clips_count_together(tmp_path: Path) -> None:
-    clips = [_speech_like(tmp_path / f"{i}.wav", seconds=1.2, seed=i) for i in range(2)]
+    clips = [speech_like_wav(tmp_path / f"{i}.wav", seconds=1.2, seed=i) for i in range(2)]
     assert check_references(clips).total_seconds == pytest.approx(2.4, abs=0.01)
 
 
 def test_clipped_and_overlong_clips_warn(tmp_path: Path) -> None:
     loud = tmp_path / "loud.wav"
-    t = np.arange(22050 * 3) / 22050
-    sf.write(loud, np.clip(3 * np.sin(2 * np.pi * 100 * t), -1, 1).astype(np.float32), 22050)
-    long = _speech_like(tmp_path / "long.wav", seconds=14)
+    write_clip(loud, np.clip(tone(3.0, 22050, freq=100, amplitude=3.0), -1, 1), 22050)
+    long = speech_like_wav(tmp_path / "long.wav", seconds=14)
     report = check_references([loud, long], max_seconds_per_clip=10)
     assert any("loud.wav is clipped" in w for w in report.warnings)
     assert any("long.wav is 14 s long; only its first 10 s are used" in w for w in report.warnings)
@@ -90,7 +76,7 @@ def test_voice_names_cannot_leave_the_voices_dir(name: str) -> None:
 
 def test_library_save_is_whole_and_refuses_overwrite(tmp_path: Path) -> None:
     lib = VoiceLibrary(tmp_path / "voices")
-    clip = _speech_like(tmp_path / "me.wav")
+    clip = speech_like_wav(tmp_path / "me.wav")
     voice = lib.save("me", [clip], {"language": "en", "description": 'quote " and \\ back'})
     assert voice.clips == (tmp_path / "voices/me/me.wav",) and voice.language == "en"
     assert voice.meta["description"] == 'quote " and \\ back'
@@ -99,7 +85,7 @@ def test_library_save_is_whole_and_refuses_overwrite(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="already exists") as caught:
         lib.save("me", [clip], {})
     assert caught.value.hint == Hint.FORCE
-    lib.save("me", [_speech_like(tmp_path / "other.wav", seed=2)], {}, force=True)
+    lib.save("me", [speech_like_wav(tmp_path / "other.wav", seed=2)], {}, force=True)
     assert sorted(p.name for p in (tmp_path / "voices").iterdir()) == ["me"]
     assert [c.name for c in lib.find("me").clips] == ["other.wav"]  # type: ignore[union-attr]
 
@@ -174,7 +160,7 @@ def test_a_pickle_in_the_cache_is_never_run_and_the_entry_is_recomputed(xtts_eng
     engine = xtts_engine()
     warnings: list[str] = []
     engine.latents.cache._warn = warnings.append
-    voice = Voice("v", clips=(_speech_like(tmp_path / "a.wav"),))
+    voice = Voice("v", clips=(speech_like_wav(tmp_path / "a.wav"),))
     key = engine.latents.key(voice.clips)
     marker = tmp_path / "pwned"
     # A whole, valid entry (the right key, a good speaker embedding) except for one pickled object array.
@@ -198,7 +184,7 @@ def test_a_pickle_in_the_cache_is_never_run_and_the_entry_is_recomputed(xtts_eng
 @pytest.mark.xtts
 @pytest.mark.slow
 def test_cache_is_content_keyed_across_processes(xtts_engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    clip = _speech_like(tmp_path / "a.wav")
+    clip = speech_like_wav(tmp_path / "a.wav")
     first = xtts_engine()
     assert first.ensure_latents(Voice("v", clips=(clip,))) == "computed"
     again = xtts_engine()
@@ -207,7 +193,7 @@ def test_cache_is_content_keyed_across_processes(xtts_engine, tmp_path: Path) ->
     # Renaming keeps the entry; replacing the contents invalidates it.
     renamed = clip.rename(tmp_path / "renamed.wav")
     assert xtts_engine().latents_cached(Voice("v", clips=(renamed,)))
-    _speech_like(renamed, seed=3)
+    speech_like_wav(renamed, seed=3)
     assert not xtts_engine().latents_cached(Voice("v", clips=(renamed,)))
     assert xtts_engine().ensure_latents(Voice("v", clips=(renamed,))) == "computed"
 
@@ -215,7 +201,7 @@ def test_cache_is_content_keyed_across_processes(xtts_engine, tmp_path: Path) ->
 @pytest.mark.xtts
 @pytest.mark.slow
 def test_say_uses_cached_latents_and_they_match_fresh_ones(xtts_engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    clip = _speech_like(tmp_path / "a.wav", seconds=4, rate=44100, channels=2)
+    clip = speech_like_wav(tmp_path / "a.wav", seconds=4, rate=44100, channels=2)
     voice = Voice("v", clips=(clip,))
     engine = xtts_engine()
     engine.ensure_latents(voice)
@@ -226,8 +212,10 @@ def test_say_uses_cached_latents_and_they_match_fresh_ones(xtts_engine, tmp_path
 
 @pytest.mark.xtts
 @pytest.mark.slow
-def test_clone_saves_caches_and_speaks(tiny_xtts_dir: Path, tmp_path: Path, isolated_env: Path) -> None:
-    ref = _speech_like(tmp_path / "me.wav", seconds=4, rate=48000, channels=2)
+def test_clone_saves_caches_and_speaks(
+    tiny_xtts_dir: Path, tmp_path: Path, isolated_env: Path, voices_dir: Path
+) -> None:
+    ref = speech_like_wav(tmp_path / "me.wav", seconds=4, rate=48000, channels=2)
     out = tmp_path / "me-says.wav"
     result = run_cli(
         "clone",
@@ -243,7 +231,7 @@ def test_clone_saves_caches_and_speaks(tiny_xtts_dir: Path, tmp_path: Path, isol
     )
     assert result.returncode == 0, result.stderr
     assert b"computed latents for voice 'me'" in result.stderr
-    saved = isolated_env / ".local/share/speakcli/voices/me"
+    saved = voices_dir / "me"
     assert sorted(p.name for p in saved.iterdir()) == ["me.wav", "voice.toml"]
     assert sf.info(out).samplerate == 24000
     assert len(list((isolated_env / ".cache/speakcli/latents").glob("*.npz"))) == 1
@@ -261,23 +249,20 @@ def test_clone_saves_caches_and_speaks(tiny_xtts_dir: Path, tmp_path: Path, isol
 
 @pytest.mark.xtts
 @pytest.mark.slow
-def test_clone_rejects_bad_references_before_saving(tiny_xtts_dir: Path, tmp_path: Path, isolated_env: Path) -> None:
-    short = _speech_like(tmp_path / "short.wav", seconds=1.0)
+def test_clone_rejects_bad_references_before_saving(tiny_xtts_dir: Path, tmp_path: Path, voices_dir: Path) -> None:
+    short = speech_like_wav(tmp_path / "short.wav", seconds=1.0)
     result = run_cli("clone", str(short), "--name", "short", "--model-dir", str(tiny_xtts_dir))
     assert result.returncode == ExitStatus.VOICE and b"at least 2 s" in result.stderr
-    assert not (isolated_env / ".local/share/speakcli/voices/short").exists()
+    assert not (voices_dir / "short").exists()
 
 
 @pytest.mark.xtts
 @pytest.mark.slow
-def test_precompute_computes_skips_and_reports_failures(
-    tiny_xtts_dir: Path, tmp_path: Path, isolated_env: Path
-) -> None:
-    voices = isolated_env / ".local/share/speakcli/voices"
-    (voices / "good").mkdir(parents=True)
-    _speech_like(voices / "good/a.wav")
-    (voices / "broken").mkdir()
-    (voices / "broken/a.wav").write_text("not audio")
+def test_precompute_computes_skips_and_reports_failures(tiny_xtts_dir: Path, tmp_path: Path, voices_dir: Path) -> None:
+    (voices_dir / "good").mkdir(parents=True)
+    speech_like_wav(voices_dir / "good/a.wav")
+    (voices_dir / "broken").mkdir()
+    (voices_dir / "broken/a.wav").write_text("not audio")
     first = run_cli("precompute", "--json", "--model-dir", str(tiny_xtts_dir))
     assert first.returncode == ExitStatus.PARTIAL
     status = {r["voice"]: r["status"] for r in json.loads(first.stdout)}
@@ -293,10 +278,11 @@ def test_precompute_computes_skips_and_reports_failures(
 
 @pytest.mark.xtts
 @pytest.mark.slow
-def test_two_processes_precomputing_at_once_leave_one_valid_entry(tiny_xtts_dir: Path, isolated_env: Path) -> None:
-    voices = isolated_env / ".local/share/speakcli/voices"
-    (voices / "shared").mkdir(parents=True)
-    _speech_like(voices / "shared/a.wav", seconds=6)
+def test_two_processes_precomputing_at_once_leave_one_valid_entry(
+    tiny_xtts_dir: Path, isolated_env: Path, voices_dir: Path
+) -> None:
+    (voices_dir / "shared").mkdir(parents=True)
+    speech_like_wav(voices_dir / "shared/a.wav", seconds=6)
     cmd = [sys.executable, "-m", "speakcli", "precompute", "shared", "--force", "-q", "--model-dir", str(tiny_xtts_dir)]
     procs = [subprocess.Popen(cmd, stderr=subprocess.PIPE) for _ in range(2)]
     for p in procs:
@@ -305,12 +291,11 @@ def test_two_processes_precomputing_at_once_leave_one_valid_entry(tiny_xtts_dir:
     cache_dir = isolated_env / ".cache/speakcli/latents"
     assert len(list(cache_dir.glob("*.npz"))) == 1 and not list(cache_dir.glob(".*.part"))
     engine = create_engine(EngineSpec("xtts", tiny_xtts_dir, "cpu", cache_dir=isolated_env / ".cache/speakcli"))
-    assert engine.latents_cached(VoiceLibrary(voices).find("shared"))  # type: ignore[attr-defined,arg-type]
+    assert engine.latents_cached(VoiceLibrary(voices_dir).find("shared"))  # type: ignore[attr-defined,arg-type]
 
 
-def test_voices_lists_the_bundled_voice_and_says_why_a_voice_is_broken(isolated_env: Path) -> None:
-    voices = isolated_env / ".local/share/speakcli/voices"
-    (voices / "empty").mkdir(parents=True)
+def test_voices_lists_the_bundled_voice_and_says_why_a_voice_is_broken(voices_dir: Path) -> None:
+    (voices_dir / "empty").mkdir(parents=True)
     result = run_cli("voices", "--json")
     listing = json.loads(result.stdout)
     by_name = {v["name"]: v for v in listing["voices"]}
@@ -319,6 +304,6 @@ def test_voices_lists_the_bundled_voice_and_says_why_a_voice_is_broken(isolated_
 
 
 def test_clone_without_xtts_says_so(tmp_path: Path) -> None:
-    result = run_cli("clone", str(_speech_like(tmp_path / "a.wav")), "--name", "a")
+    result = run_cli("clone", str(speech_like_wav(tmp_path / "a.wav")), "--name", "a")
     assert result.returncode == ExitStatus.MODEL
     assert b"cloning needs an XTTS model" in result.stderr

@@ -3,68 +3,24 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import pytest
 
-from speakcli.engines.base import SynthesisOptions, Voice
+from speakcli.engines.base import SynthesisOptions
 from speakcli.errors import SynthesisError
 from speakcli.service import utterance
+from speakcli.testing import FakeEngine
 from speakcli.worker import SynthesisWorker
 
 
-class RecordingEngine:
-    """An engine that notes which thread calls it and whether two calls ever overlap."""
-
-    name = "recording"
-    sample_rate = 1000
-
-    def __init__(self, delay: float = 0.0) -> None:
-        self.delay = delay
-        self.loads = 0
-        self.threads: set[int] = set()
-        self.texts: list[str] = []
-        self.busy = threading.Lock()
-        self.overlaps = 0
-        self.started = threading.Event()
-
-    def languages(self) -> list[str]:
-        return ["en"]
-
-    def max_chars(self, language: str) -> int:
-        return 40
-
-    def load(self) -> None:
-        self.threads.add(threading.get_ident())
-        self.loads += 1
-
-    def check_voice(self, voice: Voice | None) -> None:
-        return None
-
-    def synthesize(self, text: str, voice: Voice | None, options: SynthesisOptions) -> Iterator[np.ndarray]:
-        if not self.busy.acquire(blocking=False):
-            self.overlaps += 1
-            self.busy.acquire()
-        try:
-            self.threads.add(threading.get_ident())
-            self.texts.append(text)
-            self.started.set()
-            if "boom" in text:
-                raise SynthesisError("boom")
-            time.sleep(self.delay)
-            yield np.full(len(text), 0.5, np.float32)
-        finally:
-            self.busy.release()
-
-    def describe(self) -> dict[str, Any]:
-        return {}
+def recording_engine(delay: float = 0.0) -> FakeEngine:
+    """A fake engine that splits text at 40 characters and fails on 'boom'."""
+    return FakeEngine(delay, max_chars=40, failures={"boom": lambda: SynthesisError("boom")})
 
 
 def test_jobs_from_many_threads_run_on_one_thread_without_overlap() -> None:
-    engine = RecordingEngine(delay=0.002)
+    engine = recording_engine(delay=0.002)
     worker = SynthesisWorker(engine)
     results: dict[int, int] = {}
 
@@ -86,7 +42,7 @@ def test_jobs_from_many_threads_run_on_one_thread_without_overlap() -> None:
 
 
 def test_jobs_run_in_submission_order() -> None:
-    engine = RecordingEngine()
+    engine = recording_engine()
     worker = SynthesisWorker(engine)
     jobs = [worker.submit(lambda e, i=i: e.synthesize(f"item {i}", None, SynthesisOptions())) for i in range(50)]
     for job in jobs:
@@ -96,7 +52,7 @@ def test_jobs_run_in_submission_order() -> None:
 
 
 def test_an_error_reaches_the_caller_and_the_worker_lives_on() -> None:
-    engine = RecordingEngine()
+    engine = recording_engine()
     worker = SynthesisWorker(engine)
     with pytest.raises(SynthesisError, match="boom"):
         list(worker.submit(lambda e: e.synthesize("boom", None, SynthesisOptions())))
@@ -106,7 +62,7 @@ def test_an_error_reaches_the_caller_and_the_worker_lives_on() -> None:
 
 
 def test_utterance_pauses_between_sentences_and_fades_edges() -> None:
-    engine = RecordingEngine()
+    engine = recording_engine()
     opts = SynthesisOptions(pause=0.1)
     chunks = list(utterance(engine, "One two. Three four five.", None, opts))
     assert engine.texts == ["One two.", "Three four five."]
@@ -116,7 +72,7 @@ def test_utterance_pauses_between_sentences_and_fades_edges() -> None:
 
 
 def test_a_consumer_that_stops_early_cancels_the_rest() -> None:
-    engine = RecordingEngine(delay=0.01)
+    engine = recording_engine(delay=0.01)
     worker = SynthesisWorker(engine)
     text = " ".join(f"Sentence {i}." for i in range(30))
     job = worker.submit(lambda e: utterance(e, text, None, SynthesisOptions(pause=0)))
@@ -128,7 +84,7 @@ def test_a_consumer_that_stops_early_cancels_the_rest() -> None:
 
 
 def test_close_fails_queued_jobs_instead_of_hanging() -> None:
-    engine = RecordingEngine(delay=0.2)
+    engine = recording_engine(delay=0.2)
     worker = SynthesisWorker(engine)
     first = worker.submit(lambda e: e.synthesize("slow", None, SynthesisOptions()))
     queued = worker.submit(lambda e: e.synthesize("never", None, SynthesisOptions()))

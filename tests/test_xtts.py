@@ -18,6 +18,7 @@ from speakcli.engines.base import SynthesisOptions, Voice
 from speakcli.errors import ExitStatus
 from speakcli.service import SpeechService, utterance
 from speakcli.settings import load_settings
+from speakcli.testing import tone, write_clip
 
 pytestmark = [pytest.mark.xtts, pytest.mark.slow]
 
@@ -313,19 +314,16 @@ def test_a_missing_language_package_is_a_model_error_naming_it(
 
 
 def test_latents_are_computed_once_across_say_batch_and_watch(
-    tiny_xtts_dir: Path, tmp_path: Path, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_xtts_dir: Path, tmp_path: Path, voices_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import threading
-
-    import soundfile as sf
 
     from speakcli.cli import main
     from speakcli.watch import EventLog, WatchDaemon, WatchOptions
 
-    ann = isolated_env / ".local/share/speakcli/voices/ann"
+    ann = voices_dir / "ann"
     ann.mkdir(parents=True)
-    t = np.arange(22050 * 3) / 22050
-    sf.write(ann / "ref.wav", (0.3 * np.sin(2 * np.pi * 120 * t)).astype(np.float32), 22050)
+    write_clip(ann / "ref.wav", tone(3.0, 22050, freq=120, amplitude=0.3), 22050)
     # Counted on coqui's class: every command below opens its own service (as each `speakcli` process does),
     # so only the latent cache (in memory within a service, on disk across them) can keep this at one.
     from TTS.tts.models.xtts import Xtts
