@@ -9,58 +9,20 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
-from speakcli.engines.base import SynthesisOptions, Voice
-from speakcli.errors import ExitStatus, SynthesisError, UsageError
+from speakcli.engines.base import SynthesisOptions
+from speakcli.errors import ExitStatus, UsageError
 from speakcli.service import utterance
+from speakcli.testing import FakeEngine
 from speakcli.watch import EventLog, Line, WatchDaemon, WatchOptions, check_encoding
 from speakcli.watch.follower import Follower
 from speakcli.watch.queue import LineQueue
 from speakcli.worker import SynthesisWorker
-
-
-class FakeEngine:
-    """Fast or slow on demand; 'audio' is one sample per character so tests can tell lines apart."""
-
-    name = "fake"
-    sample_rate = 1000
-
-    def __init__(self, delay: float = 0.0) -> None:
-        self.delay = delay
-        self.spoken: list[str] = []
-        self.gate = threading.Event()
-        self.gate.set()
-
-    def languages(self) -> list[str]:
-        return ["en"]
-
-    def max_chars(self, language: str) -> int:
-        return 10_000
-
-    def load(self) -> None:
-        pass
-
-    def check_voice(self, voice: Voice | None) -> None:
-        pass
-
-    def synthesize(self, text: str, voice: Voice | None, options: SynthesisOptions) -> Iterator[np.ndarray]:
-        self.gate.wait(30)
-        if "FAIL" in text:
-            raise SynthesisError("this line cannot be spoken")
-        if "CRASH" in text:
-            raise RuntimeError("the engine blew up")  # not a SpeakError: what a library raises on bad input
-        time.sleep(self.delay)
-        self.spoken.append(text)
-        yield np.full(max(1, len(text)), 0.1, np.float32)
-
-    def describe(self) -> dict[str, Any]:
-        return {}
 
 
 class Harness:
@@ -462,7 +424,7 @@ def test_cli_rejects_bad_options_in_one_line(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def longer_tiny_xtts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny XTTS allowed 44 audio tokens: a sentence streams as 3 chunks (20 tokens each, then the rest)."""
-    from xtts_fixture import build_tiny_xtts
+    from speakcli.testing.tiny_xtts import build_tiny_xtts
 
     return build_tiny_xtts(tmp_path_factory.mktemp("tiny-xtts-44"), max_audio_tokens=44)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from speakcli.engines.base import SynthesisOptions, Voice
+from speakcli.engines.base import Capabilities, SynthesisOptions, Voice
 from speakcli.errors import SynthesisError
 
 # What a line containing the key raises: a SpeakError, and a plain error as a library raises on bad input.
@@ -27,6 +27,8 @@ class FakeEngine:
     a call begins; while `gate` is clear, calls wait for it (up to `gate_timeout`), to hold the engine busy.
     `failures` maps a trigger word to a factory of what a text containing it raises.
     """
+
+    capabilities = Capabilities()
 
     def __init__(
         self,

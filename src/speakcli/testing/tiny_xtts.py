@@ -79,6 +79,10 @@ def build_tiny_xtts(folder: Path, *, full_size: bool = False, max_audio_tokens: 
 
     model.tokenizer = VoiceBpeTokenizer(vocab_file=str(folder / "vocab.json"))
     model.init_models()
+    # Random weights emit the stop token by chance (about 1 in 1000 a step), so lengths would vary run to run:
+    # forbid it, so every utterance runs to gpt_max_audio_tokens and tests can count on its length.
+    with torch.no_grad():
+        model.gpt.mel_head.bias[args.gpt_stop_audio_token] = -1e4
     # The real v2 config names no tokenizer file: load_checkpoint finds vocab.json beside the weights.
     config.model_args.tokenizer_file = ""
     torch.save({"model": model.state_dict()}, folder / "model.pth")
