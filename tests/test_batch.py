@@ -591,3 +591,12 @@ def test_xtts_items_that_fail_fail_alone(tiny_xtts_dir: Path, tmp_path: Path, is
     assert records[1]["error"] and "cannot read" in records[2]["error"]
     assert sorted(p.name for p in out.glob("*.wav")) == sorted(r["output"] for r in records if r["status"] == "ok")
     assert b"Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_an_output_folder_that_cannot_be_written_is_exit_6_in_one_line() -> None:
+    # /proc refuses new folders even to root: a real write failure, not a mock.
+    result = run_cli("batch", "-", "-o", "/proc/speakcli-out", "--engine", "piper", input=b"Hello there.\n")
+    assert result.returncode == ExitStatus.OUTPUT, result.stderr
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "cannot write in /proc/speakcli-out" in lines[0] and "--out-dir" in lines[0]

@@ -35,6 +35,7 @@ class Hint:
     EVENTS_PATH = "events_path"  # write events somewhere else
     OUTPUT_DIR = "output_dir"  # write output files to another folder
     NAME_TEMPLATE = "name_template"  # fix the output name template
+    GIVE_TEXT = "give_text"  # give some text to speak
 
 
 class SpeakError(Exception):
@@ -64,7 +65,7 @@ class EmptyTextError(UsageError):
     code = "empty_text"
 
     def __init__(self, where: str = "the input") -> None:
-        super().__init__(f"{where} has no text to speak; pass TEXT, or pipe text on stdin")
+        super().__init__(f"{where} has no text to speak", hint=Hint.GIVE_TEXT)
 
 
 class NothingToSayError(UsageError):

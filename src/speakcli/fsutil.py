@@ -22,11 +22,6 @@ def temp_name(name: str) -> str:
     return f".{short}.{secrets.token_hex(4)}{PART_SUFFIX}"
 
 
-def is_temp_name(name: str) -> bool:
-    """Whether `name` looks like a temp file `atomic_write` leaves behind when its process is killed."""
-    return name.startswith(".") and name.endswith(PART_SUFFIX)
-
-
 def atomic_write(path: Path, data: bytes, fsync: bool = True) -> None:
     """Replace `path` with `data` in one step; `fsync` also survives power loss, not just a killed process.
 

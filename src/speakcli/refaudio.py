@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from speakcli.errors import VoiceError
+from speakcli.errors import OutputError, VoiceError
 
 MIN_TOTAL_SECONDS = 2.0
 SILENCE_PEAK = 1e-3
@@ -87,17 +87,25 @@ def store_used_part(src: Path, dest: Path, seconds: float) -> None:
             fmt, subtype = "FLAC", "PCM_16" if fh.subtype in ("PCM_16", "PCM_S8", "PCM_U8") else "PCM_24"
         else:
             fmt, subtype = "WAV", "FLOAT"
+        writing = (sf.LibsndfileError, RuntimeError, OSError)
         try:
-            with sf.SoundFile(str(dest), "w", rate, channels, subtype, format=fmt) as sink:
-                done = 0
-                while done < want:
+            sink = sf.SoundFile(str(dest), "w", rate, channels, subtype, format=fmt)
+        except writing as exc:  # the voice's own folder: an output problem, not the clip's
+            raise OutputError(f"cannot write {dest} ({exc})") from None
+        with sink:
+            done = 0
+            while done < want:
+                try:
                     block = fh.read(min(_block_frames(fh.channels), want - done), dtype="float32", always_2d=True)
-                    if len(block) == 0:
-                        break
+                except (sf.LibsndfileError, RuntimeError) as exc:
+                    raise VoiceError(f"cannot read {src} as audio ({exc}); the file is damaged") from None
+                if len(block) == 0:
+                    break
+                try:
                     sink.write(np.clip(block, -1.0, 1.0))
-                    done += len(block)
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise VoiceError(f"cannot read {src} as audio ({exc}); the file is damaged") from None
+                except writing as exc:
+                    raise OutputError(f"cannot write {dest} ({exc})") from None
+                done += len(block)
 
 
 @dataclass

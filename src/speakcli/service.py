@@ -93,10 +93,6 @@ class SpeechService:
         self.worker = SynthesisWorker(self.engine)
         self.library = VoiceLibrary(settings.voices_dir)
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SpeechService:
-        return cls(settings)
-
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def close(self, timeout: float | None = 5) -> None:
         """Stop after the job in progress; queued jobs fail. Idempotent."""

@@ -59,7 +59,9 @@ class Settings:
         return self
 
 
-def _convert(name: str, raw: Any, kind: str, source: str) -> Any:
+def _convert(name: str, raw: Any, kind: str, source: str | None) -> Any:
+    """`raw` as the field's type; `source` (an env var or the config file) is named in the error, a front end's
+    own value (a flag, a request field) is named by its setting."""
     if raw is None:
         return None
     try:
@@ -69,7 +71,8 @@ def _convert(name: str, raw: Any, kind: str, source: str) -> Any:
             return Path(os.path.expanduser(str(raw)))
         return str(raw)
     except (TypeError, ValueError):
-        raise UsageError(f"{source}: {name} = {raw!r} is not a valid {kind.split('|')[0].strip()}") from None
+        where = f"{source}: " if source else ""
+        raise UsageError(f"{where}{name} = {raw!r} is not a valid {kind.split('|')[0].strip()}") from None
 
 
 def read_config(path: Path) -> dict[str, Any]:
@@ -105,7 +108,7 @@ def load_settings(
         kind = str(f.type)
         env_name = f.metadata["env"]
         if flags.get(f.name) is not None:
-            values[f.name] = _convert(f.name, flags[f.name], kind, f"--{f.name.replace('_', '-')}")
+            values[f.name] = _convert(f.name, flags[f.name], kind, None)
         elif env.get(env_name):
             values[f.name] = _convert(f.name, env[env_name], kind, env_name)
         elif f.name in config:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -104,30 +105,39 @@ def run_batch(
     engine_id = f"{service.spec.name}:{service.spec.model_dir}"
     plan_outputs(items, out_dir, options.name_template, options.ext, engine_id, _key_settings(service, resolved))
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    clean_stale_parts(out_dir)  # this run owns the folder: temps left there are from a killed run
-    previous = {} if options.force else load_manifest(out_dir)
+    with _writing(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        clean_stale_parts(out_dir)  # this run owns the folder: temps left there are from a killed run
+        previous = {} if options.force else load_manifest(out_dir)
+        manifest = Manifest(out_dir)
     tasks = [Task(item, resolved.get(item.index), done_record(item, out_dir, previous)) for item in items]
-    manifest = Manifest(out_dir)
     summary = Summary(total=len(items))
     results: list[Result] = []
 
     def record(result: Result) -> None:
         results.append(result)
-        manifest.append(result)
+        with _writing(out_dir):
+            manifest.append(result)
         summary.add(result)
         on_result(result)
 
     started = time.monotonic()
+    finished = False
     try:
         (executor or LocalExecutor()).run(service, tasks, out_dir, record, stop)
         summary.interrupted = len(results) < len(tasks)
+        finished = True
     except KeyboardInterrupt:
         # Ctrl-C twice: the item in progress is dropped (its file is written whole or not at all); what is
         # done is kept, and the summary still comes.
-        summary.interrupted = True
+        summary.interrupted = finished = True
     finally:
-        summary.removed = manifest.close(items, results)
+        try:
+            with _writing(out_dir):
+                summary.removed = manifest.close(items, results)
+        except OutputError:
+            if finished:  # else the run's own error is the one to report
+                raise
         summary.wall_seconds = time.monotonic() - started
     results.sort(key=lambda r: r.index)  # an executor may finish items out of order
     if options.concat is not None and not summary.interrupted:
@@ -135,6 +145,15 @@ def run_batch(
         concat(made, options.concat, service.sample_rate, service.settings.pause)
         summary.concat = str(options.concat)
     return results, summary
+
+
+@contextlib.contextmanager
+def _writing(out_dir: Path) -> Iterator[None]:
+    """A failed write in the output folder (no permission, a full disk) is an output error, exit 6, not a crash."""
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError(f"cannot write in {out_dir} ({exc.strerror or exc})", hint=Hint.OUTPUT_DIR) from None
 
 
 def _to_make(item: Item) -> bool:

@@ -51,6 +51,7 @@ def clone(
     spoken = read_text(text) if text is not None else None
     service = open_service(settings)
     announce(service, quiet)
+    service.cloner  # noqa: B018 - "this engine cannot clone" comes before any question about --text's language
     opts = service.options(stream=play_it) if spoken is not None else None
     result = service.clone(
         [p.expanduser() for p in references],

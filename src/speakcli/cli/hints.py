@@ -17,6 +17,7 @@ HINTS: dict[str, str] = {
     Hint.STATE_FILE: "give this one its own --state-file",
     Hint.EVENTS_PATH: "pass another --events path",
     Hint.OUTPUT_DIR: "pass another --output-dir",
+    Hint.GIVE_TEXT: "pass TEXT, or pipe text on stdin",
     Hint.NAME_TEMPLATE: "fix --name-template: use {slug}, {hash}, {index}, {source}",
 }
 # Where a command's flags differ from the usual words.
@@ -27,7 +28,7 @@ COMMAND_HINTS: dict[tuple[str, str], str] = {
         Hint.OUTPUT_DEVICE,
     ): "pick one with --output-device (see `speakcli info`), or run with --no-play --output-dir DIR",
     ("batch", Hint.FORCE): "rerun the batch with --force",
-    ("batch", Hint.OUTPUT_DIR): "--out-dir needs a folder",
+    ("batch", Hint.OUTPUT_DIR): "pass another --out-dir (a folder you can write)",
 }
 
 

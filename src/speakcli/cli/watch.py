@@ -129,14 +129,19 @@ def watch(
             output_dir=output_dir,
             state_file=None if no_state else (state_file or default_state_file(target)),
         )
-        daemon = WatchDaemon(
-            target,
-            lambda text: speaker.speak(text, chosen, opts),
-            speaker.sample_rate,
-            options,
-            player=player,
-            events=log,
-        )
+        try:
+            daemon = WatchDaemon(
+                target,
+                lambda text: speaker.speak(text, chosen, opts),
+                speaker.sample_rate,
+                options,
+                player=player,
+                events=log,
+            )
+        except BaseException:  # e.g. another daemon holds the state file: the player opened above is ours to close
+            if player is not None:
+                player.close(drain=False)
+            raise
         first_signal: list[int] = []
 
         def on_signal(signum: int, frame: Any) -> None:
@@ -150,7 +155,12 @@ def watch(
             if not quiet and events != "-":
                 what = "folder" if target.is_dir() else "file"
                 print(f"speakcli: watching {what} {target}; Ctrl-C to stop", file=sys.stderr)
-            daemon.start()
+            try:
+                daemon.start()
+            except BaseException:  # a start that fails half way releases what it took (lock, observer, player)
+                daemon.abort()
+                daemon.join(5)
+                raise
             _wait(daemon, quiet or events == "-")
         finally:
             for s, handler in previous.items():

@@ -73,32 +73,21 @@ def choose_engine(settings: Settings) -> EngineSpec:
     return EngineSpec("piper", note=f"piper (bundled voice en_US-joe-medium): {why}")
 
 
-@dataclass(frozen=True)
-class EngineInfo:
-    """A registered engine: its factory, and what it can do, known without importing it."""
-
-    name: str
-    factory: Callable[[EngineSpec], Engine]
-    capabilities: Capabilities
+# Engine name -> factory. Each engine class declares its own Capabilities; nothing is inferred from its name.
+_REGISTRY: dict[str, Callable[[EngineSpec], Engine]] = {}
 
 
-_REGISTRY: dict[str, EngineInfo] = {}
-
-
-def register(name: str, factory: Callable[[EngineSpec], Engine], capabilities: Capabilities) -> None:
-    _REGISTRY[name] = EngineInfo(name, factory, capabilities)
-
-
-def engine_info(name: str) -> EngineInfo:
-    info = _REGISTRY.get(name)
-    if info is None:
-        raise ModelError(f"unknown engine {name!r}; known: {', '.join(sorted(_REGISTRY))}")
-    return info
+def register(name: str, factory: Callable[[EngineSpec], Engine]) -> None:
+    """Make `--engine NAME` build engines with `factory` (imported lazily, so choosing one costs nothing)."""
+    _REGISTRY[name] = factory
 
 
 def create_engine(spec: EngineSpec) -> Engine:
     """A new, not yet loaded engine for `spec`; its owner (a SpeechService) drives it from one worker thread."""
-    return engine_info(spec.name).factory(spec)
+    factory = _REGISTRY.get(spec.name)
+    if factory is None:
+        raise ModelError(f"unknown engine {spec.name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    return factory(spec)
 
 
 def cloning_engine(engine: Engine) -> CloningEngine | None:
@@ -121,5 +110,5 @@ def _xtts(spec: EngineSpec) -> Engine:
     return XttsEngine(spec.model_dir, device=spec.device, cache=cache)
 
 
-register("piper", _piper, Capabilities())
-register("xtts", _xtts, Capabilities(cloning=True, streaming=True, builtin_speakers=True))
+register("piper", _piper)
+register("xtts", _xtts)
