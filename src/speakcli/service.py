@@ -189,8 +189,9 @@ class SpeechService:
             self.library.check_new(name, force)
         max_seconds = cloner.max_reference_seconds()
         report = check_references(list(references), max_seconds)
-        for warning in report.warnings if on_warning else ():
-            on_warning(warning)  # type: ignore[misc]
+        if on_warning is not None:
+            for warning in report.warnings:
+                on_warning(warning)
         if name is None:
             voice = Voice(name="reference", clips=tuple(c.path.resolve() for c in report.clips))
             status = self.worker.call(lambda e: cloning_engine(e).ensure_latents(voice))  # type: ignore[union-attr]
