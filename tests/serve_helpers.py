@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from speakcli.serving import Gateway, Limits
 from speakcli.service import SpeechService
+from speakcli.serving import Gateway, Limits
 from speakcli.settings import load_settings
 from speakcli.web.server import HttpServer
 from speakcli.worker import Job

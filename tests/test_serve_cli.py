@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -81,33 +80,29 @@ def test_binding_beyond_loopback_without_a_key_warns() -> None:
 
 
 @pytest.mark.xtts
-def test_clone_voice_upload_then_speak_with_it_on_tiny_xtts(tiny_xtts_dir: Path, tmp_path: Path) -> None:
+def test_clone_voice_upload_then_speak_with_it_on_tiny_xtts(
+    tiny_xtts_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     clip = write_clip(tmp_path / "me.wav")
-    env_key = "SPEAKCLI_XTTS_DIR"
-    os.environ[env_key] = str(tiny_xtts_dir)
-    try:
-        with serve_process() as (proc, url, lines), httpx.Client(base_url=url, timeout=120) as client:
-            assert client.get("/v1/info").json()["engine"] == "xtts"
-            files = [("files", ("me.wav", clip.read_bytes(), "audio/wav"))]
-            r = client.post("/v1/clone-voice", data={"name": "me", "language": "en"}, files=files)
-            assert r.status_code == 201, r.text
-            assert r.json()["name"] == "me" and r.json()["latents"] == "computed"
-            again = client.post("/v1/clone-voice", data={"name": "me"}, files=files)
-            assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
-            bad = client.post("/v1/clone-voice", data={"name": "../x"}, files=files)
-            assert bad.status_code == 400
-            noise = client.post("/v1/clone-voice", data={"name": "junk"}, files=[("files", ("a.wav", b"not audio"))])
-            assert noise.status_code == 400 and noise.json()["error"]["code"] == "voice"
-            spoken = client.post("/v1/synthesize", json={"text": "Hello in my voice.", "voice": "me"})
-            assert spoken.status_code == 200 and decode(spoken.content)[1] == 24000
-            with_text = client.post(
-                "/v1/clone-voice", data={"name": "me2", "text": "Straight away."}, files=files
-            )
-            assert with_text.status_code == 200 and decode(with_text.content)[1] == 24000
-            pre = client.post("/v1/precompute-embeddings", json={"voices": ["me", "me2"]}).json()["voices"]
-            assert [(v["voice"], v["status"]) for v in pre] == [("me", "cached"), ("me2", "cached")]
-            assert "me" in [v["name"] for v in client.get("/v1/voices").json()["voices"]]
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(30) == 0
-    finally:
-        del os.environ[env_key]
+    monkeypatch.setenv("SPEAKCLI_XTTS_DIR", str(tiny_xtts_dir))
+    with serve_process() as (proc, url, _lines), httpx.Client(base_url=url, timeout=120) as client:
+        assert client.get("/v1/info").json()["engine"] == "xtts"
+        files = [("files", ("me.wav", clip.read_bytes(), "audio/wav"))]
+        r = client.post("/v1/clone-voice", data={"name": "me", "language": "en"}, files=files)
+        assert r.status_code == 201, r.text
+        assert r.json()["name"] == "me" and r.json()["latents"] == "computed"
+        again = client.post("/v1/clone-voice", data={"name": "me"}, files=files)
+        assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
+        bad = client.post("/v1/clone-voice", data={"name": "../x"}, files=files)
+        assert bad.status_code == 400
+        noise = client.post("/v1/clone-voice", data={"name": "junk"}, files=[("files", ("a.wav", b"not audio"))])
+        assert noise.status_code == 400 and noise.json()["error"]["code"] == "voice"
+        spoken = client.post("/v1/synthesize", json={"text": "Hello in my voice.", "voice": "me"})
+        assert spoken.status_code == 200 and decode(spoken.content)[1] == 24000
+        with_text = client.post("/v1/clone-voice", data={"name": "me2", "text": "Straight away."}, files=files)
+        assert with_text.status_code == 200 and decode(with_text.content)[1] == 24000
+        pre = client.post("/v1/precompute-embeddings", json={"voices": ["me", "me2"]}).json()["voices"]
+        assert [(v["voice"], v["status"]) for v in pre] == [("me", "cached"), ("me2", "cached")]
+        assert "me" in [v["name"] for v in client.get("/v1/voices").json()["voices"]]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
