@@ -14,7 +14,7 @@ import pytest
 from serve_helpers import reference, serving
 from speakcli.engines import choose_engine
 from speakcli.errors import VoiceError
-from speakcli.remote import Advert, Unavailable, adverts_dir, advertise, find_server, speak_remote, warm_server
+from speakcli.remote import Advert, Unavailable, advertise, adverts_dir, find_server, speak_remote, warm_server
 from speakcli.settings import load_settings
 
 
