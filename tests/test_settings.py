@@ -84,7 +84,7 @@ def test_speakcli_config_names_the_file_and_must_exist(tmp_path: Path) -> None:
 
 
 def test_resolve_settings_reports_every_problem_and_falls_through_to_the_next_source(tmp_path: Path) -> None:
-    cfg = _config(tmp_path, 'speed = 1.5\nlanguage = 4\nbogus = 1\npause = 0.5\n')
+    cfg = _config(tmp_path, "speed = 1.5\nlanguage = 4\nbogus = 1\npause = 0.5\n")
     settings, problems = resolve_settings({}, env={"SPEAKCLI_SPEED": "fast"}, config_path=cfg)
     assert settings.speed == 1.5  # the bad env var is skipped: the config decides
     assert settings.language == "en"  # the bad config value is skipped: the default decides

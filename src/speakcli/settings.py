@@ -7,14 +7,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import tomllib
 
 from speakcli import dirs
 from speakcli.errors import UsageError
 
-ENGINES = ("auto", "xtts", "piper")
+EngineName = Literal["auto", "xtts", "piper"]
+ENGINES: tuple[str, ...] = get_args(EngineName)
 CONFIG_ENV = "SPEAKCLI_CONFIG"
 _DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
