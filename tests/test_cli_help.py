@@ -380,3 +380,22 @@ def test_completion_imports_no_model_library(isolated_env: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "marvin" in result.stdout.split()
     assert result.stderr.strip().endswith("HEAVY="), result.stderr
+
+
+# -- documentation -----------------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_commands_exist_and_tool_installs_are_documented() -> None:
+    import tomllib
+
+    readme = (ROOT / "README.md").read_text()
+    setup = readme.split("## Set-up", 1)[1].split("\n## ", 1)[0]
+    assert "pipx install ." in setup and "uv tool install ." in setup
+    commands = set(_commands())
+    blocks = re.findall(r"```sh\n(.*?)```", readme, flags=re.S)
+    used = set(re.findall(r"(?:^|\| )speakcli ([a-z][a-z-]*)", "\n".join(blocks), flags=re.M))
+    assert used and used <= commands, used - commands
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert any(d.startswith("platformdirs") for d in deps)  # speakcli.dirs imports it

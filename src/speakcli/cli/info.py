@@ -44,7 +44,7 @@ def info(
         return
     table = Table(show_header=False, box=None)
     table.add_column(style="bold")
-    table.add_column()
+    table.add_column(overflow="fold")  # whole paths, folded: never cut with "..."
     table.add_row("python", report["python"])
     for name, version in report["packages"].items():
         table.add_row(name, version or "not installed")
