@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from speakcli import __version__
-from speakcli.cli import batch, clone, devices, download, info, languages, precompute, say, voices, watch
+from speakcli.cli import batch, clone, devices, download, info, languages, precompute, say, serve, voices, watch
 from speakcli.cli import options as o
 from speakcli.cli.command import SpeakGroup, SpeakTyper
 from speakcli.cli.scope import command_scope
@@ -66,6 +66,7 @@ app.command("clone", epilog=clone.EXAMPLES)(clone.clone)
 app.command("voices", epilog=voices.EXAMPLES)(voices.voices)
 app.command("precompute", epilog=precompute.EXAMPLES)(precompute.precompute)
 app.command("watch", epilog=watch.EXAMPLES)(watch.watch)
+app.command("serve", epilog=serve.EXAMPLES)(serve.serve)
 app.command("languages", epilog=languages.EXAMPLES)(languages.languages)
 app.command("devices", epilog=devices.EXAMPLES)(devices.devices)
 app.command("info", epilog=info.EXAMPLES)(info.info)

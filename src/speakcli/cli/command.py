@@ -69,6 +69,8 @@ class SpeakCommand(TyperCommand):
             if param.metavar is None:
                 param.metavar = _fallback_metavar(param)
             _with_choices(param)
+            if isinstance(param, TyperOption) and param.envvar:
+                param.show_envvar = True  # an option Typer reads from the environment says which variable
 
     def get_short_help_str(self, limit: int = 45) -> str:
         # click cuts the summary to fit the command list, mid-sentence with "..."; the list wraps it instead.
@@ -94,7 +96,8 @@ class SpeakCommand(TyperCommand):
                 name = (param.metavar or (param.name or "ARG").upper()) + ("..." if param.nargs != 1 else "")
                 arguments.append((name, record[1]))
             else:
-                options.append(record)
+                # Typer writes "[env var: X; ...]"; the settings' options write "[env: X; ...]": one spelling.
+                options.append((record[0], record[1].replace("[env var: ", "[env: ")))
         if arguments:
             with formatter.section("Arguments"):
                 formatter.write_dl(arguments)
