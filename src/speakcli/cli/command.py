@@ -69,8 +69,6 @@ class SpeakCommand(TyperCommand):
             if param.metavar is None:
                 param.metavar = _fallback_metavar(param)
             _with_choices(param)
-            if isinstance(param, TyperOption) and param.envvar:
-                param.show_envvar = True  # an option Typer reads from the environment says which variable
 
     def get_short_help_str(self, limit: int = 45) -> str:
         # click cuts the summary to fit the command list, mid-sentence with "..."; the list wraps it instead.
