@@ -37,7 +37,7 @@ def batch(
             "A name with {index} changes when lines are inserted, and resume then re-makes those items.",
         ),
     ] = "{slug}-{hash}",
-    format_out: Annotated[str, typer.Option("--format-out", help="wav, flac or ogg.")] = "wav",
+    format_out: Annotated[str, typer.Option("--format-out", help="wav, flac, ogg, opus, mp3 or pcm.")] = "wav",
     concat_out: Annotated[
         Path | None, typer.Option("--concat", help="Also join all items into this file.", show_default=False)
     ] = None,
@@ -57,7 +57,7 @@ def batch(
 ) -> int:
     """Speak many items in one run: one line, paragraph or file each, or JSONL/CSV rows; resumable."""
     from speakcli.batch import BatchOptions, check_batch, read_items, run_batch
-    from speakcli.cli.common import announce
+    from speakcli.cli.common import announce, format_named
     from speakcli.cli.scope import open_service
     from speakcli.errors import ExitStatus, UsageError
     from speakcli.settings import load_settings
@@ -66,8 +66,7 @@ def batch(
         raise UsageError(f"--split {split!r}: use line, paragraph or file")
     if input_format not in ("auto", "text", "jsonl", "csv"):
         raise UsageError(f"--format {input_format!r}: use auto, text, jsonl or csv")
-    if format_out not in ("wav", "flac", "ogg"):
-        raise UsageError(f"--format-out {format_out!r}: use wav, flac or ogg")
+    format_out = format_named(format_out, "--format-out").name  # raw is pcm
     if not inputs:
         if sys.stdin.isatty():
             raise UsageError(

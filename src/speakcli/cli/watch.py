@@ -32,6 +32,9 @@ def watch(
     output_dir: Annotated[
         Path | None, typer.Option("--output-dir", help="Also write each line as DIR/<seq>-<slug>.wav.")
     ] = None,
+    format_out: Annotated[
+        str, typer.Option("--format-out", help="--output-dir files: wav, flac, ogg, opus, mp3 or pcm.")
+    ] = "wav",
     output_device: o.OutputDevice = None,
     encoding: Annotated[str, typer.Option("--encoding", help="Text encoding (UTF-8 or a single-byte one).")] = "utf-8",
     pattern: Annotated[str, typer.Option("--pattern", help="Files to follow in a folder.")] = "*.txt",
@@ -63,7 +66,7 @@ def watch(
     import re
 
     from speakcli.audio.playback import StreamPlayer
-    from speakcli.cli.common import announce
+    from speakcli.cli.common import announce, format_named
     from speakcli.cli.scope import open_service
     from speakcli.errors import ExitStatus, UsageError
     from speakcli.settings import load_settings
@@ -81,6 +84,7 @@ def watch(
         raise UsageError(f"--long-lines {long_lines!r}: use split or truncate")
     if overflow not in ("block", "drop-oldest", "drop-newest"):
         raise UsageError(f"--overflow {overflow!r}: use block, drop-oldest or drop-newest")
+    out_format = format_named(format_out, "--format-out").name
     if not play and output_dir is None:
         raise UsageError("--no-play needs --output-dir DIR, or nothing would come out")
     if skip_regex is not None:
@@ -127,6 +131,7 @@ def watch(
             pause=settings.pause,
             drain=drain,
             output_dir=output_dir,
+            output_format=out_format,
             state_file=None if no_state else (state_file or default_state_file(target)),
         )
         try:
