@@ -24,7 +24,11 @@ IMPORT_PROBE = """
 import sys
 from speakcli.cli import main
 rc = main(sys.argv[1:])
-heavy = sorted(m for m in ("torch", "TTS", "torchaudio", "transformers", "piper", "onnxruntime") if m in sys.modules)
+heavy = sorted(
+    m
+    for m in ("torch", "TTS", "torchaudio", "transformers", "piper", "onnxruntime", "fastapi", "uvicorn", "ray")
+    if m in sys.modules
+)
 print("HEAVY=" + ",".join(heavy), file=sys.stderr)
 raise SystemExit(rc)
 """
@@ -36,6 +40,8 @@ raise SystemExit(rc)
         (["--help"], 0),
         (["say", "--help"], 0),
         (["info", "--help"], 0),
+        (["serve", "--help"], 0),
+        (["serve", "--port", "http"], 2),
         (["--version"], 0),
         (["say", "--bogus"], 2),
         (["say", "hi", "--speed", "fast"], 2),

@@ -93,6 +93,14 @@ def render(
             on_progress(done, total)
 
 
+def check_speakable(text: str, where: str = "the input") -> None:
+    """Raise a usage error for text with nothing to say, before any work is queued."""
+    if not text.strip():
+        raise EmptyTextError(where)
+    if not has_speech(text):
+        raise NothingToSayError(where)
+
+
 def utterance(engine: Engine, text: str, voice: Voice | None, options: SynthesisOptions) -> Iterator[np.ndarray]:
     """Audio for plain `text`: split to the engine's limit, a short fade at each sentence's ends, pauses between."""
     yield from render(engine, script(engine, plain(text), options), voice, options)
@@ -174,9 +182,14 @@ class SpeechService:
 
     def voice(self, spec: str | None = None) -> Voice | None:
         """Resolve a voice name, speaker or clip path (or the settings' voice) to what the engine will use."""
-        voice = self.library.resolve(spec if spec is not None else self.settings.voice)
+        spec = spec if spec is not None else self.settings.voice
+        voice = self.library.resolve(spec)
         if voice is None and self.engine.capabilities.cloning:
             voice = self.library.default()  # a cloning engine speaks with the bundled reference by default
+        elif voice is not None and voice.is_clone and not self.engine.capabilities.cloning and spec == voice.name:
+            # A library voice's name, on an engine that cannot clone: the name of one of its own speakers
+            # (the bundled voice "joe" is both Piper's voice and a reference clip for XTTS).
+            voice = Voice(name=voice.name, speaker=voice.name)
         self.engine.check_voice(voice)
         return voice
 
@@ -185,6 +198,7 @@ class SpeechService:
         text: str | Plan,
         voice: Voice | None,
         options: SynthesisOptions,
+        notify: Callable[[], None] | None = None,
         *,
         ssml: bool | None = None,
         on_progress: ProgressCallback | None = None,
@@ -192,12 +206,13 @@ class SpeechService:
         """Queue `text` on the worker; iterate the job for audio chunks as they are made, cancel it to stop.
 
         `text` is read as SSML when `ssml` is true, or when it is None and the text starts with `<speak>`;
-        a `Plan` is spoken as it is. `on_progress(done, total)` is called from the worker thread: with 0 once
-        the engine is loaded, then after each sentence.
+        a `Plan` is spoken as it is. `notify` is called on the worker thread whenever the job has something new
+        (see `Job.take`); `on_progress(done, total)` too: with 0 once the engine is loaded, then after each
+        sentence.
         """
         plan = text if isinstance(text, Plan) else speech_plan(text, ssml)
         pieces = script(self.engine, plan, options)  # empty text fails here, before anything is queued
-        return self.worker.submit(lambda engine: render(engine, pieces, voice, options, on_progress))
+        return self.worker.submit(lambda engine: render(engine, pieces, voice, options, on_progress), notify)
 
     # -- voices ------------------------------------------------------------------------------------------------
     @property
@@ -205,7 +220,11 @@ class SpeechService:
         """The engine as a cloning engine, or a model error saying this engine cannot clone."""
         engine = cloning_engine(self.engine)
         if engine is None:
-            raise ModelError(f"cloning needs an XTTS model, and this run uses {self.spec.note}", hint=Hint.MODEL_DIR)
+            raise ModelError(
+                f"cloning needs an XTTS model, and this run uses {self.spec.note}",
+                hint=Hint.MODEL_DIR,
+                code="cannot_clone",
+            )
         return engine
 
     def voices(self) -> list[VoiceInfo]:

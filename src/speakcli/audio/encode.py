@@ -61,17 +61,23 @@ def output_rate(fmt: AudioFormat, rate: int) -> int:
     return rate
 
 
+def pcm16_samples(audio: np.ndarray) -> np.ndarray:
+    """Float samples as 16-bit integers: the one quantisation every format here uses."""
+    clipped = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
+    return np.round(clipped * 32767.0).astype("<i2")
+
+
 def pcm16(audio: np.ndarray) -> bytes:
     """Float samples as 16-bit signed little-endian PCM."""
-    clipped = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
-    return (np.round(clipped * 32767.0)).astype("<i2").tobytes()
+    return pcm16_samples(audio).tobytes()
 
 
-def wav_stream_header(rate: int) -> bytes:
-    """A 16-bit mono WAV header whose sizes say "unknown length", for audio sent while it is made."""
-    unknown = 0xFFFFFFFF
+def wav_header(rate: int, data_bytes: int | None = None) -> bytes:
+    """A 16-bit mono WAV header; without `data_bytes` its sizes say "unknown length", for audio sent as it is made."""
+    data_size = 0xFFFFFFFF if data_bytes is None else data_bytes
+    riff_size = 0xFFFFFFFF if data_bytes is None else 36 + data_bytes
     fmt_chunk = struct.pack("<4sIHHIIHH", b"fmt ", 16, 1, 1, rate, rate * 2, 2, 16)
-    return struct.pack("<4sI4s", b"RIFF", unknown, b"WAVE") + fmt_chunk + struct.pack("<4sI", b"data", unknown)
+    return struct.pack("<4sI4s", b"RIFF", riff_size, b"WAVE") + fmt_chunk + struct.pack("<4sI", b"data", data_size)
 
 
 class Resampler:
@@ -192,7 +198,7 @@ class StreamEncoder:
         if fmt.container is None:
             return pcm16(audio)
         if fmt.name == "wav":
-            head = b"" if self._started else wav_stream_header(self.rate)
+            head = b"" if self._started else wav_header(self.rate)
             self._started = True
             return head + pcm16(audio)
         if not fmt.streams:
@@ -232,13 +238,15 @@ class StreamEncoder:
 
 def encode(audio: np.ndarray, rate: int, fmt: AudioFormat) -> bytes:
     """`audio` (mono float at `rate`) as a whole file in `fmt`; WAV and FLAC get exact lengths in their headers."""
-    import soundfile as sf
-
     if fmt.container in ("WAV", "FLAC"):
         out_rate = output_rate(fmt, rate)
-        samples = np.clip(resample(audio, rate, out_rate), -1.0, 1.0)
+        samples = pcm16_samples(resample(audio, rate, out_rate))
+        if fmt.container == "WAV":
+            return wav_header(out_rate, samples.nbytes) + samples.tobytes()
+        import soundfile as sf
+
         buf = io.BytesIO()
-        sf.write(buf, samples, out_rate, format=fmt.container, subtype=fmt.subtype)
+        sf.write(buf, samples, out_rate, format=fmt.container, subtype=fmt.subtype)  # int16 in: no rescaling
         return buf.getvalue()
     enc = StreamEncoder(fmt, rate)
     return enc.feed(audio) + enc.finish()
