@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -63,6 +64,7 @@ def serve(
 
         raise UsageError("serve needs the server extra: pip install 'speakcli[serve]'") from None
     from speakcli.cli.scope import open_service
+    from speakcli.remote import Advert, advertise, withdraw
     from speakcli.serving import Gateway, Limits
     from speakcli.web.server import HttpServer, is_loopback
 
@@ -70,6 +72,7 @@ def serve(
     # this handler after its own graceful shutdown and raises the signal again, which lands here.
     signal.signal(signal.SIGTERM, _exit_quietly)
     service = open_service(settings)
+    adverts: list[Path] = []
     gateway = Gateway(service, Limits(max_queue=max_queue, max_text=max_text))
     try:
         server = HttpServer(gateway, host, port, api_key, cors or ())
@@ -83,6 +86,11 @@ def serve(
         service.worker.call(lambda engine: None)  # load the model now, not on the first request
 
         def listening() -> None:
+            if is_loopback(host):  # a one-off `say` on this machine may now use this server's model
+                try:
+                    adverts.append(advertise(Advert.of(server.url, service.spec, settings, bool(api_key))))
+                except OSError as exc:
+                    print(f"speakcli: warning: cannot advertise to say ({exc})", file=sys.stderr)
             if not quiet:
                 print(f"speakcli: serving on {server.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
 
@@ -91,6 +99,8 @@ def serve(
         if exc.code not in (0, None):
             raise
     finally:
+        for path in adverts:
+            withdraw(path)
         gateway.close()
     if not quiet:
         print("speakcli: stopped", file=sys.stderr)
