@@ -109,6 +109,8 @@ def emit(
                 collected.append(chunk)
         if stream is not None:
             stream.finish()
+        if progress is not None:
+            progress.stop()  # before anything else is printed
     except BaseException:
         job.cancel()
         if player is not None:

@@ -42,14 +42,22 @@ class SpeakProgress:
 
     def sentence(self, done: int, total: int) -> None:
         """`done` of `total` sentences are made; 0 means the model is loaded and synthesis starts."""
-        if self._bar is not None:
-            self._bar.update(self._task, description="speaking", completed=done, total=total)
+        bar = self._bar  # read once: the consumer's thread may stop it meanwhile
+        if bar is not None:
+            bar.update(self._task, description="speaking", completed=done, total=total)
 
     def audio(self, seconds: float) -> None:
         """`seconds` more audio has been made."""
         self._seconds += seconds
-        if self._bar is not None:
-            self._bar.update(self._task, seconds=self._seconds)
+        bar = self._bar
+        if bar is not None:
+            bar.update(self._task, seconds=self._seconds)
+
+    def stop(self) -> None:
+        """Clear the line, so what is printed next is not drawn over. Idempotent."""
+        bar, self._bar = self._bar, None
+        if bar is not None:
+            bar.stop()
 
     def __enter__(self) -> SpeakProgress:
         if self._bar is not None:
@@ -59,5 +67,4 @@ class SpeakProgress:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._bar is not None:
-            self._bar.stop()
+        self.stop()

@@ -88,6 +88,7 @@ def say(
     # Streaming only pays off when someone is listening, or reading stdout as it comes.
     opts = service.options(stream=play or str(out) == "-")
     voice_used = service.voice()
-    with SpeakProgress(service.engine.name, quiet) as progress:
-        job = service.speak(text, voice_used, opts, ssml=ssml or None, on_progress=progress.sentence)
+    progress = SpeakProgress(service.engine.name, quiet)
+    job = service.speak(text, voice_used, opts, ssml=ssml or None, on_progress=progress.sentence)  # may warn: first
+    with progress:
         emit(service, job, out, play, quiet, fmt, progress)
