@@ -65,9 +65,15 @@ def script(engine: Engine, plan: Plan, options: SynthesisOptions) -> list[Piece]
             pieces.append(Piece(sentence, speed))
             gap_due = True
     if not any(p.text is not None for p in pieces):
-        has_text = any(isinstance(p, Span) and p.text.strip() for p in plan.parts)
-        raise NothingToSayError() if has_text else EmptyTextError()
+        check_plan(plan)
     return pieces
+
+
+def check_plan(plan: Plan, where: str = "the input") -> None:
+    """Raise a usage error when no span of the plan has anything to say (cheap: no sentence splitting)."""
+    spans = [p.text for p in plan.parts if isinstance(p, Span)]
+    if not any(has_speech(t) for t in spans):
+        raise NothingToSayError(where) if any(t.strip() for t in spans) else EmptyTextError(where)
 
 
 def render(
@@ -211,8 +217,11 @@ class SpeechService:
         sentence.
         """
         plan = text if isinstance(text, Plan) else speech_plan(text, ssml)
-        pieces = script(self.engine, plan, options)  # empty text fails here, before anything is queued
-        return self.worker.submit(lambda engine: render(engine, pieces, voice, options, on_progress), notify)
+        check_plan(plan)  # empty text fails here, before anything is queued
+        # Split on the worker: long text takes a while, and the caller stays free to be interrupted.
+        return self.worker.submit(
+            lambda engine: render(engine, script(engine, plan, options), voice, options, on_progress), notify
+        )
 
     # -- voices ------------------------------------------------------------------------------------------------
     @property
