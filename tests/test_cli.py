@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from helpers import portaudio_available, run_cli
+from helpers import portaudio_available, read_pty, run_cli, screen_text, spawn_on_pty
 from speakcli.cli import main
 from speakcli.errors import ExitStatus
 
@@ -135,30 +135,29 @@ def test_existing_output_is_kept_without_force_and_replaced_with_it(tmp_path: Pa
     assert forced.returncode == 0 and sf.info(out).frames > 0
 
 
-def _long_say_under_way(out: Path, preexec_fn: Callable[[], object] | None = None) -> subprocess.Popen[bytes]:
-    """`say -` on a 400-sentence text to `out`, returned once synthesis is under way; its stderr is still open."""
+def _long_say_under_way(
+    out: Path, preexec_fn: Callable[[], object] | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """`say -` on a 400-sentence text to `out` with stderr on a terminal, returned once its progress shows
+    sentences made; returns the process and the terminal to read."""
     text = " ".join(f"This is sentence number {i} of a long text." for i in range(400))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "speakcli", "say", "-", "-o", str(out)],  # auto: prints which engine, then works
-        stdin=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        preexec_fn=preexec_fn,
+    proc, term = spawn_on_pty(
+        [sys.executable, "-m", "speakcli", "say", "-", "-o", str(out)], stdin=subprocess.PIPE, preexec_fn=preexec_fn
     )
-    assert proc.stdin and proc.stderr
+    assert proc.stdin
     proc.stdin.write(text.encode())
     proc.stdin.close()
-    assert b"using piper" in proc.stderr.readline()  # the engine is chosen; synthesis is under way
-    return proc
+    read_pty(term, until=b"/400")  # the model is loaded and sentences are being made
+    return proc, term
 
 
 @pytest.mark.slow
 def test_kill_during_synthesis_leaves_no_output_file(tmp_path: Path) -> None:
     out = tmp_path / "long.wav"
-    proc = _long_say_under_way(out)
-    assert proc.stderr
+    proc, term = _long_say_under_way(out)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    proc.stderr.close()
+    os.close(term)
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".long.wav")] == []
 
@@ -188,12 +187,13 @@ def _sigint_default() -> None:
 
 @pytest.mark.slow
 def test_ctrl_c_during_say_says_interrupted_and_leaves_no_file(tmp_path: Path) -> None:
-    proc = _long_say_under_way(tmp_path / "long.wav", preexec_fn=_sigint_default)
-    assert proc.stderr
+    proc, term = _long_say_under_way(tmp_path / "long.wav", preexec_fn=_sigint_default)
     proc.send_signal(signal.SIGINT)
-    rest = proc.stderr.read().decode()
+    rest = screen_text(read_pty(term))
+    os.close(term)
     assert proc.wait(timeout=30) == ExitStatus.INTERRUPTED
-    assert rest.strip().splitlines() == ["speakcli: interrupted"]
+    assert [ln for ln in rest.splitlines() if ln.startswith("speakcli")] == ["speakcli: interrupted"]
+    assert "Traceback" not in rest
     assert [p.name for p in tmp_path.iterdir() if p.name != "home"] == []
 
 

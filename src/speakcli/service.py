@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
@@ -24,22 +24,79 @@ from speakcli.errors import (
     VoiceError,
 )
 from speakcli.settings import Settings
+from speakcli.ssml import Pause, Plan, Span, plain, speech_plan
 from speakcli.text import base_language, has_speech, split_text
 from speakcli.voices import VoiceLibrary
 from speakcli.worker import Job, SynthesisWorker
 
+# Called from the worker thread: (sentences done, sentences in all); (0, n) once the engine is loaded and starts.
+ProgressCallback = Callable[[int, int], None]
 
-def utterance(engine: Engine, text: str, voice: Voice | None, options: SynthesisOptions) -> Iterator[np.ndarray]:
-    """Audio for `text`: split to the engine's limit, a short fade at each sentence's ends, pauses between."""
-    # A piece with no letter or digit ("...", "!!!") is not said: engines vocalise such pieces as noise.
-    parts = [p for p in split_text(text, options.language, engine.max_chars(options.language)) if has_speech(p)]
-    if not parts:
-        raise NothingToSayError() if text.strip() else EmptyTextError()
-    gap = np.zeros(round(options.pause * engine.sample_rate), dtype=np.float32)
-    for i, part in enumerate(parts):
-        if i and gap.size:
-            yield gap
-        yield from faded(engine.synthesize(part, voice, options), engine.sample_rate)
+
+@dataclass(frozen=True)
+class Piece:
+    """One step of an utterance: a sentence for the engine at `speed`, or `pause` seconds of silence."""
+
+    text: str | None = None
+    speed: float = 1.0
+    pause: float = 0.0
+
+
+def script(engine: Engine, plan: Plan, options: SynthesisOptions) -> list[Piece]:
+    """The plan as sentences that fit the engine, with `options.pause` between them unless the plan says otherwise.
+
+    Raises EmptyTextError or NothingToSayError when no piece has anything to say.
+    """
+    pieces: list[Piece] = []
+    gap_due = False  # a sentence came last: the next one is preceded by the usual pause
+    for part in plan.parts:
+        if isinstance(part, Pause):
+            if part.seconds > 0:
+                pieces.append(Piece(pause=part.seconds))
+            gap_due = False
+            continue
+        speed = min(4.0, max(0.25, options.speed * part.rate))
+        # A piece with no letter or digit ("...", "!!!") is not said: engines vocalise such pieces as noise.
+        for sentence in split_text(part.text, options.language, engine.max_chars(options.language)):
+            if not has_speech(sentence):
+                continue
+            if gap_due and options.pause > 0:
+                pieces.append(Piece(pause=options.pause))
+            pieces.append(Piece(sentence, speed))
+            gap_due = True
+    if not any(p.text is not None for p in pieces):
+        check_plan(plan)
+    return pieces
+
+
+def check_plan(plan: Plan, where: str = "the input") -> None:
+    """Raise a usage error when no span of the plan has anything to say (cheap: no sentence splitting)."""
+    spans = [p.text for p in plan.parts if isinstance(p, Span)]
+    if not any(has_speech(t) for t in spans):
+        raise NothingToSayError(where) if any(t.strip() for t in spans) else EmptyTextError(where)
+
+
+def render(
+    engine: Engine,
+    pieces: Sequence[Piece],
+    voice: Voice | None,
+    options: SynthesisOptions,
+    on_progress: ProgressCallback | None = None,
+) -> Iterator[np.ndarray]:
+    """Audio for the pieces: each sentence faded at its ends, silence for the pauses."""
+    total = sum(p.text is not None for p in pieces)
+    done = 0
+    if on_progress is not None:
+        on_progress(0, total)
+    for piece in pieces:
+        if piece.text is None:
+            yield np.zeros(round(piece.pause * engine.sample_rate), dtype=np.float32)
+            continue
+        opts = options if piece.speed == options.speed else replace(options, speed=piece.speed)
+        yield from faded(engine.synthesize(piece.text, voice, opts), engine.sample_rate)
+        done += 1
+        if on_progress is not None:
+            on_progress(done, total)
 
 
 def check_speakable(text: str, where: str = "the input") -> None:
@@ -48,6 +105,11 @@ def check_speakable(text: str, where: str = "the input") -> None:
         raise EmptyTextError(where)
     if not has_speech(text):
         raise NothingToSayError(where)
+
+
+def utterance(engine: Engine, text: str, voice: Voice | None, options: SynthesisOptions) -> Iterator[np.ndarray]:
+    """Audio for plain `text`: split to the engine's limit, a short fade at each sentence's ends, pauses between."""
+    yield from render(engine, script(engine, plain(text), options), voice, options)
 
 
 @dataclass
@@ -138,14 +200,28 @@ class SpeechService:
         return voice
 
     def speak(
-        self, text: str, voice: Voice | None, options: SynthesisOptions, notify: Callable[[], None] | None = None
+        self,
+        text: str | Plan,
+        voice: Voice | None,
+        options: SynthesisOptions,
+        notify: Callable[[], None] | None = None,
+        *,
+        ssml: bool | None = None,
+        on_progress: ProgressCallback | None = None,
     ) -> Job[np.ndarray]:
         """Queue `text` on the worker; iterate the job for audio chunks as they are made, cancel it to stop.
 
-        `notify` is called on the worker thread whenever the job has something new (see `Job.take`).
+        `text` is read as SSML when `ssml` is true, or when it is None and the text starts with `<speak>`;
+        a `Plan` is spoken as it is. `notify` is called on the worker thread whenever the job has something new
+        (see `Job.take`); `on_progress(done, total)` too: with 0 once the engine is loaded, then after each
+        sentence.
         """
-        check_speakable(text)
-        return self.worker.submit(lambda engine: utterance(engine, text, voice, options), notify)
+        plan = text if isinstance(text, Plan) else speech_plan(text, ssml)
+        check_plan(plan)  # empty text fails here, before anything is queued
+        # Split on the worker: long text takes a while, and the caller stays free to be interrupted.
+        return self.worker.submit(
+            lambda engine: render(engine, script(engine, plan, options), voice, options, on_progress), notify
+        )
 
     # -- voices ------------------------------------------------------------------------------------------------
     @property

@@ -78,7 +78,7 @@ def batch(
 ) -> int:
     """Speak many items in one run: one line, paragraph or file each, or JSONL/CSV rows; resumable."""
     from speakcli.batch import BatchOptions, check_batch, read_items, run_batch
-    from speakcli.cli.common import announce
+    from speakcli.cli.common import announce, format_named
     from speakcli.cli.scope import open_service
     from speakcli.errors import ExitStatus, UsageError
     from speakcli.settings import load_settings
@@ -87,15 +87,14 @@ def batch(
         raise UsageError(f"--split {split!r}: use line, paragraph or file")
     if input_format not in ("auto", "text", "jsonl", "csv"):
         raise UsageError(f"--format {input_format!r}: use auto, text, jsonl or csv")
-    if format_out not in ("wav", "flac", "ogg"):
-        raise UsageError(f"--format-out {format_out!r}: use wav, flac or ogg")
+    out_format = format_named(format_out, "--format-out").name  # raw is pcm
     if not inputs:
         if sys.stdin.isatty():
             raise UsageError(
                 "no input; pass files, or '-' with text on stdin (e.g. grep x log | speakcli batch - -o out/)"
             )
         inputs = ["-"]
-    options = BatchOptions(name_template, format_out, force, concat_out)
+    options = BatchOptions(name_template, out_format, force, concat_out)
     check_batch(out_dir, options)
     settings = load_settings(
         {

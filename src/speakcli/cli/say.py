@@ -51,11 +51,18 @@ def say(
         typer.Option(
             "--out",
             "-o",
-            help="Write audio here (.wav, .flac, .ogg; '-' = WAV to stdout).",
+            help="Write audio here (.wav, .flac, .ogg, .opus, .mp3, .pcm); '-' streams WAV to stdout.",
             metavar="FILE",
             show_default=False,
         ),
     ] = None,
+    fmt: Annotated[
+        o.AudioFormat | None,
+        typer.Option("--format", help="Encoding of -o (raw: 16-bit PCM); stdout's default is WAV.", show_default=False),
+    ] = None,
+    ssml: Annotated[
+        bool, typer.Option("--ssml", help="Read TEXT as SSML (automatic when it starts with <speak>).")
+    ] = False,
     play: Annotated[
         bool | None,
         typer.Option("--play/--no-play", help="Play the audio (default: when no --out).", show_default=False),
@@ -67,6 +74,7 @@ def say(
 ) -> None:
     """Speak TEXT (or stdin) with the default or a chosen voice: play it, or write it with -o."""
     from speakcli.cli.common import announce, check_outputs, emit
+    from speakcli.cli.progress import SpeakProgress
     from speakcli.cli.scope import open_service
     from speakcli.settings import load_settings
 
@@ -81,9 +89,14 @@ def say(
             "output_device": output_device,
         }
     )
-    play = check_outputs(out, play, force)
+    play = check_outputs(out, play, force, fmt)
     text = read_text(text)
     service = open_service(settings)
     announce(service, quiet)
-    opts = service.options(stream=play)  # streaming only pays off when someone is listening
-    emit(service, service.speak(text, service.voice(), opts), out, play, quiet)
+    # Streaming only pays off when someone is listening, or reading stdout as it comes.
+    opts = service.options(stream=play or str(out) == "-")
+    voice_used = service.voice()
+    progress = SpeakProgress(service.engine.name, quiet)
+    job = service.speak(text, voice_used, opts, ssml=ssml or None, on_progress=progress.sentence)  # may warn: first
+    with progress:
+        emit(service, job, out, play, quiet, fmt, progress)

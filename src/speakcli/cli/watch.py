@@ -41,8 +41,11 @@ def watch(
     play: Annotated[bool, typer.Option("--play/--no-play", help="Play each line.")] = True,
     output_dir: Annotated[
         Path | None,
-        typer.Option(*o.OUTPUT_DIR_DECLS, help="Also write each line as DIR/<seq>-<slug>.wav.", metavar="DIR"),
+        typer.Option(*o.OUTPUT_DIR_DECLS, help="Also write each line as DIR/<seq>-<slug>.<format>.", metavar="DIR"),
     ] = None,
+    format_out: Annotated[
+        o.AudioFormat, typer.Option("--format-out", help="Audio format of --output-dir files.")
+    ] = "wav",
     output_device: o.OutputDevice = None,
     encoding: Annotated[
         str, typer.Option("--encoding", help="Text encoding (UTF-8 or a single-byte one).", metavar="NAME")
@@ -97,7 +100,7 @@ def watch(
     import re
 
     from speakcli.audio.playback import StreamPlayer
-    from speakcli.cli.common import announce
+    from speakcli.cli.common import announce, format_named
     from speakcli.cli.scope import open_service
     from speakcli.errors import ExitStatus, UsageError
     from speakcli.settings import load_settings
@@ -115,6 +118,7 @@ def watch(
         raise UsageError(f"--long-lines {long_lines!r}: use split or truncate")
     if overflow not in ("block", "drop-oldest", "drop-newest"):
         raise UsageError(f"--overflow {overflow!r}: use block, drop-oldest or drop-newest")
+    out_format = format_named(format_out, "--format-out").name
     if not play and output_dir is None:
         raise UsageError("--no-play needs --output-dir DIR, or nothing would come out")
     if skip_regex is not None:
@@ -161,6 +165,7 @@ def watch(
             pause=settings.pause,
             drain=drain,
             output_dir=output_dir,
+            output_format=out_format,
             state_file=None if no_state else (state_file or default_state_file(target)),
         )
         try:

@@ -62,7 +62,11 @@ class WatchDaemon:
         self._error: BaseException | None = None
         self._error_lock = threading.Lock()
         self.warnings = Warnings()
-        self.folder_sink = FolderSink(options.output_dir, sample_rate, self.events) if options.output_dir else None
+        self.folder_sink = (
+            FolderSink(options.output_dir, sample_rate, self.events, options.output_format)
+            if options.output_dir
+            else None
+        )
         self.player_sink = (
             PlayerSink(player, sample_rate, options.pause, self.events, self._halt) if player is not None else None
         )

@@ -29,6 +29,7 @@ class WatchOptions:
     pause: float = 0.2
     drain: bool = False
     output_dir: Path | None = None
+    output_format: str = "wav"  # a name from speakcli.audio.encode.AUDIO_FORMATS
     state_file: Path | None = None
     use_watchdog: bool = True
     stop_grace: float = 5.0  # seconds a stop may take to finish the line in progress before its output is cut

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import re
 import threading
@@ -12,6 +11,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from speakcli.audio.encode import audio_format, encode
 from speakcli.batch import slug
 from speakcli.errors import Hint, OutputError
 from speakcli.fsutil import temp_name
@@ -79,12 +79,13 @@ class PlayerSink:
 
 
 class FolderSink:
-    """Writes each line as the next numbered WAV in a folder, never replacing a file; emits "written"."""
+    """Writes each line as the next numbered file in a folder (WAV, or `fmt`), never replacing one; emits "written"."""
 
-    def __init__(self, folder: Path, sample_rate: int, events: EventLog) -> None:
+    def __init__(self, folder: Path, sample_rate: int, events: EventLog, fmt: str = "wav") -> None:
         self.folder = folder
         self.sample_rate = sample_rate
         self.events = events
+        self.format = audio_format(fmt)
         self._file_no = 0  # the number of the last output file; continues the numbers already in the folder
 
     @staticmethod
@@ -122,16 +123,13 @@ class FolderSink:
         pass
 
     def _write(self, line: Line, audio: np.ndarray) -> Path:
-        """Write the line as the next numbered WAV; never replaces a file (an earlier run's, or another writer's)."""
-        import soundfile as sf
-
-        buf = io.BytesIO()
-        sf.write(buf, np.clip(audio, -1.0, 1.0), self.sample_rate, format="WAV", subtype="PCM_16")
+        """Write the line as the next numbered file; never replaces a file (an earlier run's, or another writer's)."""
+        data = encode(audio, self.sample_rate, self.format)
         while True:
             self._file_no += 1
-            out = self.folder / f"{self._file_no:06d}-{_file_slug(line.text)}.wav"
+            out = self.folder / f"{self._file_no:06d}-{_file_slug(line.text)}{self.format.extensions[0]}"
             try:
-                _write_new(out, buf.getvalue())
+                _write_new(out, data)
                 return out
             except FileExistsError:
                 continue

@@ -1,0 +1,165 @@
+"""SSML: the subset is read into text and pauses, tags are never spoken, and every front end gets it via the service."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import read, run_cli
+from speakcli.cli import main
+from speakcli.errors import ExitStatus, UsageError
+from speakcli.service import SpeechService
+from speakcli.settings import load_settings
+from speakcli.ssml import Pause, Plan, Span, is_ssml, parse, speech_plan
+from speakcli.testing import FakeEngine
+
+
+def _service(engine: FakeEngine, monkeypatch: pytest.MonkeyPatch) -> SpeechService:
+    from speakcli import engines
+
+    monkeypatch.setitem(engines._REGISTRY, "fake", lambda spec: engine)
+    return SpeechService(load_settings({"engine": "piper"}), engines.EngineSpec("fake"))
+
+
+def test_break_time_and_strength_become_pauses_between_spans() -> None:
+    plan = parse(
+        '<speak>Hello <break time="2s"/> there. <break time="250ms"/>Now<break/>and <break strength="x-strong"/> then</speak>'
+    )
+    assert plan.parts == [
+        Span("Hello"),
+        Pause(2.0),
+        Span("there."),
+        Pause(0.25),
+        Span("Now"),
+        Pause(0.5),
+        Span("and"),
+        Pause(1.0),
+        Span("then"),
+    ]
+
+
+def test_paragraphs_sentences_prosody_say_as_and_sub() -> None:
+    plan = parse(
+        '<?xml version="1.0"?><speak xmlns="http://www.w3.org/2001/10/synthesis" version="1.0">'
+        '<p><s>One.</s><s>Two</s></p><p>Three <prosody rate="x-slow">slowly <prosody rate="150%">fast</prosody>'
+        '</prosody> done, call <say-as interpret-as="characters">IBM</say-as> about '
+        '<say-as interpret-as="cardinal">1,234,567</say-as> <sub alias="World Wide Web">WWW</sub>.</p></speak>'
+    )
+    assert plan.parts == [
+        Span("One."),
+        Span("Two"),  # <s> ends a span: never joined to the next sentence
+        Pause(0.75),  # between paragraphs only, not after the last one
+        Span("Three"),
+        Span("slowly", 0.5),
+        Span("fast", 0.75),  # nested rates multiply
+        Span("done, call I B M about 1234567 World Wide Web."),
+    ]
+    assert plan.ignored == []
+
+
+@pytest.mark.parametrize(
+    ("rate", "factor"), [("slow", 0.75), ("80%", 0.8), ("+20%", 1.2), ("-50%", 0.5), ("1.5", 1.5), ("medium", 1.0)]
+)
+def test_prosody_rates(rate: str, factor: float) -> None:
+    assert parse(f'<speak><prosody rate="{rate}">x</prosody></speak>').parts == [Span("x", factor)]
+
+
+def test_unknown_tags_are_dropped_with_one_warning_and_their_text_kept(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="speakcli"):
+        plan = parse(
+            '<speak><emphasis>Very</emphasis> <voice name="x">nice</voice> <emphasis>indeed</emphasis>'
+            '<prosody pitch="high">.</prosody></speak>'
+        )
+    assert plan.parts == [Span("Very nice indeed.")]
+    assert plan.ignored == ["<emphasis>", "<voice>", "prosody pitch"]
+    assert len(caplog.records) == 1
+    assert "<emphasis>, <voice>, prosody pitch" in caplog.records[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("<speak>Hello <break></speak>", "not well-formed"),
+        ("<speak>a</speak> trailing", "not well-formed"),
+        ('<speak><break time="soon"/></speak>', "seconds or milliseconds"),
+        ('<speak><break time="60s"/></speak>', "longer than 10 s"),
+        ('<speak><break strength="huge"/></speak>', "use one of none"),
+        ('<speak><prosody rate="zippy">x</prosody></speak>', "x-slow"),
+        ('<speak><prosody rate="0%">x</prosody></speak>', "above 0"),
+    ],
+)
+def test_bad_markup_is_a_usage_error(text: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse(text)
+
+
+def test_ssml_is_recognised_by_its_speak_element_only() -> None:
+    assert is_ssml("  <speak>x</speak>") and is_ssml('<?xml version="1.0"?>\n<speak version="1.0">x</speak>')
+    assert not is_ssml("<speaker> said hi") and not is_ssml("I <speak> up")
+    assert speech_plan("a <b>c</b>").parts == [Span("a <b>c</b>")]  # plain text stays plain, tags and all
+    assert speech_plan("a <b>c</b>", ssml=True).parts == [Span("a c")]  # a fragment given as SSML is wrapped
+
+
+def test_the_service_speaks_the_text_never_the_tags_and_makes_the_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = FakeEngine(sample_rate=1000)
+    with _service(engine, monkeypatch) as service:
+        opts = service.options()
+        chunks = list(service.speak('<speak>Hello <break time="2s"/> <foo>there</foo>.</speak>', None, opts))
+        assert engine.texts == ["Hello", "there."]
+        pause = [c for c in chunks if len(c) and not c.any()]
+        assert [len(c) for c in pause] == [2000]  # the break replaces the usual pause between sentences
+        progress: list[tuple[int, int]] = []
+        list(service.speak(Plan([Span("One. Two.")]), None, opts, on_progress=lambda d, t: progress.append((d, t))))
+        assert progress == [(0, 2), (1, 2), (2, 2)]
+        with pytest.raises(UsageError, match="no text to speak"):
+            service.speak('<speak><break time="1s"/></speak>', None, opts)
+
+
+def _seconds(path: Path) -> float:
+    audio, rate = read(path)
+    return len(audio) / rate
+
+
+@pytest.mark.slow
+def test_say_with_a_break_gives_that_much_more_audio_and_speaks_no_tag(tmp_path: Path) -> None:
+    texts = {
+        "plain": "Hello there.",
+        "tags": "<speak>Hello there.</speak>",
+        "break": '<speak>Hello <break time="2s"/> there.</speak>',
+    }
+    for name, text in texts.items():
+        assert main(["say", text, "--engine", "piper", "-q", "-o", str(tmp_path / f"{name}.wav")]) == 0
+    plain, tags, pause = (_seconds(tmp_path / f"{n}.wav") for n in texts)
+    assert abs(tags - plain) < 0.15 * plain  # the markup is not read aloud (it was 3.6 s against 0.8 s)
+    assert 1.8 < pause - plain < 2.6  # 2 s of silence, plus the ends of two pieces instead of one
+    audio, rate = read(tmp_path / "break.wav")
+    quiet = np.abs(audio) < 1e-4
+    longest = max(len(run) for run in np.split(quiet, np.flatnonzero(~quiet)))
+    assert longest > 1.9 * rate  # the silence is one piece, not spread out
+
+
+@pytest.mark.slow
+def test_prosody_rate_slows_the_span_down(tmp_path: Path) -> None:
+    text = "A sentence of a certain length to time."
+    for name, ssml in (("normal", text), ("slow", f'<speak><prosody rate="x-slow">{text}</prosody></speak>')):
+        assert main(["say", ssml, "--engine", "piper", "-q", "-o", str(tmp_path / f"{name}.wav")]) == 0
+    assert 1.6 < _seconds(tmp_path / "slow.wav") / _seconds(tmp_path / "normal.wav") < 2.4  # x-slow is half the rate
+
+
+@pytest.mark.slow
+def test_cli_malformed_ssml_is_one_line_exit_2_and_unknown_tags_one_warning() -> None:
+    bad = run_cli("say", "<speak>Hello <break></speak>", "--engine", "piper", "-o", "x.wav")
+    assert bad.returncode == ExitStatus.USAGE
+    assert bad.stderr.decode().strip().splitlines() == [
+        "speakcli: error: the SSML is not well-formed (mismatched tag: line 1, column 22); fix the markup, or pass "
+        "plain text"
+    ]
+    ok = run_cli(
+        "say", "<speak><em>Hi</em> <foo>there</foo>, <em>you</em>.</speak>", "--engine", "piper", "-o", "x.wav"
+    )
+    assert ok.returncode == 0, ok.stderr
+    warnings = [ln for ln in ok.stderr.decode().splitlines() if "warning" in ln]
+    assert warnings == ["speakcli: warning: SSML: ignored <em>, <foo> (not supported; their text is spoken)"]
