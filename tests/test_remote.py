@@ -75,3 +75,39 @@ def test_adverts_live_in_a_folder_only_the_user_can_read() -> None:
     path = advertise(Advert.of("http://127.0.0.1:9", choose_engine(piper), piper, auth=True))
     assert os.stat(path.parent).st_mode & 0o077 == 0
     assert "key" not in path.read_text().lower().replace('"auth"', "")
+
+
+@pytest.mark.slow
+def test_say_speaks_through_a_running_server_and_stays_local_when_it_should(tmp_path: Path) -> None:
+    import httpx
+
+    from helpers import run_cli
+    from test_serve_cli import serve_process
+
+    with serve_process("--engine", "piper") as (proc, url, _lines), httpx.Client(base_url=url) as client:
+        served = lambda: client.get("/v1/info").json()["served"]  # noqa: E731
+        assert run_cli("say", "Through the server.", "--engine", "piper", "-o", str(tmp_path / "a.wav")).returncode == 0
+        assert served() == 1
+        audio, rate = __import__("helpers").read(tmp_path / "a.wav")
+        assert rate == 22050 and len(audio) / rate > 0.5
+        # Streamed to stdout through the server too.
+        piped = run_cli("say", "Piped.", "--engine", "piper", "-o", "-")
+        assert piped.returncode == 0 and piped.stdout[:4] == b"RIFF" and served() == 2
+        # Local: asked not to, SSML, a pause of its own, a voice that is a file, another engine's settings.
+        clip = tmp_path / "clip.wav"
+        clip.write_bytes((tmp_path / "a.wav").read_bytes())
+        for extra in (["--no-server"], ["--pause", "0.5"], ["--voice", str(clip)]):
+            r = run_cli(
+                "say", "Here.", "--engine", "piper", "-o", str(tmp_path / f"{len(extra)}{extra[0]}.wav"), *extra
+            )
+            assert r.returncode in (0, 3), r.stderr  # a clip voice on Piper is a voice error, made locally
+        ssml = run_cli("say", "<speak>Hi.</speak>", "--engine", "piper", "-o", str(tmp_path / "s.wav"))
+        assert ssml.returncode == 0
+        assert served() == 2
+        # A voice the server does not have is its error, worded as ours.
+        r = run_cli("say", "Hi.", "--engine", "piper", "--voice", "nobody", "-o", str(tmp_path / "n.wav"))
+        assert r.returncode == 3 and b"nobody" in r.stderr
+        proc.send_signal(__import__("signal").SIGTERM)
+        assert proc.wait(30) == 0
+    # The server is gone (and its advert with it): say speaks locally.
+    assert run_cli("say", "Alone.", "--engine", "piper", "-o", str(tmp_path / "alone.wav")).returncode == 0

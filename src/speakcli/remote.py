@@ -8,7 +8,7 @@ import json
 import os
 import struct
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -135,6 +135,22 @@ class RemoteSpeech:
 
     sample_rate: int
     chunks: Iterator[np.ndarray]
+    close: Callable[[], None]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self.chunks
+
+    def cancel(self) -> None:
+        """Stop: closing the connection makes the server cancel the rest."""
+        self.close()
+
+
+@dataclass
+class RemoteSource:
+    """What output needs to know of where the audio comes from, when that is a server."""
+
+    sample_rate: int
+    settings: Settings
 
 
 def _error(status: int, body: bytes) -> SpeakError:
@@ -210,7 +226,7 @@ def speak_remote(
         finally:
             conn.close()  # an early stop closes the connection: the server cancels the rest
 
-    return RemoteSpeech(rate, chunks())
+    return RemoteSpeech(rate, chunks(), conn.close)
 
 
 def warm_server(settings: Settings, voice: str | None) -> str | None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import numpy as np
 
@@ -15,6 +16,9 @@ from speakcli.engines import xtts_installed
 from speakcli.errors import OutputError, UsageError
 from speakcli.service import SpeechService
 from speakcli.worker import Job
+
+if TYPE_CHECKING:
+    from speakcli.remote import RemoteSource
 
 FORMAT_ALIASES = {"raw": "pcm"}  # `--format raw`: 16-bit little-endian PCM, as aplay -f S16_LE and sox -t raw read
 
@@ -78,9 +82,17 @@ class _Stdout:
         self._send(self.encoder.finish())
 
 
+class AudioStream(Protocol):
+    """Audio chunks as they are made, that can be stopped: a worker's job, or a warm server's response."""
+
+    def __iter__(self) -> Iterator[np.ndarray]: ...
+
+    def cancel(self) -> None: ...
+
+
 def emit(
-    service: SpeechService,
-    job: Job[np.ndarray],
+    service: SpeechService | RemoteSource,
+    job: Job[np.ndarray] | AudioStream,
     out: Path | None,
     play: bool,
     quiet: bool,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from speakcli.cli import options as o
+
+if TYPE_CHECKING:
+    from speakcli.settings import Settings
 
 EXAMPLES = """
 speakcli say "Good morning."                       # play with the default voice
@@ -69,6 +72,13 @@ def say(
     ] = None,
     output_device: o.OutputDevice = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite --out if it exists.")] = False,
+    server: Annotated[
+        bool,
+        typer.Option(
+            "--server/--no-server",
+            help="Speak through a `speakcli serve` running here with the same model, if any (its model is loaded).",
+        ),
+    ] = True,
     quiet: o.Quiet = False,
     debug: o.Debug = False,
 ) -> None:
@@ -91,6 +101,10 @@ def say(
     )
     play = check_outputs(out, play, force, fmt)
     text = read_text(text)
+    # A warm start: SSML and a --pause of this call's own are this process's to render, so those stay local.
+    local_only = ssml or text.lstrip().startswith("<speak") or pause is not None
+    if server and not local_only and _through_server(settings, text, out, play, quiet, fmt):
+        return
     service = open_service(settings)
     announce(service, quiet)
     # Streaming only pays off when someone is listening, or reading stdout as it comes.
@@ -100,3 +114,23 @@ def say(
     job = service.speak(text, voice_used, opts, ssml=ssml or None, on_progress=progress.sentence)  # may warn: first
     with progress:
         emit(service, job, out, play, quiet, fmt, progress)
+
+
+def _through_server(settings: Settings, text: str, out: Path | None, play: bool, quiet: bool, fmt: str | None) -> bool:
+    """Speak through a running server whose model matches these settings; False when there is none to use."""
+    import os
+
+    from speakcli.cli.common import emit
+    from speakcli.remote import RemoteSource, Unavailable, speak_remote, warm_server
+
+    url = warm_server(settings, settings.voice)
+    if url is None:
+        return False
+    try:
+        remote = speak_remote(url, text, settings, settings.voice, os.environ.get("SPEAKCLI_API_KEY"))
+    except Unavailable:
+        return False  # it went away: speak here
+    if not quiet and sys.stderr.isatty():
+        print(f"speakcli: speaking through the server at {url}", file=sys.stderr)
+    emit(RemoteSource(remote.sample_rate, settings), remote, out, play, quiet, fmt)
+    return True

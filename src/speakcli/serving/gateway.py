@@ -66,6 +66,7 @@ class Gateway:
         self._lock = threading.Lock()
         self._in_flight: set[Job[Any]] = set()  # admitted jobs not yet finished
         self._held = 0  # places held by work that is not one job (a clone)
+        self.served = 0  # requests finished (made, failed or cancelled)
         self._seconds_per_job = 2.0  # running estimate, for Retry-After
         self._closing = threading.Event()
         self.started_at = time.time()
@@ -132,6 +133,7 @@ class Gateway:
     def _finished(self, job: Job[Any]) -> None:
         with self._lock:
             self._in_flight.discard(job)
+            self.served += 1
             if job.elapsed is not None and job.items:
                 self._seconds_per_job = 0.8 * self._seconds_per_job + 0.2 * job.elapsed
 
@@ -254,6 +256,7 @@ class Gateway:
                 "builtin_speakers": engine.capabilities.builtin_speakers,
             },
             "queue": {"waiting": self.waiting, "max": self.limits.max_queue},
+            "served": self.served,
             "jobs": self.batches.counts(),
             "limits": {"max_text": self.limits.max_text, "max_clips": self.limits.max_clips},
             "uptime_seconds": round(time.time() - self.started_at, 1),
