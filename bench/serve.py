@@ -107,8 +107,18 @@ def batch_seconds(lines: list[str], tmp: Path, n: int) -> float:
     return time.perf_counter() - start
 
 
+def say_seconds(tmp: Path, name: str, *flags: str) -> float:
+    start = time.perf_counter()
+    subprocess.run(
+        [str(BIN / "speakcli"), "say", "Hello there.", "--engine", "piper", "-o", str(tmp / f"{name}.wav"), *flags],
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - start
+
+
 def run(runs: int) -> str:
-    ttfb_synth, ttfb_openai, latencies, served, batched = [], [], [], [], []
+    ttfb_synth, ttfb_openai, latencies, served, batched, cold, warm = [], [], [], [], [], [], []
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     with tempfile.TemporaryDirectory() as tmp, server() as url:
         first_byte(url, "/v1/synthesize", {"text": "Warm up.", "stream": True})
@@ -117,6 +127,9 @@ def run(runs: int) -> str:
             ttfb_openai.append(
                 first_byte(url, "/v1/audio/speech", {"model": "tts-1", "input": "Hello there.", "voice": "alloy"})
             )
+        for i in range(max(runs, 3)):  # interleaved: `say` loading its own model, then through the server
+            cold.append(say_seconds(Path(tmp), f"cold{i}", "--no-server"))
+            warm.append(say_seconds(Path(tmp), f"warm{i}"))
         for i in range(runs):  # interleaved: the server's clients, then batch on the same lines
             stop = threading.Event()
             got: list[float] = []
@@ -132,6 +145,8 @@ def run(runs: int) -> str:
         ("first byte, /v1/synthesize stream, idle", ms(ttfb_synth, 50), ms(ttfb_synth, 99), "'Hello there.'"),
         ("first byte, /v1/audio/speech mp3, idle", ms(ttfb_openai, 50), ms(ttfb_openai, 99), "'Hello there.'"),
     ]
+    rows.append(("say -o, cold (own model load)", ms(cold, 50), ms(cold, 99), "whole command, 'Hello there.'"))
+    rows.append(("say -o, through the running server", ms(warm, 50), ms(warm, 99), "whole command, same text"))
     n = len(LINES)
     out = table("speakcli serve (Piper): latency", rows, ("what", "p50 ms", "p99 ms", "note"))
     rows2 = [
