@@ -159,6 +159,9 @@ def test_streamed_text_is_spoken_sentence_by_sentence_before_the_stream_stops(wy
     pieces = ["The first sentence ", "arrives in pieces. ", "The sec", "ond one ", "ends the message."]
     whole = "".join(pieces)
 
+    jobs = wyoming.served.jobs
+    before = len(jobs)
+
     async def scenario() -> Reply:
         async with wyoming.client() as client:
             await client.write_event(SynthesizeStart(voice=SynthesizeVoice(name="joe")).event())
@@ -171,7 +174,10 @@ def test_streamed_text_is_spoken_sentence_by_sentence_before_the_stream_stops(wy
             # Home Assistant repeats the whole text in a plain synthesize for older servers: not spoken twice.
             await client.write_event(Synthesize(text=whole).event())
             await client.write_event(SynthesizeStop().event())
-            return await read_until(client, "synthesize-stopped", reply)
+            reply = await read_until(client, "synthesize-stopped", reply)
+            # A job for the repeated text would have been queued as synthesize-stopped was written.
+            assert len(jobs) - before == 2, "expected one job per sentence (the second completes at the stop)"
+            return reply
 
     reply = run(scenario)
     assert reply.types[-2:] == ["audio-stop", "synthesize-stopped"]
@@ -200,8 +206,12 @@ def test_sentences_are_complete_once_the_next_begins() -> None:
     assert buffer.finish() == ["Then he left"]
     assert SentenceBuffer("en").add("One. ... Two") == ["One."]  # a piece with nothing to say is not spoken
     endless = SentenceBuffer("en", max_sentence=40)
-    parts = endless.add("word " * 30) + endless.finish()
-    assert all(len(p) <= 40 for p in parts) and " ".join(parts) == " ".join(["word"] * 30)
+    parts = endless.add("word " * 30)  # no sentence end in sight: handed on at spaces all the same
+    assert parts and all(len(p) <= 40 for p in parts)
+    parts += endless.finish()
+    assert " ".join(parts) == " ".join(["word"] * 30)
+    whole = SentenceBuffer("en", max_sentence=40).add("word " * 30 + "end. Next")  # one long complete sentence
+    assert all(len(p) <= 40 for p in whole) and " ".join(whole) == " ".join(["word"] * 30 + ["end."])
 
 
 # -- many clients, one worker -----------------------------------------------------------------------------------
@@ -328,14 +338,16 @@ def test_bad_events_get_an_error_and_the_connection_lives_on(wyoming: Wyoming) -
     assert run(scenario) == [code for _, code in BAD_EVENTS]
 
 
-def test_a_voice_that_is_a_path_is_refused_before_anything_is_queued(wyoming: Wyoming) -> None:
+@pytest.mark.parametrize("path", ["/etc/passwd", "../voices/joe", "voices/joe/reference.wav"])
+def test_a_voice_that_is_a_path_is_refused_as_a_path(wyoming: Wyoming, path: str) -> None:
     before = len(wyoming.served.jobs)
 
     async def scenario() -> dict[str, Any]:
         async with wyoming.client() as client:
-            return await error_for(client, Synthesize(text="Hi.", voice=SynthesizeVoice(name="/etc/passwd")))
+            return await error_for(client, Synthesize(text="Hi.", voice=SynthesizeVoice(name=path)))
 
-    assert run(scenario)["code"] == "voice"
+    error = run(scenario)
+    assert error["code"] == "voice" and "is not allowed" in error["text"], error  # a name only, never a file
     assert len(wyoming.served.jobs) == before
 
 
