@@ -286,3 +286,18 @@ def test_an_api_key_guards_every_route_but_health() -> None:
             OpenAI(base_url=f"{served.url}/v1", api_key="nope").audio.speech.create(
                 model="tts-1", voice="alloy", input="Hi."
             )
+
+
+def test_uploads_past_the_limits_are_refused_before_cloning() -> None:
+    limits = Limits(max_upload_bytes=2000, max_clips=2)
+    with serving(limits=limits) as served, httpx.Client(base_url=served.url, timeout=60) as c:
+        small = ("files", ("a.wav", b"x" * 1000, "audio/wav"))
+        big = ("files", ("a.wav", b"x" * 1500, "audio/wav"))
+        too_many = c.post("/v1/clone-voice", data={"name": "v"}, files=[small, small, small])
+        assert too_many.status_code == 413 and "limit is 2" in too_many.json()["error"]["message"]
+        huge = c.post("/v1/clone-voice", data={"name": "v"}, files=[("files", ("a.wav", b"x" * 5000, "audio/wav"))])
+        assert huge.status_code == 413 and huge.json()["error"]["code"] == "too_large"
+        one_big = c.post("/v1/clone-voice", data={"name": "v"}, files=[big, ("files", ("b.wav", b"y" * 2500))])
+        assert one_big.status_code == 413
+        # Within the limits, this Piper server says it cannot clone, as a 400.
+        assert c.post("/v1/clone-voice", data={"name": "v"}, files=[small]).json()["error"]["code"] == "cannot_clone"

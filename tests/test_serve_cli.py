@@ -97,6 +97,12 @@ def test_clone_voice_upload_then_speak_with_it_on_tiny_xtts(
         assert bad.status_code == 400
         noise = client.post("/v1/clone-voice", data={"name": "junk"}, files=[("files", ("a.wav", b"not audio"))])
         assert noise.status_code == 400 and noise.json()["error"]["code"] == "voice"
+        # A clip on the server's disk is never a voice a request can name, though XTTS could clone from it.
+        for voice in (str(clip), "me.wav"):
+            by_path = client.post("/v1/synthesize", json={"text": "Hi.", "voice": voice})
+            assert by_path.status_code == 400 and by_path.json()["error"]["code"] == "voice", voice
+        by_path = client.post("/tts_to_audio/", json={"text": "Hi.", "speaker_wav": str(clip), "language": "en"})
+        assert by_path.status_code == 400
         spoken = client.post("/v1/synthesize", json={"text": "Hello in my voice.", "voice": "me"})
         assert spoken.status_code == 200 and decode(spoken.content)[1] == 24000
         with_text = client.post("/v1/clone-voice", data={"name": "me2", "text": "Straight away."}, files=files)

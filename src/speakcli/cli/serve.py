@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -14,6 +16,13 @@ from speakcli.cli import options as o
 if TYPE_CHECKING:  # imported lazily: `speakcli --help` must not load the servers
     from speakcli.web.server import HttpServer
     from speakcli.wyoming_api.server import WyomingServer
+
+EXAMPLES = """
+speakcli serve                                  # on http://127.0.0.1:8020
+speakcli serve --engine piper --port 0          # the bundled voice, on any free port
+speakcli serve --host 0.0.0.0 --api-key KEY     # reachable from other machines, with a key
+speakcli serve --wyoming tcp://0.0.0.0:10200    # and Wyoming, for Home Assistant (no auth)
+"""
 
 
 def serve(
@@ -64,6 +73,7 @@ def serve(
     device: o.Device = None,
     voices_dir: o.VoicesDir = None,
     quiet: o.Quiet = False,
+    debug: o.Debug = False,
 ) -> None:
     """Serve speech over HTTP and/or Wyoming until Ctrl-C or SIGTERM; every request goes through one worker."""
     from speakcli.errors import UsageError
@@ -81,6 +91,7 @@ def serve(
         address = parse_address(wyoming)
     _check_extras(http=not no_http, wyoming=address is not None)
     from speakcli.cli.scope import open_service
+    from speakcli.remote import Advert, advertise, withdraw
     from speakcli.serving import Gateway, Limits
     from speakcli.serving.net import is_loopback
 
@@ -88,6 +99,7 @@ def serve(
     # _serve_until_signal handles it).
     signal.signal(signal.SIGTERM, _exit_quietly)
     service = open_service(settings)
+    adverts: list[Path] = []
     gateway = Gateway(service, Limits(max_queue=max_queue, max_text=max_text))
     try:
         http = None
@@ -107,17 +119,31 @@ def serve(
         if not quiet:
             print(f"speakcli: loading {service.spec.note}...", file=sys.stderr, flush=True)
         service.worker.call(lambda engine: None)  # load the model now, not on the first request
-        asyncio.run(_serve_until_signal(http, wyoming_server, quiet))
+
+        def listening() -> None:
+            assert http is not None
+            if is_loopback(host):  # a one-off `say` on this machine may now use this server's model
+                try:
+                    adverts.append(advertise(Advert.of(http.url, service.spec, settings, bool(api_key))))
+                except OSError as exc:
+                    _warn(f"cannot advertise to say ({exc})")
+            _say(quiet, f"serving on {http.url} (Ctrl-C to stop)")
+
+        asyncio.run(_serve_until_signal(http, wyoming_server, quiet, listening))
     except SystemExit as exc:  # SIGTERM while loading (see _exit_quietly): a normal stop
         if exc.code not in (0, None):
             raise
     finally:
+        for path in adverts:
+            withdraw(path)
         gateway.close()
     if not quiet:
         print("speakcli: stopped", file=sys.stderr)
 
 
-async def _serve_until_signal(http: HttpServer | None, wyoming: WyomingServer | None, quiet: bool) -> None:
+async def _serve_until_signal(
+    http: HttpServer | None, wyoming: WyomingServer | None, quiet: bool, http_listening: Callable[[], None]
+) -> None:
     """Both servers on this one loop until SIGTERM (return) or Ctrl-C (KeyboardInterrupt, after the same stop).
 
     Stopping cancels every job first, so open streams end after their sentence; a second signal stops HTTP
@@ -140,7 +166,7 @@ async def _serve_until_signal(http: HttpServer | None, wyoming: WyomingServer | 
             await wyoming.start()
             _say(quiet, f"serving Wyoming on {wyoming.uri}" + ("" if http else " (Ctrl-C to stop)"))
         if http is not None:
-            http_task = asyncio.create_task(http.serve(lambda: _say(quiet, f"serving on {http.url} (Ctrl-C to stop)")))
+            http_task = asyncio.create_task(http.serve(http_listening))
         waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
         if http_task is not None:
             waits.append(http_task)

@@ -95,6 +95,19 @@ def create_app(gateway: Gateway, api_key: str | None = None, cors: Sequence[str]
                 )  # fmt: skip
             return await call_next(request)
 
+    upload_limit = gateway.limits.max_clips * gateway.limits.max_upload_bytes + 64 * 1024  # + form overhead
+
+    @app.middleware("http")
+    async def _limit_uploads(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        # Refused before the body is read: the multipart parser would otherwise spool any size to disk.
+        if request.method == "POST" and request.url.path == "/v1/clone-voice":
+            length = request.headers.get("content-length")
+            if length is None or not length.isdigit():
+                return error_response(411, "length_required", "send the upload with a Content-Length header")
+            if int(length) > upload_limit:
+                return error_response(413, "too_large", f"the upload is larger than {upload_limit} bytes")
+        return await call_next(request)
+
     if cors:
         # Added last so it runs first: browsers' preflight requests carry no API key.
         app.add_middleware(
