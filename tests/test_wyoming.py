@@ -10,13 +10,14 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import numpy as np
 import pytest
 from wyoming.audio import AudioChunk, AudioStart
-from wyoming.client import AsyncTcpClient
+from wyoming.client import AsyncTcpClient, AsyncUnixClient
 from wyoming.event import Event, Eventable
 from wyoming.info import Describe, Info
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
@@ -24,6 +25,7 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 from serve_helpers import Served, long_text, reference, serve_addresses, serving, wyoming_serving
 from speakcli.serving import Limits
 from speakcli.wyoming_api.sentences import SentenceBuffer
+from speakcli.wyoming_api.server import WyomingServer
 
 pytestmark = pytest.mark.slow
 
@@ -349,6 +351,26 @@ def test_a_voice_that_is_a_path_is_refused_as_a_path(wyoming: Wyoming, path: str
     error = run(scenario)
     assert error["code"] == "voice" and "is not allowed" in error["text"], error  # a name only, never a file
     assert len(wyoming.served.jobs) == before
+
+
+def test_a_unix_socket_serves_the_same_protocol(tmp_path: Path) -> None:
+    path = tmp_path / "speakcli.sock"
+
+    async def scenario(served: Served) -> Reply:
+        server = WyomingServer(served.gateway, f"unix://{path}")
+        await server.start()
+        try:
+            async with AsyncUnixClient(path, read_timeout=READ_TIMEOUT) as client:
+                await client.write_event(Describe().event())
+                await read_until(client, "info")
+                await client.write_event(Synthesize(text="Over a socket file.").event())
+                return await read_until(client, "audio-stop")
+        finally:
+            await server.stop()
+
+    with serving() as served:
+        reply = run(lambda: scenario(served))
+    assert np.array_equal(reply.pcm, reference(None, "Over a socket file."))
 
 
 # -- `speakcli serve --wyoming` ---------------------------------------------------------------------------------
