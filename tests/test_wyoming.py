@@ -22,8 +22,9 @@ from wyoming.event import Event, Eventable
 from wyoming.info import Describe, Info
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
 
-from serve_helpers import Served, long_text, reference, serve_addresses, serving, wyoming_serving
-from speakcli.serving import Limits
+from serve_helpers import Served, long_text, reference, serve_addresses, serving, write_clip, wyoming_serving
+from speakcli.engines.base import SynthesisOptions
+from speakcli.serving import Limits, SpeechRequest, Upload
 from speakcli.wyoming_api.sentences import SentenceBuffer
 from speakcli.wyoming_api.server import WyomingServer
 
@@ -371,6 +372,34 @@ def test_a_unix_socket_serves_the_same_protocol(tmp_path: Path) -> None:
     with serving() as served:
         reply = run(lambda: scenario(served))
     assert np.array_equal(reply.pcm, reference(None, "Over a socket file."))
+
+
+@pytest.mark.xtts
+def test_a_cloned_xtts_voice_is_listed_under_its_language_and_speaks_it(tiny_xtts_dir: Path, tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "me.wav")
+    with serving({"engine": "xtts", "model_dir": tiny_xtts_dir}) as served, wyoming_serving(served.gateway) as port:
+        served.gateway.clone([Upload("me.wav", clip.read_bytes())], "me", language="de")
+        asked: list[str | None] = []
+        options = served.gateway.options
+
+        def spy(request: SpeechRequest) -> SynthesisOptions:
+            asked.append(request.language)
+            return options(request)
+
+        served.gateway.options = spy  # type: ignore[method-assign]
+
+        async def scenario() -> tuple[Info, Reply]:
+            async with AsyncTcpClient("127.0.0.1", port, read_timeout=120) as client:
+                await client.write_event(Describe().event())
+                info = Info.from_event((await read_until(client, "info")).events[-1])
+                await client.write_event(Synthesize(text="Guten Tag.", voice=SynthesizeVoice(name="me")).event())
+                return info, await read_until(client, "audio-stop")
+
+        info, reply = run(scenario)
+    voices = {v.name: v.languages for v in info.tts[0].voices}
+    assert voices["me"] == ["de"] and voices["joe"] == ["en"]  # each under its voice.toml language
+    assert asked and set(asked) == {"de"}  # Home Assistant sends only the name: the voice speaks its language
+    assert AudioStart.from_event(reply.events[0]).rate == 24000 and len(reply.pcm) > 0
 
 
 # -- `speakcli serve --wyoming` ---------------------------------------------------------------------------------

@@ -143,7 +143,19 @@ class SpeechHandler(AsyncEventHandler):
         return self._stream
 
     def _utterance(self, voice: str | None, language: str | None, streaming: bool) -> Utterance:
-        """A new request in the speaking order; its voice and language are checked now, before any text."""
+        """A new request in the speaking order; its voice and language are checked now, before any text.
+
+        A saved voice named without a language speaks its own (Home Assistant lists it under that language and
+        sends only the name).
+        """
+        refused: SpeakError | None = None
+        try:
+            resolved = self.gateway.voice(voice)
+            if voice and language is None and resolved is not None:
+                language = resolved.language
+            self.gateway.options(SpeechRequest("", voice, language))
+        except SpeakError as exc:
+            refused = exc
         settings = self.gateway.service.settings
         limit = self.gateway.limits.max_text
         utterance = Utterance(
@@ -156,14 +168,11 @@ class SpeechHandler(AsyncEventHandler):
         self.idle.clear()
         if self._speaker is None:
             self._speaker = asyncio.create_task(self._speak_all(), name="wyoming speaker")
-        try:
-            self.gateway.voice(voice)
-            self.gateway.options(SpeechRequest("", voice, language))
-        except SpeakError:
+        if refused is not None:
             utterance.fail()
             if not streaming:
                 utterance.close()
-            raise
+            raise refused
         return utterance
 
     # -- speaking ----------------------------------------------------------------------------------------------
