@@ -301,3 +301,56 @@ def test_uploads_past_the_limits_are_refused_before_cloning() -> None:
         assert one_big.status_code == 413
         # Within the limits, this Piper server says it cannot clone, as a 400.
         assert c.post("/v1/clone-voice", data={"name": "v"}, files=[small]).json()["error"]["code"] == "cannot_clone"
+
+
+def test_a_client_that_leaves_a_whole_file_request_cancels_it(server: Served) -> None:
+    import socket
+    from urllib.parse import urlsplit
+
+    body = ('{"text": "' + long_text(30) + '"}').encode()
+    parts = urlsplit(server.url)
+    before = len(server.jobs)
+    with socket.create_connection((parts.hostname, parts.port)) as sock:
+        sock.sendall(
+            b"POST /v1/synthesize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        wait_for(lambda: len(server.jobs) > before and server.jobs[-1].items > 0)
+        job = server.jobs[-1]
+    wait_for(job.done.is_set, timeout=30)
+    assert job.cancelled and job.items < 30
+
+
+def test_text_that_is_not_valid_unicode_is_a_400_also_in_a_batch(client: httpx.Client) -> None:
+    raw = b'{"text": "hello \\ud800 world"}'
+    r = client.post("/v1/synthesize", content=raw, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_input"
+    raw = b'{"items": [{"text": "bad \\ud800 one", "id": "a"}, {"text": "Good two.", "id": "b"}]}'
+    r = client.post("/v1/batch-synthesize", content=raw, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "item a" in r.json()["error"]["message"]
+
+
+def test_batch_items_count_toward_the_queue_and_running_jobs_are_capped() -> None:
+    with serving(limits=Limits(max_queue=1, max_batch_jobs=1)) as served, httpx.Client(base_url=served.url) as c:
+        with served.worker_held():
+            job = c.post("/v1/batch-synthesize", json={"items": [{"text": "One."}, {"text": "Two."}]})
+            assert job.status_code == 202
+            wait_for(lambda: served.gateway.waiting == 1)  # the batch's first item, queued behind the held job
+            assert c.post("/v1/synthesize", json={"text": "Me?"}).status_code == 503
+            second = c.post("/v1/batch-synthesize", json={"items": [{"text": "Three."}]})
+            assert second.status_code == 503 and second.json()["error"]["code"] == "busy"
+        wait_for(lambda: c.get(f"/v1/jobs/{job.json()['job']}").json()["status"] == "done")
+
+
+def test_oversized_bodies_are_refused_with_413_declared_or_chunked(server: Served, client: httpx.Client) -> None:
+    big = b'{"text": "' + b"a" * 200_000 + b'"}'
+    r = client.post("/v1/synthesize", content=big, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
+
+    def chunks() -> Iterator[bytes]:
+        yield big[:100_000]
+        yield big[100_000:]
+
+    r = client.post("/v1/synthesize", content=chunks(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,16 +50,32 @@ def serve_process(*args: str) -> Iterator[tuple[subprocess.Popen[str], str, list
         rest.join(10)
 
 
+def wait_for_waiting(client: httpx.Client) -> None:
+    deadline = time.monotonic() + 30
+    while client.get("/v1/info").json()["queue"]["waiting"] < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
 def test_sigterm_mid_stream_ends_the_stream_and_exits_0() -> None:
     with serve_process("--engine", "piper") as (proc, url, lines):
         assert url.startswith("http://127.0.0.1:")
         with httpx.Client(base_url=url, timeout=60) as client:
             assert client.get("/v1/health").json() == {"status": "ok"}
+            queued: list[httpx.Response] = []
             with client.stream("POST", "/v1/synthesize", json={"text": long_text(40), "stream": True}) as r:
                 chunks = r.iter_bytes()
                 first = next(chunks)
+                # A whole-file request waiting behind the stream: cut short, it must not come back partial.
+                waiter = threading.Thread(
+                    target=lambda: queued.append(httpx.post(f"{url}/v1/synthesize", json={"text": long_text(3)}))
+                )
+                waiter.start()
+                wait_for_waiting(client)
                 proc.send_signal(signal.SIGTERM)
                 body = first + b"".join(chunks)  # ends (after the sentence in progress), not hangs
+            waiter.join(30)
+        assert queued[0].status_code == 503 and queued[0].json()["error"]["code"] == "busy"
         assert proc.wait(30) == 0
     assert lines[-1] == "speakcli: stopped"
     assert not any("Traceback" in ln for ln in lines), lines

@@ -80,6 +80,9 @@ def wav_header(rate: int, data_bytes: int | None = None) -> bytes:
     return struct.pack("<4sI4s", b"RIFF", riff_size, b"WAVE") + fmt_chunk + struct.pack("<4sI", b"data", data_size)
 
 
+_BLOCK = 32768  # output samples resampled at a time
+
+
 class Resampler:
     """Band-limited resampling that keeps state across chunks, so streamed audio has no seams.
 
@@ -108,6 +111,11 @@ class Resampler:
         return (kernel / kernel.sum(axis=1, keepdims=True)).astype(np.float32)  # unit gain at DC, any phase
 
     def _emit(self, m_end: int) -> np.ndarray:
+        # In blocks: the gather below takes 2 * half_width values per output sample, too much for a minute at once.
+        parts = [self._emit_block(min(m, m_end)) for m in range(self._m + _BLOCK, m_end + _BLOCK, _BLOCK)]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+    def _emit_block(self, m_end: int) -> np.ndarray:
         if m_end <= self._m:
             return np.zeros(0, dtype=np.float32)
         m = np.arange(self._m, m_end, dtype=np.int64)

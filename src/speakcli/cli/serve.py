@@ -35,7 +35,7 @@ def serve(
     max_queue: Annotated[
         int,
         typer.Option(
-            "--max-queue", metavar="N", min=0, envvar="SPEAKCLI_MAX_QUEUE", help="Requests that may wait; more get 503."
+            "--max-queue", metavar="N", min=1, envvar="SPEAKCLI_MAX_QUEUE", help="Requests that may wait; more get 503."
         ),
     ] = 32,
     max_text: Annotated[

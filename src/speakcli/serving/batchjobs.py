@@ -116,6 +116,11 @@ class BatchJobs:
 
             raise BusyError("the server is shutting down", retry_after=5)
         limits = self.gateway.limits
+        running = self.counts()["running"]
+        if running >= limits.max_batch_jobs:
+            from speakcli.errors import BusyError
+
+            raise BusyError(f"{running} batch jobs are running, the most this server takes", retry_after=30)
         if not requests:
             raise UsageError("items is empty; send at least one item")
         if len(requests) > limits.max_batch_items:
@@ -161,19 +166,24 @@ class BatchJobs:
                     atomic_write(path, encode(audio, service.sample_rate, job.format))
                     item.file, item.seconds = path, round(len(audio) / service.sample_rate, 3)
                     item.status = "done"
-                except SpeakError as exc:
-                    item.status, item.error = "failed", str(exc)
                 except RuntimeError as exc:  # the worker closed under us: the server is stopping
                     item.status, item.error = "cancelled", str(exc)
                     break
+                except Exception as exc:  # this item fails alone; the job goes on
+                    item.status, item.error = "failed", " ".join(str(exc).split()) or type(exc).__name__
+        finally:
             for item in job.items:
                 if item.status in ("queued", "running"):
                     item.status = "cancelled"
-        finally:
             job.current = None
             job.finished.set()
             with self._lock:
                 self._threads.pop(job.id, None)
+
+    def queued_items(self) -> int:
+        """Items of running jobs that wait in the worker's queue (each job has at most one there)."""
+        jobs = list(self._jobs.values())
+        return sum(1 for j in jobs if (cur := j.current) is not None and not cur.started.is_set())
 
     def get(self, job_id: str) -> BatchJob:
         with self._lock:

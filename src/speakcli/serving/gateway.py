@@ -31,6 +31,7 @@ class Limits:
     max_upload_bytes: int = 20 * 1024 * 1024  # per clip
     max_clips: int = 8
     max_batch_items: int = 10_000
+    max_batch_jobs: int = 4  # batch jobs running at once; each puts at most one item ahead of a request
     max_kept_jobs: int = 100  # finished batch jobs remembered (with their files) before the oldest goes
 
 
@@ -100,7 +101,8 @@ class Gateway:
             return self._waiting_locked()
 
     def _waiting_locked(self) -> int:
-        return self._held + sum(not job.started.is_set() for job in self._in_flight)
+        queued = sum(not job.started.is_set() for job in self._in_flight)
+        return self._held + queued + self.batches.queued_items()
 
     def _retry_after(self, waiting: int) -> int:
         return max(1, min(60, math.ceil(self._seconds_per_job * (waiting + 1))))
@@ -137,6 +139,10 @@ class Gateway:
     def check_text(self, text: str, where: str = "text") -> None:
         if len(text) > self.limits.max_text:
             raise LimitError(f"{where} is {len(text)} characters; the limit is {self.limits.max_text}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate, as JSON's \ud800 can carry: no text an engine could read
+            raise UsageError(f"{where} is not valid Unicode (it has a lone surrogate); send UTF-8 text") from None
         check_speakable(text, where)
 
     def voice(self, name: str | None) -> Voice | None:

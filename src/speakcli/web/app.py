@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import secrets
-from collections.abc import Awaitable, Callable, Sequence
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,8 +17,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from speakcli import __version__
 from speakcli.errors import BusyError, SpeakError
 from speakcli.serving import Gateway
+from speakcli.web.guard import BodyTooLarge, Guard
 
 log = logging.getLogger("speakcli")
+T = TypeVar("T")
 
 # Core error codes to HTTP statuses; anything not named is a server-side failure (500).
 _STATUS = {
@@ -32,7 +36,6 @@ _STATUS = {
     "conflict": 409,
     "busy": 503,
 }
-_OPEN_PATHS = {"/v1/health"}  # answered without the API key, for load balancers and systemd checks
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -59,14 +62,10 @@ def _validation_error(request: Request, exc: Exception) -> Response:
 
 def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc.__cause__, BodyTooLarge):  # FastAPI turns any failure while reading a body into a 400
+        return error_response(413, "too_large", str(exc.__cause__))
     code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(exc.status_code, "http_error")
     return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
-
-
-def _unexpected(request: Request, exc: Exception) -> Response:
-    log.error("unexpected error on %s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
-    log.debug("traceback", exc_info=exc)
-    return error_response(500, "internal", "the server failed on this request; its log says why")
 
 
 def create_app(gateway: Gateway, api_key: str | None = None, cors: Sequence[str] = ()) -> FastAPI:
@@ -78,36 +77,17 @@ def create_app(gateway: Gateway, api_key: str | None = None, cors: Sequence[str]
     app.add_exception_handler(SpeakError, _speak_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
+    limits = gateway.limits
+    upload_limit = limits.max_clips * limits.max_upload_bytes + 64 * 1024  # + the form's own overhead
+    text_limit = 4 * limits.max_text + 64 * 1024  # UTF-8 is at most 4 bytes a character; + the other fields
+    batch_limit = min(64 * 1024 * 1024, limits.max_batch_items * (4 * limits.max_text + 256))
 
-    if api_key:
-        expected = f"Bearer {api_key}".encode()
+    def limit_for(path: str) -> int:
+        if path == "/v1/clone-voice":
+            return upload_limit
+        return batch_limit if path == "/v1/batch-synthesize" else text_limit
 
-        @app.middleware("http")
-        async def _require_key(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-            if request.method == "OPTIONS" or request.url.path in _OPEN_PATHS:
-                return await call_next(request)
-            given = request.headers.get("authorization", "").encode()
-            if not secrets.compare_digest(given, expected):
-                return error_response(
-                    401, "unauthorized", "missing or wrong API key; send Authorization: Bearer KEY",
-                    {"WWW-Authenticate": "Bearer"},
-                )  # fmt: skip
-            return await call_next(request)
-
-    upload_limit = gateway.limits.max_clips * gateway.limits.max_upload_bytes + 64 * 1024  # + form overhead
-
-    @app.middleware("http")
-    async def _limit_uploads(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        # Refused before the body is read: the multipart parser would otherwise spool any size to disk.
-        if request.method == "POST" and request.url.path == "/v1/clone-voice":
-            length = request.headers.get("content-length")
-            if length is None or not length.isdigit():
-                return error_response(411, "length_required", "send the upload with a Content-Length header")
-            if int(length) > upload_limit:
-                return error_response(413, "too_large", f"the upload is larger than {upload_limit} bytes")
-        return await call_next(request)
-
+    app.add_middleware(Guard, api_key=api_key, limit_for=limit_for)
     if cors:
         # Added last so it runs first: browsers' preflight requests carry no API key.
         app.add_middleware(
@@ -117,6 +97,31 @@ def create_app(gateway: Gateway, api_key: str | None = None, cors: Sequence[str]
     app.include_router(openai_api.router)
     app.include_router(xtts_api.router)
     return app
+
+
+async def run_blocking(fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` on a thread of its own, for work that waits on the worker (clone, precompute).
+
+    Not the loop's shared pool: a few clones waiting their turn would use it up and stall the listings. The
+    gateway admits only so many, so threads stay few, and each ends with its call.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(value: Any, failed: bool) -> None:
+        if not future.done():  # the request may have been cancelled meanwhile
+            future.set_exception(value) if failed else future.set_result(value)
+
+    def target() -> None:
+        try:
+            result = fn(*args)
+        except BaseException as exc:
+            loop.call_soon_threadsafe(settle, exc, True)
+        else:
+            loop.call_soon_threadsafe(settle, result, False)
+
+    threading.Thread(target=target, name="speakcli-http-blocking", daemon=True).start()
+    return await future
 
 
 def gateway_of(request: Request) -> Gateway:

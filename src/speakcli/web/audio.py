@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import numpy as np
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
-from speakcli.audio.encode import AudioFormat, StreamEncoder
+from speakcli.audio.encode import AudioFormat, StreamEncoder, encode
+from speakcli.errors import BusyError
 from speakcli.serving import Gateway, SpeechRequest
 from speakcli.serving.aio import AsyncSpeech
 
@@ -21,13 +23,11 @@ async def audio_response(
     media_type = fmt.media_type
     if not stream or not fmt.streams:
         audio = await speech.whole(client.is_disconnected)
-        encoder = StreamEncoder(fmt, speech.sample_rate)
-        if fmt.name in ("wav", "flac"):  # whole files get exact headers
-            from speakcli.audio.encode import encode
-
-            data = encode(audio, speech.sample_rate, fmt)
-        else:
-            data = encoder.feed(audio) + encoder.finish()
+        if speech.job.cancelled and gateway.closing:
+            # Cut short by shutdown: a whole file must not be silently partial.
+            raise BusyError("the server is shutting down; send the request again", retry_after=5)
+        # Encoding a long text takes seconds: off the event loop, which must keep answering.
+        data = await asyncio.to_thread(encode, audio, speech.sample_rate, fmt)
         return Response(data, media_type=media_type)
     # Wait for the first chunk before answering, so a failure in the first sentence is still a JSON error.
     iterator = speech.chunks(client.is_disconnected)
@@ -39,14 +39,14 @@ async def audio_response(
 
     async def body() -> AsyncIterator[bytes]:
         try:
-            data = encoder.feed(first)
+            data = await asyncio.to_thread(encoder.feed, first)
             if data:
                 yield data
             async for chunk in iterator:
-                data = encoder.feed(chunk)
+                data = await asyncio.to_thread(encoder.feed, chunk)
                 if data:
                     yield data
-            yield encoder.finish()
+            yield await asyncio.to_thread(encoder.finish)
         finally:
             await iterator.aclose()
 

@@ -49,7 +49,7 @@ def _voice_name(gateway: Gateway, voice: str | dict[str, Any]) -> str | None:
 @router.post("/audio/speech", response_model=None)
 async def speech(body: SpeechBody, request: Request) -> Response:
     gateway = gateway_of(request)
-    fmt = _FORMATS.get(body.response_format)
+    fmt = _FORMATS.get(body.response_format.lower())
     if fmt is None:
         if body.response_format == "aac":
             raise UsageError(

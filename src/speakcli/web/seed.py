@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from speakcli.audio.encode import AudioFormat, audio_format
 from speakcli.errors import LimitError, NotFoundError, UsageError
 from speakcli.serving import SpeechRequest, Upload
-from speakcli.web.app import gateway_of
+from speakcli.web.app import gateway_of, run_blocking
 from speakcli.web.audio import audio_response
 
 router = APIRouter(prefix="/v1")
@@ -82,7 +82,7 @@ async def clone_voice(
         gateway.check_text(text)
     uploads = [await _read_upload(f, limits.max_upload_bytes) for f in files]
     # Cloning waits for the worker: run it on a thread so the event loop keeps answering.
-    result = await asyncio.to_thread(gateway.clone, uploads, name, language, description)
+    result = await run_blocking(gateway.clone, uploads, name, language, description)
     if text is not None:
         return await audio_response(gateway, SpeechRequest(text, name, language), request_format("wav"), request, False)
     voice = result.voice
@@ -105,7 +105,8 @@ async def batch_synthesize(body: BatchBody, request: Request) -> JSONResponse:
     gateway = gateway_of(request)
     fmt = request_format(body.format)
     requests = [(i.id, SpeechRequest(i.text, i.voice, i.language)) for i in body.items]
-    job = gateway.batches.submit(requests, fmt)
+    # Checking 10,000 items takes a while: off the event loop.
+    job = await asyncio.to_thread(gateway.batches.submit, requests, fmt)
     return JSONResponse({"job": job.id, "status": job.status, "url": f"/v1/jobs/{job.id}"}, status_code=202)
 
 
@@ -138,7 +139,7 @@ async def cancel_job(job_id: str, request: Request) -> dict[str, Any]:
 async def precompute(request: Request, body: PrecomputeBody | None = None) -> dict[str, Any]:
     gateway = gateway_of(request)
     names = body.voices if body is not None else None
-    results = await asyncio.to_thread(gateway.precompute, names)
+    results = await run_blocking(gateway.precompute, names)
     return {"voices": [{"voice": r.voice, "status": r.status, "detail": r.detail} for r in results]}
 
 

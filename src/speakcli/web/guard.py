@@ -1,0 +1,101 @@
+"""The HTTP app's outer guard, as plain ASGI: the API key, body size limits, and unexpected errors as JSON."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+log = logging.getLogger("speakcli")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+OPEN_PATHS = {"/v1/health"}  # answered without the API key, for load balancers and service managers
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def send_error(send: Send, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+    body = json.dumps({"error": {"code": code, "message": " ".join(message.split())}}).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Guard:
+    """Wraps the app. Plain ASGI rather than Starlette's BaseHTTPMiddleware, under which a request handler can no
+    longer see its client disconnect (and so could not cancel its job).
+
+    - With `api_key`, every route but /v1/health (and CORS preflights) needs `Authorization: Bearer KEY`.
+    - A body past `limit_for(path)` bytes is refused with 413: at once from its Content-Length, or as soon as
+      that many bytes arrived when it is sent in chunks. Clip uploads must say their length.
+    - An exception no handler turned into a response becomes a JSON 500 and one log line, not a traceback.
+    """
+
+    def __init__(self, app: ASGIApp, api_key: str | None, limit_for: Callable[[str], int]) -> None:
+        self.app = app
+        self.expected = f"bearer {api_key}".encode() if api_key else None
+        self.limit_for = limit_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v for k, v in scope.get("headers", [])}
+        path = scope.get("path", "")
+        if self.expected is not None and scope.get("method") != "OPTIONS" and path not in OPEN_PATHS:
+            given = headers.get("authorization", b"")
+            # The scheme is case-insensitive (RFC 9110); the key is compared in constant time.
+            if not secrets.compare_digest(given[:7].lower() + given[7:], self.expected):
+                await send_error(
+                    send, 401, "unauthorized", "missing or wrong API key; send Authorization: Bearer KEY",
+                    {"WWW-Authenticate": "Bearer"},
+                )  # fmt: skip
+                return
+        limit = self.limit_for(path)
+        length = headers.get("content-length")
+        if scope.get("method") in ("POST", "PUT", "PATCH"):
+            if length is not None and (not length.isdigit() or int(length) > limit):
+                await send_error(send, 413, "too_large", f"the request body is larger than {limit} bytes")
+                return
+            if length is None and path == "/v1/clone-voice":
+                await send_error(send, 411, "length_required", "send the upload with a Content-Length header")
+                return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message.get("type") == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge(f"the request body is larger than {limit} bytes")
+            return message
+
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if message.get("type") == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except BodyTooLarge:
+            if not started:
+                await send_error(send, 413, "too_large", f"the request body is larger than {limit} bytes")
+        except Exception as exc:
+            log.error("unexpected error on %s %s: %s: %s", scope.get("method"), path, type(exc).__name__, exc)
+            log.debug("traceback", exc_info=exc)
+            if not started:
+                await send_error(send, 500, "internal", "the server failed on this request; its log says why")
