@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import re
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -107,3 +110,61 @@ def write_clip(path: Path) -> Path:
     from speakcli.testing import speech_like_wav
 
     return speech_like_wav(path)
+
+
+@contextmanager
+def wyoming_serving(gateway: Gateway) -> Iterator[int]:
+    """A Wyoming server over `gateway` on loopback port 0, on its own event loop thread; yields its port."""
+    import asyncio
+
+    from speakcli.wyoming_api.server import WyomingServer
+
+    loop = asyncio.new_event_loop()
+    # A daemon thread, so the loop's executor threads are daemons too; the loop is stopped and closed below.
+    thread = threading.Thread(target=loop.run_forever, name="speakcli-test-wyoming", daemon=True)
+    thread.start()
+    server = WyomingServer(gateway, "tcp://127.0.0.1:0")
+    try:
+        asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
+        yield int(server.uri.rsplit(":", 1)[1])
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.close()
+
+
+@contextmanager
+def serve_addresses(*args: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, str], list[str]]]:
+    """`speakcli serve --engine piper ARGS` once it has announced every address; yields the process, the addresses
+    by kind ("http", "wyoming") and the stderr lines read so far (more are added until it ends)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "speakcli", "serve", "--engine", "piper", *args],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    lines: list[str] = []
+    found: dict[str, str] = {}
+    rest: threading.Thread | None = None
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line.rstrip("\n"))
+            for name, pattern in (("wyoming", r"serving Wyoming on (tcp://\S+)"), ("http", r"serving on (http://\S+)")):
+                match = re.search(pattern, line)
+                if match:
+                    found[name] = match.group(1)
+            if "Ctrl-C to stop" in line:
+                break
+        assert found, f"no address announced: {lines}"
+        rest = threading.Thread(target=lambda: lines.extend(ln.rstrip("\n") for ln in proc.stderr or ()))
+        rest.start()
+        yield proc, found, lines
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(30)
+        if rest is not None:
+            rest.join(10)

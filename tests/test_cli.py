@@ -26,7 +26,7 @@ from speakcli.cli import main
 rc = main(sys.argv[1:])
 heavy = sorted(
     m
-    for m in ("torch", "TTS", "torchaudio", "transformers", "piper", "onnxruntime", "fastapi", "uvicorn", "ray")
+    for m in ("torch", "TTS", "torchaudio", "transformers", "piper", "onnxruntime", "fastapi", "uvicorn", "ray", "wyoming")
     if m in sys.modules
 )
 print("HEAVY=" + ",".join(heavy), file=sys.stderr)

@@ -1,20 +1,27 @@
-"""`speakcli serve`: the HTTP API (speakcli's, OpenAI's speech API, xtts-api-server's) on the one worker."""
+"""`speakcli serve`: the HTTP API (speakcli's, OpenAI's, xtts-api-server's) and Wyoming, on the one worker."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from speakcli.cli import options as o
 
+if TYPE_CHECKING:  # imported lazily: `speakcli --help` must not load the servers
+    from speakcli.web.server import HttpServer
+    from speakcli.wyoming_api.server import WyomingServer
+
 EXAMPLES = """
 speakcli serve                                  # on http://127.0.0.1:8020
 speakcli serve --engine piper --port 0          # the bundled voice, on any free port
 speakcli serve --host 0.0.0.0 --api-key KEY     # reachable from other machines, with a key
+speakcli serve --wyoming tcp://0.0.0.0:10200    # and Wyoming, for Home Assistant (no auth)
 """
 
 
@@ -48,6 +55,17 @@ def serve(
         list[str] | None,
         typer.Option("--cors", metavar="ORIGIN", help="Allow browser pages from ORIGIN (repeat; '*' for any)."),
     ] = None,
+    wyoming: Annotated[
+        str | None,
+        typer.Option(
+            "--wyoming",
+            metavar="URI",
+            envvar="SPEAKCLI_WYOMING",
+            help="Also serve Wyoming (Home Assistant) on URI: tcp://HOST:PORT (port 0: any free) or unix://PATH.",
+            show_default=False,
+        ),
+    ] = None,
+    no_http: Annotated[bool, typer.Option("--no-http", help="Serve only Wyoming (needs --wyoming).")] = False,
     voice: o.Voice = None,
     language: o.Language = None,
     engine: o.Engine = None,
@@ -57,52 +75,62 @@ def serve(
     quiet: o.Quiet = False,
     debug: o.Debug = False,
 ) -> None:
-    """Serve speech over HTTP until Ctrl-C or SIGTERM; every request goes through one synthesis worker."""
+    """Serve speech over HTTP and/or Wyoming until Ctrl-C or SIGTERM; every request goes through one worker."""
+    from speakcli.errors import UsageError
     from speakcli.settings import load_settings
 
     settings = load_settings(
         {**o.engine_flags(engine, model_dir, device, voices_dir), "voice": voice, "language": language}
     )
-    try:
-        import fastapi  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError:
-        from speakcli.errors import UsageError
+    if no_http and not wyoming:
+        raise UsageError("--no-http leaves nothing to serve; add --wyoming tcp://127.0.0.1:10200")
+    address = None
+    if wyoming:
+        from speakcli.wyoming_api.address import parse_address
 
-        raise UsageError("serve needs the server extra: pip install 'speakcli[serve]'") from None
+        address = parse_address(wyoming)
+    _check_extras(http=not no_http, wyoming=address is not None)
     from speakcli.cli.scope import open_service
     from speakcli.remote import Advert, advertise, withdraw
     from speakcli.serving import Gateway, Limits
-    from speakcli.web.server import HttpServer, is_loopback
+    from speakcli.serving.net import is_loopback
 
-    # SIGTERM is how service managers stop a server: end with 0 (also while the model loads). uvicorn restores
-    # this handler after its own graceful shutdown and raises the signal again, which lands here.
+    # SIGTERM is how service managers stop a server: end with 0, also while the model loads (once serving,
+    # _serve_until_signal handles it).
     signal.signal(signal.SIGTERM, _exit_quietly)
     service = open_service(settings)
     adverts: list[Path] = []
     gateway = Gateway(service, Limits(max_queue=max_queue, max_text=max_text))
     try:
-        server = HttpServer(gateway, host, port, api_key, cors or ())
-        if not is_loopback(host) and not api_key:
-            print(
-                f"speakcli: warning: listening on {host} without --api-key: anyone who can reach it can use it",
-                file=sys.stderr,
-            )
+        http = None
+        if not no_http:
+            from speakcli.web.server import HttpServer
+
+            http = HttpServer(gateway, host, port, api_key, cors or ())
+            if not is_loopback(host) and not api_key:
+                _warn(f"listening on {host} without --api-key: anyone who can reach it can use it")
+        wyoming_server = None
+        if wyoming and address is not None:
+            from speakcli.wyoming_api.server import WyomingServer
+
+            wyoming_server = WyomingServer(gateway, wyoming)
+            if address.scheme == "tcp" and not is_loopback(address.host):
+                _warn(f"Wyoming on {address.host} has no authentication: anyone who can reach it can use it")
         if not quiet:
             print(f"speakcli: loading {service.spec.note}...", file=sys.stderr, flush=True)
         service.worker.call(lambda engine: None)  # load the model now, not on the first request
 
         def listening() -> None:
+            assert http is not None
             if is_loopback(host):  # a one-off `say` on this machine may now use this server's model
                 try:
-                    adverts.append(advertise(Advert.of(server.url, service.spec, settings, bool(api_key))))
+                    adverts.append(advertise(Advert.of(http.url, service.spec, settings, bool(api_key))))
                 except OSError as exc:
-                    print(f"speakcli: warning: cannot advertise to say ({exc})", file=sys.stderr)
-            if not quiet:
-                print(f"speakcli: serving on {server.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+                    _warn(f"cannot advertise to say ({exc})")
+            _say(quiet, f"serving on {http.url} (Ctrl-C to stop)")
 
-        server.run(listening)
-    except SystemExit as exc:  # SIGTERM (see _exit_quietly): a normal stop
+        asyncio.run(_serve_until_signal(http, wyoming_server, quiet, listening))
+    except SystemExit as exc:  # SIGTERM while loading (see _exit_quietly): a normal stop
         if exc.code not in (0, None):
             raise
     finally:
@@ -111,6 +139,74 @@ def serve(
         gateway.close()
     if not quiet:
         print("speakcli: stopped", file=sys.stderr)
+
+
+async def _serve_until_signal(
+    http: HttpServer | None, wyoming: WyomingServer | None, quiet: bool, http_listening: Callable[[], None]
+) -> None:
+    """Both servers on this one loop until SIGTERM (return) or Ctrl-C (KeyboardInterrupt, after the same stop).
+
+    Stopping cancels every job first, so open streams end after their sentence; a second signal stops HTTP
+    without waiting for its open responses.
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    received: list[int] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        received.append(signum)
+        loop.call_soon_threadsafe(stop.set)
+        if len(received) > 1 and http is not None:
+            loop.call_soon_threadsafe(http.request_stop, True)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    http_task: asyncio.Task[None] | None = None
+    try:
+        if wyoming is not None:
+            await wyoming.start()
+            _say(quiet, f"serving Wyoming on {wyoming.uri}" + ("" if http else " (Ctrl-C to stop)"))
+        if http is not None:
+            http_task = asyncio.create_task(http.serve(http_listening))
+        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
+        if http_task is not None:
+            waits.append(http_task)
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        waits[0].cancel()
+    finally:
+        if http is not None and http_task is not None:
+            http.request_stop()
+            await http_task
+        if wyoming is not None:
+            await wyoming.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if signal.SIGINT in received:
+        raise KeyboardInterrupt
+
+
+def _check_extras(http: bool, wyoming: bool) -> None:
+    from speakcli.errors import UsageError
+
+    try:
+        if http:
+            import fastapi  # noqa: F401
+            import uvicorn  # noqa: F401
+    except ImportError:
+        raise UsageError("serve needs the server extra: pip install 'speakcli[serve]' (or pass --no-http)") from None
+    try:
+        if wyoming:
+            import wyoming as _wyoming  # noqa: F401
+    except ImportError:
+        raise UsageError("--wyoming needs the wyoming extra: pip install 'speakcli[wyoming]'") from None
+
+
+def _say(quiet: bool, message: str) -> None:
+    if not quiet:
+        print(f"speakcli: {message}", file=sys.stderr, flush=True)
+
+
+def _warn(message: str) -> None:
+    print(f"speakcli: warning: {message}", file=sys.stderr)
 
 
 def _exit_quietly(signum: int, frame: object) -> None:

@@ -1,38 +1,29 @@
-"""The HTTP server's lifecycle: uvicorn over the app, in the foreground (signals) or on a thread (start, stop, join)."""
+"""The HTTP server's lifecycle: uvicorn over the app, on the caller's event loop or on a thread (start, stop, join)."""
 
 from __future__ import annotations
 
-import ipaddress
+import contextlib
 import logging
 import socket
 import threading
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
 
 import uvicorn
 
 from speakcli.serving import Gateway
+from speakcli.serving.net import is_loopback
 from speakcli.web.app import create_app
 
 log = logging.getLogger("speakcli")
 
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` only accepts connections from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+__all__ = ["HttpServer", "is_loopback"]
 
 
 class _Uvicorn(uvicorn.Server):
-    """uvicorn that, on SIGTERM or Ctrl-C, first cancels every job so open streams end after their sentence."""
+    """uvicorn that leaves signals to its caller: `speakcli serve` stops it and the Wyoming server together."""
 
-    def __init__(self, config: uvicorn.Config, gateway: Gateway) -> None:
+    def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)
-        self.gateway = gateway
         self.on_listening: Callable[[], None] | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -40,13 +31,13 @@ class _Uvicorn(uvicorn.Server):
         if self.started and self.on_listening is not None:
             self.on_listening()
 
-    def handle_exit(self, sig: int, frame: Any) -> None:
-        self.gateway.stop_accepting()
-        super().handle_exit(sig, frame)
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class HttpServer:
-    """One uvicorn server for one gateway. `run()` blocks (the CLI); `start()`/`stop()` run it on a thread."""
+    """One uvicorn server for one gateway: `serve()` on the caller's loop (the CLI), or `start()`/`stop()` on a thread."""
 
     def __init__(
         self,
@@ -68,7 +59,7 @@ class HttpServer:
             # Streams are cancelled at shutdown; this bounds the wait for a client that reads nothing.
             timeout_graceful_shutdown=5,
         )
-        self._server = _Uvicorn(config, gateway)
+        self._server = _Uvicorn(config)
         self._thread: threading.Thread | None = None
 
     @property
@@ -85,10 +76,16 @@ class HttpServer:
         shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{self.port}"
 
-    def run(self, on_listening: Callable[[], None] | None = None) -> None:
-        """Serve until SIGTERM or Ctrl-C (uvicorn's own handlers, main thread only)."""
+    async def serve(self, on_listening: Callable[[], None] | None = None) -> None:
+        """Serve on the running event loop until `request_stop()`; the caller handles signals."""
         self._server.on_listening = on_listening
-        self._server.run()
+        await self._server.serve()
+
+    def request_stop(self, force: bool = False) -> None:
+        """Cancel every job, then stop: open responses end after their sentence (`force`: without waiting)."""
+        self.gateway.stop_accepting()
+        self._server.should_exit = True
+        self._server.force_exit = self._server.force_exit or force
 
     @property
     def started(self) -> bool:
@@ -108,7 +105,6 @@ class HttpServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Cancel every job, stop listening, join the thread."""
-        self.gateway.stop_accepting()
-        self._server.should_exit = True
+        self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout)

@@ -1,0 +1,1 @@
+"""Wyoming (Home Assistant's voice protocol) over the shared gateway; only this package imports `wyoming`."""
