@@ -31,7 +31,7 @@ CORE = [
     "speakcli.remote",
     "speakcli.audio.encode",
 ]
-FRONT_END_MODULES = ["typer", "click", "rich", "fastapi", "uvicorn", "sounddevice", "ray"]
+FRONT_END_MODULES = ["typer", "click", "rich", "fastapi", "uvicorn", "sounddevice", "ray", "wyoming"]
 
 
 def test_the_core_imports_no_front_end_library() -> None:
