@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -16,7 +18,12 @@ import typer
 from speakcli.cli import options as o
 
 if TYPE_CHECKING:  # imported lazily: `speakcli --help` must not load the core
-    from speakcli.batch import Result, Summary
+    from speakcli.batch import Executor, Result, Summary
+
+
+class ExecutorName(str, enum.Enum):
+    local = "local"
+    ray = "ray"
 
 
 def batch(
@@ -54,6 +61,36 @@ def batch(
     force: Annotated[bool, typer.Option("--force", "-f", help="Redo items already done; overwrite --concat.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     quiet: o.Quiet = False,
+    executor: Annotated[
+        ExecutorName,
+        typer.Option(
+            "--executor",
+            help="local: here, one item at a time; ray: on a Ray actor pool, here or on a cluster "
+            "(pip install 'speakcli[ray]').",
+        ),
+    ] = ExecutorName.local,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="Join this Ray cluster (host:6379, or auto for one started here with `ray start --head`); "
+            "default: a local Ray for this run [env SPEAKCLI_RAY_ADDRESS]",
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Ray: actors, each with its own model. [default: 1]")
+    ] = None,
+    gpus_per_worker: Annotated[
+        float | None, typer.Option("--gpus-per-worker", min=0.0, help="Ray: GPUs each actor reserves. [default: 0]")
+    ] = None,
+    cpus_per_worker: Annotated[
+        float | None,
+        typer.Option(
+            "--cpus-per-worker",
+            help="Ray: CPUs each actor reserves; below 1 leaves Ray Data a CPU on small machines. [default: 0.5]",
+        ),
+    ] = None,
 ) -> int:
     """Speak many items in one run: one line, paragraph or file each, or JSONL/CSV rows; resumable."""
     from speakcli.batch import BatchOptions, check_batch, read_items, run_batch
@@ -86,13 +123,14 @@ def batch(
         }
     )
     items = read_items(inputs, split, input_format, sys.stdin)  # type: ignore[arg-type]
+    pool = _executor(executor, ray_address, workers, gpus_per_worker, cpus_per_worker)  # after input errors
     service = open_service(settings)
     announce(service, quiet or as_json)
 
     stop = _CtrlC()
     progress = _Progress(len(items), disable=quiet or as_json)
     with stop.installed(), progress:
-        _, summary = run_batch(service, items, out_dir, options, on_result=progress.advance, stop=stop)
+        _, summary = run_batch(service, items, out_dir, options, pool, on_result=progress.advance, stop=stop)
     if as_json:
         print(json.dumps(asdict(summary), indent=2))
     elif not quiet:
@@ -100,6 +138,43 @@ def batch(
     if summary.interrupted:
         return int(ExitStatus.INTERRUPTED)
     return int(ExitStatus.PARTIAL) if summary.failed else 0
+
+
+def _executor(
+    name: ExecutorName,
+    address: str | None,
+    workers: int | None,
+    gpus: float | None,
+    cpus: float | None,
+) -> Executor | None:
+    """The executor asked for (None: the local one); Ray is imported only here, and only when chosen."""
+    from speakcli.errors import UsageError
+
+    if name is ExecutorName.local:
+        given = [
+            flag
+            for flag, value in (
+                ("--ray-address", address),
+                ("--workers", workers),
+                ("--gpus-per-worker", gpus),
+                ("--cpus-per-worker", cpus),
+            )
+            if value is not None
+        ]
+        if given:
+            raise UsageError(f"{given[0]} is for the Ray executor; add --executor ray")
+        return None
+    from speakcli.batch.ray_executor import RayExecutor, RayOptions
+
+    defaults = RayOptions()
+    return RayExecutor(
+        RayOptions(
+            address=address or os.environ.get("SPEAKCLI_RAY_ADDRESS") or None,
+            workers=defaults.workers if workers is None else workers,
+            gpus_per_worker=defaults.gpus_per_worker if gpus is None else gpus,
+            cpus_per_worker=defaults.cpus_per_worker if cpus is None else cpus,
+        )
+    )
 
 
 class _CtrlC:
