@@ -42,7 +42,7 @@ class RayOptions:
     cpus_per_worker: float = 0.5
     gpus_per_worker: float = 0.0
     # A task whose worker process dies is tried again on a restarted worker this many times, then fails alone.
-    task_retries: int = 2
+    task_retries: int = 1
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -122,7 +122,9 @@ class RayExecutor:
             # Every task came back, or its block was given up after its worker died `task_retries` + 1 times.
             for task in todo:
                 if task.item.index not in made:
-                    result = result_for(task.item, "failed", error="its Ray worker process died while making it")
+                    result = result_for(
+                        task.item, "failed", error="the Ray worker making it died or failed, on every try"
+                    )
                     results.append(result)
                     on_result(result)
             clean_stale_parts(out_dir)  # every worker is done: a temp file left is a killed worker's
@@ -151,8 +153,9 @@ class RayExecutor:
             ds = ds.map_batches(
                 ItemMaker,
                 fn_constructor_args=(service.spec, service.settings, str(out_dir.resolve())),
-                # Two items in flight per actor: one made, the next already there; a dead worker loses those two.
-                compute=ray.data.ActorPoolStrategy(size=opts.workers, max_tasks_in_flight_per_actor=2),
+                # One item in flight per actor: a worker that dies takes only its own item's retries with it, never
+                # a neighbour's queued behind an item that crashes it every time.
+                compute=ray.data.ActorPoolStrategy(size=opts.workers, max_tasks_in_flight_per_actor=1),
                 batch_size=1,
                 num_cpus=opts.cpus_per_worker,
                 num_gpus=opts.gpus_per_worker,
