@@ -214,6 +214,18 @@ def test_without_ray_the_ray_executor_is_a_one_line_usage_error(
     assert not (tmp_path / "out").exists()
 
 
+def test_an_address_where_no_head_answers_is_a_usage_error_before_anything_is_made(
+    tmp_path: Path, ray_session: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = tmp_path / "lines.txt"
+    lines.write_text("Never spoken.\n")
+    args = ["batch", str(lines), "-o", str(tmp_path / "out"), "--executor", "ray", "--ray-address", "127.0.0.1:1"]
+    assert main(args) == ExitStatus.USAGE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot reach the Ray cluster at 127.0.0.1:1" in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
 def test_ray_flags_without_the_ray_executor_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lines = tmp_path / "lines.txt"
     lines.write_text("Never spoken.\n")

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import pickle
+import socket
 import sys
 import tempfile
 import warnings
@@ -94,6 +95,8 @@ class RayExecutor:
     def __init__(self, options: RayOptions | None = None) -> None:
         self.options = options or RayOptions()
         self.ray = import_ray()  # now, so a missing extra is reported before any model is loaded
+        if self.options.address:
+            _check_reachable(self.options.address)  # and an address where no head answers
 
     def run(
         self,
@@ -196,11 +199,33 @@ class RayExecutor:
                     ray.init(include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE_BYTES, **quiet)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = f"the Ray cluster at {opts.address}" if opts.address else "a local Ray"
-            raise UsageError(f"cannot start or reach {where} ({' '.join(str(exc).split())})") from None
+            # A cluster started with `ray start` checks a token, and a driver joining it by address sends one
+            # only when told to: the usual reason a reachable head refuses us.
+            auth = (
+                "; if the cluster uses token authentication, set RAY_AUTH_MODE=token and give this machine "
+                "the cluster's token (~/.ray/auth_token)"
+                if opts.address and opts.address != "auto" and "RAY_AUTH_MODE" not in os.environ
+                else ""
+            )
+            raise UsageError(f"cannot start or reach {where} ({' '.join(str(exc).split())}){auth}") from None
         try:
             yield
         finally:
             ray.shutdown()
+
+
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Refuse a head that does not answer: Ray itself retries connecting for many minutes, deaf to SIGTERM."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return  # `auto`, or a ray:// client address: Ray resolves it
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise UsageError(
+            f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}); start its head with "
+            "`ray start --head` there, or pass the address it printed"
+        ) from None
 
 
 @contextlib.contextmanager
