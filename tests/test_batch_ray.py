@@ -18,7 +18,7 @@ from speakcli import engines
 from speakcli.cli import main
 from speakcli.engines import EngineSpec
 from speakcli.engines.piper import PiperEngine
-from speakcli.errors import ExitStatus
+from speakcli.errors import ExitStatus, ModelError
 
 ray = pytest.importorskip("ray")
 
@@ -49,6 +49,9 @@ class _ExactPiper(PiperEngine):
 
 
 def _exact_piper(spec: EngineSpec) -> PiperEngine:
+    folder = os.environ.get(HOLD_ENV)
+    if folder and (Path(folder) / "broken").exists():  # in a Ray worker: as if its node lacked the model
+        raise ModelError("no Piper voice on this node")
     return _ExactPiper()
 
 
@@ -200,6 +203,21 @@ def test_a_worker_killed_mid_run_is_restarted_and_the_run_completes(
     restarted = [a for a in _worker_actors() if a["NumRestarts"] >= 1]
     assert restarted, "the killed worker was not restarted"
     assert killed and all(a["Pid"] != killed[0] for a in _worker_actors() if a["State"] == "ALIVE")
+
+
+def test_a_worker_that_cannot_build_its_engine_stops_the_run_with_its_error(
+    tmp_path: Path, exact_piper: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = tmp_path / "lines.txt"
+    lines.write_text("Never spoken.\n")
+    (exact_piper / "broken").touch()
+    try:
+        rc = main(["batch", str(lines), "-o", str(tmp_path / "out"), "--executor", "ray", "--engine", "piper"])
+    finally:
+        (exact_piper / "broken").unlink()
+    assert rc == ExitStatus.MODEL
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0] == "speakcli: error: no Piper voice on this node", err
 
 
 def test_without_ray_the_ray_executor_is_a_one_line_usage_error(

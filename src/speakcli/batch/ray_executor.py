@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -117,9 +118,10 @@ class RayExecutor:
                 on_result(result)
         if not todo or stop():
             return results
-        # Ray's driver prints what its raylets report (a worker died, its task is retried) on stdout, which is
-        # the CLI's for --json: while Ray runs, stdout is stderr.
-        with contextlib.redirect_stdout(sys.stderr), self._session(), _quiet_ray_data():
+        # Ray's driver prints what its raylets report (a worker died and its task is retried; a worker's
+        # traceback) on stdout, which is the CLI's for --json: dropped while Ray runs. What matters comes back
+        # anyway: each item's result says why it failed, and a failed pool raises its worker's error.
+        with contextlib.redirect_stdout(io.StringIO()), self._session(), _quiet_ray_data():
             made = self._stream(service, todo, out_dir, results, on_result, stop)
         if not stop():
             # Every task came back, or its block was given up after its worker died `task_retries` + 1 times.
@@ -255,22 +257,38 @@ def _quiet_core() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _quiet_ray_data() -> Iterator[None]:
-    """Ray Data's own INFO and WARNING lines (execution started, finished, progress bars off) stay out of the
-    CLI's output; its errors still show."""
+    """Ray Data's own lines (execution started and finished, progress bars off, a worker's traceback) stay out of
+    the CLI's output: an error that ends the run comes back to `_stream` as an exception, said in one line."""
     logger = logging.getLogger("ray.data")
     level = logger.level
-    logger.setLevel(logging.ERROR)
+    logger.setLevel(logging.CRITICAL)
     try:
         yield
     finally:
         logger.setLevel(level)
 
 
-def _worker_error(exc: Exception) -> SpeakError:
+def _worker_error(exc: BaseException) -> SpeakError:
     """What a failure of the whole pool says (a worker that cannot build its engine: a model folder missing on
     its node): the worker's own error when it is speakcli's, else Ray's first line."""
-    cause = getattr(exc, "cause", None)
-    if isinstance(cause, SpeakError):
-        return cause
-    message = str(cause) if cause is not None else (str(exc).splitlines() or [""])[0]
-    return ModelError(f"the Ray workers could not make items: {' '.join(message.split())[:500]}")
+    found = _speak_error_in(exc)
+    if found is not None:
+        return found
+    first = (str(exc).splitlines() or [""])[0]
+    return ModelError(f"the Ray workers could not make items: {' '.join(first.split())[:500]}")
+
+
+def _speak_error_in(exc: BaseException, depth: int = 0) -> SpeakError | None:
+    """The SpeakError inside Ray's wrapping: an actor's death holds its creation task's error in `args`, a task
+    error holds the worker's exception in `cause`."""
+    if isinstance(exc, SpeakError):
+        return exc
+    if depth > 5:
+        return None
+    inner = [getattr(exc, "cause", None), exc.__cause__, *exc.args]
+    for e in inner:
+        if isinstance(e, BaseException):
+            found = _speak_error_in(e, depth + 1)
+            if found is not None:
+                return found
+    return None
