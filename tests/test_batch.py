@@ -256,7 +256,11 @@ def test_a_run_is_refused_before_anything_is_made(tmp_path: Path) -> None:
     tmp_path.mkdir()
     (tmp_path / "file").write_text("x")
     for out, options, error in [
-        (tmp_path / "o", BatchOptions(format_out="mp3"), r"output format 'mp3' is unknown; use wav, flac, ogg"),
+        (
+            tmp_path / "o",
+            BatchOptions(format_out="aac"),
+            r"output format 'aac' is unknown; use wav, flac, ogg, opus, mp3, pcm",
+        ),
         (tmp_path / "file", BatchOptions(), "is a file, not a folder"),
         (tmp_path / "o", BatchOptions(name_template="{nope}"), r"unknown field \{nope\}"),
     ]:

@@ -25,7 +25,9 @@ import sys
 from speakcli.cli import main
 rc = main(sys.argv[1:])
 heavy = sorted(
-    m for m in ("torch", "TTS", "torchaudio", "transformers", "piper", "onnxruntime", "ray") if m in sys.modules
+    m
+    for m in ("torch", "TTS", "torchaudio", "transformers", "piper", "onnxruntime", "fastapi", "uvicorn", "ray")
+    if m in sys.modules
 )
 print("HEAVY=" + ",".join(heavy), file=sys.stderr)
 raise SystemExit(rc)
@@ -39,6 +41,8 @@ raise SystemExit(rc)
         (["say", "--help"], 0),
         (["info", "--help"], 0),
         (["batch", "--help"], 0),
+        (["serve", "--help"], 0),
+        (["serve", "--port", "http"], 2),
         (["--version"], 0),
         (["say", "--bogus"], 2),
         (["say", "hi", "--speed", "fast"], 2),
@@ -73,7 +77,7 @@ def test_no_arguments_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]
     ("args", "code", "message"),
     [
         (["say", "   "], ExitStatus.USAGE, "TEXT has no text to speak"),
-        (["say", "hi", "-o", "x.mp3"], ExitStatus.OUTPUT, "cannot tell the audio format"),
+        (["say", "hi", "-o", "x.aac"], ExitStatus.OUTPUT, "cannot tell the audio format"),
         (["say", "hi", "-o", "missing/x.wav"], ExitStatus.OUTPUT, "folder missing does not exist"),
         (["say", "hi", "--no-play"], ExitStatus.USAGE, "--no-play without --out"),
         (["say", "hi", "--engine", "xtts", "-o", "x.wav"], ExitStatus.MODEL, "No XTTS model found"),

@@ -26,6 +26,10 @@ CORE = [
     "speakcli.report",
     "speakcli.settings",
     "speakcli.worker",
+    "speakcli.serving",
+    "speakcli.serving.aio",
+    "speakcli.remote",
+    "speakcli.audio.encode",
 ]
 FRONT_END_MODULES = ["typer", "click", "rich", "fastapi", "uvicorn", "sounddevice", "ray"]
 

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from speakcli import __version__
-from speakcli.cli import batch, clone, download, info, precompute, say, voices, watch
+from speakcli.cli import batch, clone, download, info, precompute, say, serve, voices, watch
 from speakcli.cli.scope import command_scope
 from speakcli.errors import ExitStatus, SpeakError
 
@@ -53,6 +53,7 @@ app.command("clone")(clone.clone)
 app.command("voices")(voices.voices)
 app.command("precompute")(precompute.precompute)
 app.command("watch")(watch.watch)
+app.command("serve")(serve.serve)
 app.command("info")(info.info)
 app.command("download")(download.download)
 
