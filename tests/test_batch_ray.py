@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from helpers import run_cli
 from speakcli import engines
 from speakcli.cli import main
 from speakcli.engines import EngineSpec
@@ -218,6 +219,18 @@ def test_a_worker_that_cannot_build_its_engine_stops_the_run_with_its_error(
     assert rc == ExitStatus.MODEL
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0] == "speakcli: error: no Piper voice on this node", err
+
+
+def test_the_cli_starts_a_local_ray_of_its_own_and_keeps_ray_quiet(tmp_path: Path) -> None:
+    lines = tmp_path / "lines.txt"
+    lines.write_text("A run with a Ray of its own.\nAnd a second line.\n")
+    # A subprocess: this process's Ray would be reused; the user's command starts (and stops) its own.
+    result = run_cli(
+        "batch", str(lines), "-o", str(tmp_path / "out"), "--engine", "piper", "--executor", "ray", "--json"
+    )
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert json.loads(result.stdout)["ok"] == 2
+    assert result.stderr == b"", result.stderr.decode()[-2000:]  # no line from Ray: its start, its actors, its end
 
 
 def test_without_ray_the_ray_executor_is_a_one_line_usage_error(

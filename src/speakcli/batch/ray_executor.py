@@ -22,7 +22,6 @@ from speakcli.batch.executor import Task, make_item, settled
 from speakcli.batch.manifest import Result, result_for
 from speakcli.engines import EngineSpec
 from speakcli.errors import ModelError, SpeakError, UsageError
-from speakcli.fsutil import clean_stale_parts
 from speakcli.settings import Settings
 
 if TYPE_CHECKING:
@@ -132,7 +131,6 @@ class RayExecutor:
                     )
                     results.append(result)
                     on_result(result)
-            clean_stale_parts(out_dir)  # every worker is done: a temp file left is a killed worker's
         return results
 
     def _stream(
