@@ -603,4 +603,4 @@ def test_an_output_folder_that_cannot_be_written_is_exit_6_in_one_line() -> None
     result = run_cli("batch", "-", "-o", "/proc/speakcli-out", "--engine", "piper", input=b"Hello there.\n")
     assert result.returncode == ExitStatus.OUTPUT, result.stderr
     lines = result.stderr.decode().strip().splitlines()
-    assert len(lines) == 1 and "cannot write in /proc/speakcli-out" in lines[0] and "--out-dir" in lines[0]
+    assert len(lines) == 1 and "cannot write in /proc/speakcli-out" in lines[0] and "--output-dir" in lines[0]

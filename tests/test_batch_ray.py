@@ -119,8 +119,8 @@ def test_ray_makes_the_files_and_manifest_a_local_run_makes(
         '{"text": "The last line of the test."}\n'
     )
     before = {a["ActorID"] for a in _worker_actors()}
-    assert _batch(str(rows), "-o", str(tmp_path / "local"), capsys=capsys)[0] == 0
-    rc, summary = _batch(str(rows), "-o", str(tmp_path / "ray"), "--executor", "ray", "--workers", "2", capsys=capsys)
+    assert _batch(str(rows), "-d", str(tmp_path / "local"), capsys=capsys)[0] == 0
+    rc, summary = _batch(str(rows), "-d", str(tmp_path / "ray"), "--executor", "ray", "--workers", "2", capsys=capsys)
     assert rc == 0 and (summary["ok"], summary["skipped"]) == (5, 1)
 
     names = sorted(p.name for p in (tmp_path / "local").iterdir())
@@ -138,7 +138,7 @@ def test_ray_makes_the_files_and_manifest_a_local_run_makes(
 
     # A rerun on Ray keeps every item (resume), and starts no actor: nothing needs making.
     before = {a["ActorID"] for a in _worker_actors()}
-    rc, summary = _batch(str(rows), "-o", str(tmp_path / "ray"), "--executor", "ray", capsys=capsys)
+    rc, summary = _batch(str(rows), "-d", str(tmp_path / "ray"), "--executor", "ray", capsys=capsys)
     assert rc == 0 and (summary["ok"], summary["already_done"], summary["skipped"]) == (0, 5, 1)
     assert {a["ActorID"] for a in _worker_actors()} == before
 
@@ -152,7 +152,7 @@ def test_a_bad_item_fails_alone(tmp_path: Path, exact_piper: Path, capsys: pytes
         '{"text": "Crash the worker that makes this, every time."}\n'
         '{"text": "Made after the bad ones."}\n'
     )
-    rc, summary = _batch(str(rows), "-o", str(tmp_path / "out"), "--executor", "ray", "--workers", "2", capsys=capsys)
+    rc, summary = _batch(str(rows), "-d", str(tmp_path / "out"), "--executor", "ray", "--workers", "2", capsys=capsys)
     assert rc == ExitStatus.PARTIAL
     assert (summary["ok"], summary["failed"]) == (2, 3)
     records = _manifest(tmp_path / "out")
@@ -192,7 +192,7 @@ def test_a_worker_killed_mid_run_is_restarted_and_the_run_completes(
     killer.start()
     try:
         rc, summary = _batch(
-            str(lines), "-o", str(tmp_path / "out"), "--executor", "ray", "--workers", "2", capsys=capsys
+            str(lines), "-d", str(tmp_path / "out"), "--executor", "ray", "--workers", "2", capsys=capsys
         )
     finally:
         killer.join(timeout=90)
@@ -213,7 +213,7 @@ def test_a_worker_that_cannot_build_its_engine_stops_the_run_with_its_error(
     lines.write_text("Never spoken.\n")
     (exact_piper / "broken").touch()
     try:
-        rc = main(["batch", str(lines), "-o", str(tmp_path / "out"), "--executor", "ray", "--engine", "piper"])
+        rc = main(["batch", str(lines), "-d", str(tmp_path / "out"), "--executor", "ray", "--engine", "piper"])
     finally:
         (exact_piper / "broken").unlink()
     assert rc == ExitStatus.MODEL
@@ -226,7 +226,7 @@ def test_the_cli_starts_a_local_ray_of_its_own_and_keeps_ray_quiet(tmp_path: Pat
     lines.write_text("A run with a Ray of its own.\nAnd a second line.\n")
     # A subprocess: this process's Ray would be reused; the user's command starts (and stops) its own.
     result = run_cli(
-        "batch", str(lines), "-o", str(tmp_path / "out"), "--engine", "piper", "--executor", "ray", "--json"
+        "batch", str(lines), "-d", str(tmp_path / "out"), "--engine", "piper", "--executor", "ray", "--json"
     )
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     assert json.loads(result.stdout)["ok"] == 2
@@ -239,7 +239,7 @@ def test_without_ray_the_ray_executor_is_a_one_line_usage_error(
     lines = tmp_path / "lines.txt"
     lines.write_text("Never spoken.\n")
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as it does without the extra
-    assert main(["batch", str(lines), "-o", str(tmp_path / "out"), "--executor", "ray"]) == ExitStatus.USAGE
+    assert main(["batch", str(lines), "-d", str(tmp_path / "out"), "--executor", "ray"]) == ExitStatus.USAGE
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pip install 'speakcli[ray]'" in err[0], err
     assert not (tmp_path / "out").exists()
@@ -250,7 +250,7 @@ def test_an_address_where_no_head_answers_is_a_usage_error_before_anything_is_ma
 ) -> None:
     lines = tmp_path / "lines.txt"
     lines.write_text("Never spoken.\n")
-    args = ["batch", str(lines), "-o", str(tmp_path / "out"), "--executor", "ray", "--ray-address", "127.0.0.1:1"]
+    args = ["batch", str(lines), "-d", str(tmp_path / "out"), "--executor", "ray", "--ray-address", "127.0.0.1:1"]
     assert main(args) == ExitStatus.USAGE
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot reach the Ray cluster at 127.0.0.1:1" in err[0], err
@@ -260,5 +260,5 @@ def test_an_address_where_no_head_answers_is_a_usage_error_before_anything_is_ma
 def test_ray_flags_without_the_ray_executor_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lines = tmp_path / "lines.txt"
     lines.write_text("Never spoken.\n")
-    assert main(["batch", str(lines), "-o", str(tmp_path / "out"), "--workers", "2"]) == ExitStatus.USAGE
+    assert main(["batch", str(lines), "-d", str(tmp_path / "out"), "--workers", "2"]) == ExitStatus.USAGE
     assert "--executor ray" in capsys.readouterr().err

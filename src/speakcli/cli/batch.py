@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import enum
 import json
-import os
 import signal
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -21,35 +19,52 @@ if TYPE_CHECKING:  # imported lazily: `speakcli --help` must not load the core
     from speakcli.batch import Executor, Result, Summary
 
 
-class ExecutorName(str, enum.Enum):
-    local = "local"
-    ray = "ray"
+EXAMPLES = """
+speakcli batch book.txt -d audiobook/                      # one item per non-blank line
+speakcli batch book.txt -d audiobook/ --split paragraph --concat book.ogg
+speakcli batch rows.jsonl more.csv -d out/ --format-out flac --json
+grep ERROR app.log | speakcli batch - -d errors/           # '-' (or a pipe) reads stdin
+speakcli batch book.txt -d audiobook/ --executor ray --workers 2   # on a local Ray (see --ray-address)
+"""
 
 
 def batch(
     inputs: Annotated[
         list[str] | None,
-        typer.Argument(help="Text, JSONL or CSV files; '-' (or a pipe) reads stdin.", show_default=False),
+        typer.Argument(
+            help="Text, JSONL or CSV files; '-' (or a pipe) reads stdin.", metavar="FILE", show_default=False
+        ),
     ] = None,
     out_dir: Annotated[
-        Path, typer.Option("--out-dir", "-o", help="Folder for the audio files and manifest.jsonl.")
+        Path,
+        typer.Option(
+            *o.OUTPUT_DIR_DECLS, help="Folder for the audio files and manifest.jsonl (made if missing).", metavar="DIR"
+        ),
     ] = Path("."),
-    split: Annotated[str, typer.Option("--split", help="Text files: line, paragraph or file (one item).")] = "line",
-    input_format: Annotated[str, typer.Option("--format", help="auto (by extension), text, jsonl or csv.")] = "auto",
+    split: Annotated[
+        Literal["line", "paragraph", "file"],
+        typer.Option("--split", help="Text files: an item per line, per paragraph, or the whole file."),
+    ] = "line",
+    input_format: Annotated[
+        Literal["auto", "text", "jsonl", "csv"],
+        typer.Option("--format", help="Input format; auto goes by the file extension."),
+    ] = "auto",
     name_template: Annotated[
         str,
         typer.Option(
             "--name-template",
             help="Output names: {slug} (of the text), {hash} (of the text), {index}, {source}. "
             "A name with {index} changes when lines are inserted, and resume then re-makes those items.",
+            metavar="TEMPLATE",
         ),
     ] = "{slug}-{hash}",
-    format_out: Annotated[str, typer.Option("--format-out", help="wav, flac or ogg.")] = "wav",
+    format_out: Annotated[o.AudioFormat, typer.Option("--format-out", help="Audio file format.")] = "wav",
     concat_out: Annotated[
-        Path | None, typer.Option("--concat", help="Also join all items into this file.", show_default=False)
+        Path | None,
+        typer.Option("--concat", help="Also join all items into this file.", metavar="FILE", show_default=False),
     ] = None,
     pause: Annotated[
-        float | None, typer.Option("--pause", help="Seconds between sentences, and items in --concat.")
+        float | None, o.setting("pause", help="Seconds between sentences, and between items in --concat.")
     ] = None,
     voice: o.Voice = None,
     language: o.Language = None,
@@ -62,35 +77,41 @@ def batch(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     quiet: o.Quiet = False,
     executor: Annotated[
-        ExecutorName,
+        Literal["local", "ray"],
         typer.Option(
             "--executor",
-            help="local: here, one item at a time; ray: on a Ray actor pool, here or on a cluster "
+            help="Where items are made: here, one at a time; or on a Ray actor pool, here or on a cluster "
             "(pip install 'speakcli[ray]').",
         ),
-    ] = ExecutorName.local,
+    ] = "local",
     ray_address: Annotated[
         str | None,
         typer.Option(
             "--ray-address",
-            help="Join this Ray cluster (host:6379, or auto for one started here with `ray start --head`); "
-            "default: a local Ray for this run [env SPEAKCLI_RAY_ADDRESS]",
+            envvar="SPEAKCLI_RAY_ADDRESS",
+            metavar="ADDRESS",
+            help="Ray: join the cluster whose head is at HOST:PORT (auto: one started on this machine); "
+            "default: a local Ray for this run.",
             show_default=False,
         ),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option("--workers", min=1, help="Ray: actors, each with its own model. [default: 1]")
+        int | None,
+        typer.Option("--workers", min=1, metavar="N", help="Ray: actors, each with its own model.  [default: 1]"),
     ] = None,
     gpus_per_worker: Annotated[
-        float | None, typer.Option("--gpus-per-worker", min=0.0, help="Ray: GPUs each actor reserves. [default: 0]")
+        float | None,
+        typer.Option("--gpus-per-worker", min=0.0, metavar="GPUS", help="Ray: GPUs each actor reserves.  [default: 0]"),
     ] = None,
     cpus_per_worker: Annotated[
         float | None,
         typer.Option(
             "--cpus-per-worker",
-            help="Ray: CPUs each actor reserves; below 1 leaves Ray Data a CPU on small machines. [default: 0.5]",
+            metavar="CPUS",
+            help="Ray: CPUs each actor reserves; below 1 leaves Ray Data a CPU on small machines.  [default: 0.5]",
         ),
     ] = None,
+    debug: o.Debug = False,
 ) -> int:
     """Speak many items in one run: one line, paragraph or file each, or JSONL/CSV rows; resumable."""
     from speakcli.batch import BatchOptions, check_batch, read_items, run_batch
@@ -141,7 +162,7 @@ def batch(
 
 
 def _executor(
-    name: ExecutorName,
+    name: str,
     address: str | None,
     workers: int | None,
     gpus: float | None,
@@ -150,11 +171,11 @@ def _executor(
     """The executor asked for (None: the local one); Ray is imported only here, and only when chosen."""
     from speakcli.errors import UsageError
 
-    if name is ExecutorName.local:
+    if name == "local":
+        # Not --ray-address: it may come from SPEAKCLI_RAY_ADDRESS, set for every run, local ones included.
         given = [
             flag
             for flag, value in (
-                ("--ray-address", address),
                 ("--workers", workers),
                 ("--gpus-per-worker", gpus),
                 ("--cpus-per-worker", cpus),
@@ -169,7 +190,7 @@ def _executor(
     defaults = RayOptions()
     return RayExecutor(
         RayOptions(
-            address=address or os.environ.get("SPEAKCLI_RAY_ADDRESS") or None,
+            address=address or None,
             workers=defaults.workers if workers is None else workers,
             gpus_per_worker=defaults.gpus_per_worker if gpus is None else gpus,
             cpus_per_worker=defaults.cpus_per_worker if cpus is None else cpus,

@@ -11,6 +11,12 @@ import typer
 
 from speakcli.cli import options as o
 
+EXAMPLES = """
+speakcli serve                                  # on http://127.0.0.1:8020
+speakcli serve --engine piper --port 0          # the bundled voice, on any free port
+speakcli serve --host 0.0.0.0 --api-key KEY     # reachable from other machines, with a key
+"""
+
 
 def serve(
     host: Annotated[
@@ -49,6 +55,7 @@ def serve(
     device: o.Device = None,
     voices_dir: o.VoicesDir = None,
     quiet: o.Quiet = False,
+    debug: o.Debug = False,
 ) -> None:
     """Serve speech over HTTP until Ctrl-C or SIGTERM; every request goes through one synthesis worker."""
     from speakcli.settings import load_settings
