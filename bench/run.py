@@ -19,6 +19,7 @@ SECTIONS = {
     "watch-burst": "watch_burst",
     "batch": "batch",
     "serve": "serve",
+    "ray-batch": "ray_batch",
 }
 
 

@@ -40,6 +40,7 @@ raise SystemExit(rc)
         (["--help"], 0),
         (["say", "--help"], 0),
         (["info", "--help"], 0),
+        (["batch", "--help"], 0),
         (["serve", "--help"], 0),
         (["serve", "--port", "http"], 2),
         (["--version"], 0),
@@ -47,6 +48,8 @@ raise SystemExit(rc)
         (["say", "hi", "--speed", "fast"], 2),
         (["say", "a", "b"], 2),
         (["nosuchcommand"], 2),
+        (["batch", "x.txt", "--executor", "dask"], 2),
+        (["batch", "x.txt", "--executor", "ray", "--workers", "0"], 2),
     ],
 )
 def test_help_and_argument_errors_do_not_import_torch_or_tts(args: list[str], code: int) -> None:
@@ -56,6 +59,13 @@ def test_help_and_argument_errors_do_not_import_torch_or_tts(args: list[str], co
     if code == 2:
         lines = [ln for ln in result.stderr.decode().splitlines() if not ln.startswith("HEAVY=")]
         assert len(lines) == 1 and lines[0].startswith("speakcli: usage error:")
+
+
+def test_a_ray_batch_with_a_bad_input_fails_before_importing_ray(tmp_path: Path) -> None:
+    args = ["batch", str(tmp_path / "missing.txt"), "--executor", "ray"]
+    result = subprocess.run([sys.executable, "-c", IMPORT_PROBE, *args], capture_output=True, timeout=60)
+    assert result.returncode == ExitStatus.USAGE and b"missing.txt" in result.stderr, result.stderr
+    assert result.stderr.endswith(b"HEAVY=\n"), result.stderr[-300:]
 
 
 def test_no_arguments_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,13 +16,15 @@ import typer
 from speakcli.cli import options as o
 
 if TYPE_CHECKING:  # imported lazily: `speakcli --help` must not load the core
-    from speakcli.batch import Result, Summary
+    from speakcli.batch import Executor, Result, Summary
+
 
 EXAMPLES = """
 speakcli batch book.txt -d audiobook/                      # one item per non-blank line
 speakcli batch book.txt -d audiobook/ --split paragraph --concat book.ogg
 speakcli batch rows.jsonl more.csv -d out/ --format-out flac --json
 grep ERROR app.log | speakcli batch - -d errors/           # '-' (or a pipe) reads stdin
+speakcli batch book.txt -d audiobook/ --executor ray --workers 2   # on a local Ray (see --ray-address)
 """
 
 
@@ -74,6 +76,41 @@ def batch(
     force: Annotated[bool, typer.Option("--force", "-f", help="Redo items already done; overwrite --concat.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     quiet: o.Quiet = False,
+    executor: Annotated[
+        Literal["local", "ray"],
+        typer.Option(
+            "--executor",
+            help="Where items are made: here, one at a time; or on a Ray actor pool, here or on a cluster "
+            "(pip install 'speakcli[ray]').",
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            envvar="SPEAKCLI_RAY_ADDRESS",
+            metavar="ADDRESS",
+            help="Ray: join the cluster whose head is at HOST:PORT (auto: one started on this machine); "
+            "default: a local Ray for this run.",
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, metavar="N", help="Ray: actors, each with its own model.  [default: 1]"),
+    ] = None,
+    gpus_per_worker: Annotated[
+        float | None,
+        typer.Option("--gpus-per-worker", min=0.0, metavar="GPUS", help="Ray: GPUs each actor reserves.  [default: 0]"),
+    ] = None,
+    cpus_per_worker: Annotated[
+        float | None,
+        typer.Option(
+            "--cpus-per-worker",
+            metavar="CPUS",
+            help="Ray: CPUs each actor reserves; below 1 leaves Ray Data a CPU on small machines.  [default: 0.5]",
+        ),
+    ] = None,
     debug: o.Debug = False,
 ) -> int:
     """Speak many items in one run: one line, paragraph or file each, or JSONL/CSV rows; resumable."""
@@ -106,13 +143,14 @@ def batch(
         }
     )
     items = read_items(inputs, split, input_format, sys.stdin)  # type: ignore[arg-type]
+    pool = _executor(executor, ray_address, workers, gpus_per_worker, cpus_per_worker)  # after input errors
     service = open_service(settings)
     announce(service, quiet or as_json)
 
     stop = _CtrlC()
     progress = _Progress(len(items), disable=quiet or as_json)
     with stop.installed(), progress:
-        _, summary = run_batch(service, items, out_dir, options, on_result=progress.advance, stop=stop)
+        _, summary = run_batch(service, items, out_dir, options, pool, on_result=progress.advance, stop=stop)
     if as_json:
         print(json.dumps(asdict(summary), indent=2))
     elif not quiet:
@@ -120,6 +158,43 @@ def batch(
     if summary.interrupted:
         return int(ExitStatus.INTERRUPTED)
     return int(ExitStatus.PARTIAL) if summary.failed else 0
+
+
+def _executor(
+    name: str,
+    address: str | None,
+    workers: int | None,
+    gpus: float | None,
+    cpus: float | None,
+) -> Executor | None:
+    """The executor asked for (None: the local one); Ray is imported only here, and only when chosen."""
+    from speakcli.errors import UsageError
+
+    if name == "local":
+        # Not --ray-address: it may come from SPEAKCLI_RAY_ADDRESS, set for every run, local ones included.
+        given = [
+            flag
+            for flag, value in (
+                ("--workers", workers),
+                ("--gpus-per-worker", gpus),
+                ("--cpus-per-worker", cpus),
+            )
+            if value is not None
+        ]
+        if given:
+            raise UsageError(f"{given[0]} is for the Ray executor; add --executor ray")
+        return None
+    from speakcli.batch.ray_executor import RayExecutor, RayOptions
+
+    defaults = RayOptions()
+    return RayExecutor(
+        RayOptions(
+            address=address or None,
+            workers=defaults.workers if workers is None else workers,
+            gpus_per_worker=defaults.gpus_per_worker if gpus is None else gpus,
+            cpus_per_worker=defaults.cpus_per_worker if cpus is None else cpus,
+        )
+    )
 
 
 class _CtrlC:
