@@ -32,6 +32,12 @@ def _version(name: str) -> str | None:
         return None
 
 
+def _precision(settings: Settings) -> str:
+    from speakcli.engines.xtts_precision import resolve_precision  # imports torch
+
+    return resolve_precision(settings.precision, settings.device)
+
+
 def gather(settings: Settings) -> dict[str, Any]:
     """Everything `info` reports, as plain data; each part says why when it is missing."""
     from speakcli.audio.playback import output_devices
@@ -64,6 +70,7 @@ def gather(settings: Settings) -> dict[str, Any]:
         }
     else:
         report["device"] = {"requested": settings.device, "cuda": None, "note": "torch not installed"}
+    report["precision"] = _precision(settings) if xtts_installed() else settings.precision
     try:
         report["audio_outputs"] = output_devices()
     except SpeakError as exc:

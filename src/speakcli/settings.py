@@ -15,6 +15,7 @@ from speakcli import dirs
 from speakcli.errors import UsageError
 
 ENGINES = ("auto", "xtts", "piper")
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
 _DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
@@ -32,6 +33,7 @@ class Settings:
         metadata=_env("SPEAKCLI_XTTS_DIR", "a local XTTS v2 model folder (config.json, model.pth, vocab.json)"),
     )
     device: str = field(default="auto", metadata=_env("SPEAKCLI_DEVICE", "auto, cpu, cuda or cuda:N"))
+    precision: str = field(default="auto", metadata=_env("SPEAKCLI_PRECISION", "XTTS GPT: auto, fp32, bf16 or int8"))
     voice: str | None = field(default=None, metadata=_env("SPEAKCLI_VOICE", "voice name, speaker, WAV file or folder"))
     language: str = field(default="en", metadata=_env("SPEAKCLI_LANGUAGE", "language code, e.g. en, de, fr"))
     speed: float = field(default=1.0, metadata=_env("SPEAKCLI_SPEED", "speaking rate, 0.25 to 4"))
@@ -50,6 +52,8 @@ class Settings:
             raise UsageError(f"engine {self.engine!r} is unknown; use one of: {', '.join(ENGINES)}")
         if not _DEVICE_RE.fullmatch(self.device):  # fullmatch: "$" would let "cpu\n" through
             raise UsageError(f"device {self.device!r} is not valid; use auto, cpu, cuda or cuda:N")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"precision {self.precision!r} is unknown; use one of: {', '.join(PRECISIONS)}")
         if not 0.25 <= self.speed <= 4.0:
             raise UsageError(f"speed {self.speed} is out of range; use a value from 0.25 to 4")
         if not 0.0 < self.temperature <= 2.0:

@@ -14,6 +14,7 @@ def info(
     engine: o.Engine = None,
     model_dir: o.ModelDir = None,
     device: o.Device = None,
+    precision: o.Precision = None,
     voices_dir: o.VoicesDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -24,7 +25,7 @@ def info(
     from speakcli.service import describe
     from speakcli.settings import load_settings
 
-    report = describe(load_settings(o.engine_flags(engine, model_dir, device, voices_dir)))
+    report = describe(load_settings(o.engine_flags(engine, model_dir, device, voices_dir, precision)))
     if as_json:
         print(json.dumps(report, indent=2))
         return
@@ -42,6 +43,7 @@ def info(
         "device",
         f"{dev['requested']} (cuda: {dev.get('cuda')}{', ' + ', '.join(dev.get('gpus', [])) if dev.get('gpus') else ''})",
     )
+    table.add_row("precision", f"{report['precision']} (XTTS GPT)")
     table.add_row("config file", report["config_file"])
     table.add_row("voices dirs", ", ".join(report["voices_dirs"]))
     table.add_row("cache dir", report["cache_dir"])

@@ -15,6 +15,10 @@ ModelDir = Annotated[
     typer.Option("--model-dir", help="Local XTTS v2 model folder [env SPEAKCLI_XTTS_DIR]", show_default=False),
 ]
 Device = Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N [env SPEAKCLI_DEVICE]")]
+Precision = Annotated[
+    str | None,
+    typer.Option("--precision", help="XTTS GPT precision: auto, fp32, bf16 or int8 [env SPEAKCLI_PRECISION]"),
+]
 VoicesDir = Annotated[
     Path | None, typer.Option("--voices-dir", help="Your voice library [env SPEAKCLI_VOICES_DIR]", show_default=False)
 ]
@@ -34,6 +38,16 @@ OutputDevice = Annotated[
 
 
 def engine_flags(
-    engine: str | None, model_dir: Path | None, device: str | None, voices_dir: Path | None
+    engine: str | None,
+    model_dir: Path | None,
+    device: str | None,
+    voices_dir: Path | None,
+    precision: str | None = None,
 ) -> dict[str, Any]:
-    return {"engine": engine, "model_dir": model_dir, "device": device, "voices_dir": voices_dir}
+    return {
+        "engine": engine,
+        "model_dir": model_dir,
+        "device": device,
+        "voices_dir": voices_dir,
+        "precision": precision,
+    }
