@@ -34,6 +34,16 @@ def _lang(language: str) -> str:
 _SAMPLING: dict[str, Any] = {"length_penalty": 1.0, "repetition_penalty": 10.0, "top_k": 50, "top_p": 0.85}
 
 
+def _fold_weight_norm(module: Any) -> None:
+    """Bake the decoder's weight-norm parametrisations into plain weights: coqui leaves them on, so every decode
+    (every streamed chunk) recomputes each weight from its norm and direction; the output is the same."""
+    from torch.nn.utils import parametrize
+
+    for layer in list(module.modules()):
+        if parametrize.is_parametrized(layer, "weight"):
+            parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
+
+
 def _missing_package(exc: ImportError) -> str:
     """The top-level package an ImportError is about, also when coqui re-raised it with its own message."""
     err: BaseException | None = exc
@@ -156,6 +166,7 @@ class XttsEngine:
 
         precision = resolve_precision(self.requested_precision, self.device)
         apply_precision(model, precision, self.device)
+        _fold_weight_norm(model.hifigan_decoder.waveform_decoder)
         self._config, self._model, self.precision = config, model, precision
 
     def speakers(self) -> list[str]:
