@@ -18,6 +18,7 @@ SECTIONS = {
     "watch": "watch",
     "watch-burst": "watch_burst",
     "batch": "batch",
+    "serve": "serve",
     "xtts-speed": "xtts_speed",
 }
 

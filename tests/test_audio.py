@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speakcli import audio
+from speakcli import audio, fsutil
 from speakcli.audio import playback
 from speakcli.errors import Hint, OutputError, VoiceError
 from speakcli.testing import tone
@@ -29,8 +29,8 @@ def test_round_trip_by_extension(tmp_path: Path, ext: str, fmt: str) -> None:
 
 
 def test_unknown_extension_is_an_output_error(tmp_path: Path) -> None:
-    with pytest.raises(OutputError, match=r"\.wav, \.flac, \.ogg"):
-        audio.check_output_path(tmp_path / "out.mp3")
+    with pytest.raises(OutputError, match=r"\.wav, \.flac, \.ogg, \.oga, \.opus, \.mp3"):
+        audio.check_output_path(tmp_path / "out.aac")
 
 
 def test_existing_file_needs_force(tmp_path: Path) -> None:
@@ -53,11 +53,10 @@ def test_failed_write_leaves_old_file_intact_and_no_temp(tmp_path: Path, monkeyp
     path = out_dir / "out.wav"
     path.write_bytes(b"precious")
 
-    def broken_write(fh, data, rate, **kw):  # type: ignore[no-untyped-def]
-        fh.write(b"RIFF half a header")
+    def disk_full(fd: int) -> None:  # the bytes went into the temp file, then the disk filled up
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(sf, "write", broken_write)
+    monkeypatch.setattr(fsutil.os, "fsync", disk_full)
     with pytest.raises(OutputError, match="No space left"):
         audio.write_audio(path, tone(), 24000)
     assert path.read_bytes() == b"precious"

@@ -256,7 +256,11 @@ def test_a_run_is_refused_before_anything_is_made(tmp_path: Path) -> None:
     tmp_path.mkdir()
     (tmp_path / "file").write_text("x")
     for out, options, error in [
-        (tmp_path / "o", BatchOptions(format_out="mp3"), r"output format 'mp3' is unknown; use wav, flac, ogg"),
+        (
+            tmp_path / "o",
+            BatchOptions(format_out="aac"),
+            r"output format 'aac' is unknown; use wav, flac, ogg, opus, mp3, pcm",
+        ),
         (tmp_path / "file", BatchOptions(), "is a file, not a folder"),
         (tmp_path / "o", BatchOptions(name_template="{nope}"), r"unknown field \{nope\}"),
     ]:
@@ -599,4 +603,4 @@ def test_an_output_folder_that_cannot_be_written_is_exit_6_in_one_line() -> None
     result = run_cli("batch", "-", "-o", "/proc/speakcli-out", "--engine", "piper", input=b"Hello there.\n")
     assert result.returncode == ExitStatus.OUTPUT, result.stderr
     lines = result.stderr.decode().strip().splitlines()
-    assert len(lines) == 1 and "cannot write in /proc/speakcli-out" in lines[0] and "--out-dir" in lines[0]
+    assert len(lines) == 1 and "cannot write in /proc/speakcli-out" in lines[0] and "--output-dir" in lines[0]

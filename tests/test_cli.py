@@ -24,7 +24,11 @@ IMPORT_PROBE = """
 import sys
 from speakcli.cli import main
 rc = main(sys.argv[1:])
-heavy = sorted(m for m in ("torch", "TTS", "torchaudio", "transformers", "piper", "onnxruntime") if m in sys.modules)
+heavy = sorted(
+    m
+    for m in ("torch", "TTS", "torchaudio", "transformers", "piper", "onnxruntime", "fastapi", "uvicorn", "ray")
+    if m in sys.modules
+)
 print("HEAVY=" + ",".join(heavy), file=sys.stderr)
 raise SystemExit(rc)
 """
@@ -36,6 +40,8 @@ raise SystemExit(rc)
         (["--help"], 0),
         (["say", "--help"], 0),
         (["info", "--help"], 0),
+        (["serve", "--help"], 0),
+        (["serve", "--port", "http"], 2),
         (["--version"], 0),
         (["say", "--bogus"], 2),
         (["say", "hi", "--speed", "fast"], 2),
@@ -61,7 +67,7 @@ def test_no_arguments_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]
     ("args", "code", "message"),
     [
         (["say", "   "], ExitStatus.USAGE, "TEXT has no text to speak"),
-        (["say", "hi", "-o", "x.mp3"], ExitStatus.OUTPUT, "cannot tell the audio format"),
+        (["say", "hi", "-o", "x.aac"], ExitStatus.OUTPUT, "cannot tell the audio format"),
         (["say", "hi", "-o", "missing/x.wav"], ExitStatus.OUTPUT, "folder missing does not exist"),
         (["say", "hi", "--no-play"], ExitStatus.USAGE, "--no-play without --out"),
         (["say", "hi", "--engine", "xtts", "-o", "x.wav"], ExitStatus.MODEL, "No XTTS model found"),
@@ -69,7 +75,7 @@ def test_no_arguments_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]
         (["say", "hi", "--engine", "piper", "-l", "de", "-o", "x.wav"], ExitStatus.USAGE, "use one of: en"),
         (["say", "hi", "--engine", "piper", "--voice", "zed", "-o", "x.wav"], ExitStatus.VOICE, "has one voice"),
         (["say", "hi", "--voice", "no/such.wav", "-o", "x.wav"], ExitStatus.VOICE, "does not exist"),
-        (["say", "hi", "--engine", "espeak", "-o", "x.wav"], ExitStatus.USAGE, "engine 'espeak' is unknown"),
+        (["say", "hi", "-o", "x.wav"], ExitStatus.USAGE, "SPEAKCLI_ENGINE: engine = 'espeak' is unknown"),
         (["say", "... !!! ???", "--engine", "piper", "-o", "x.wav"], ExitStatus.USAGE, "nothing to say"),
         (["say", "hi", "--device", "cpu\n", "-o", "x.wav"], ExitStatus.USAGE, "is not valid"),
         # Without PortAudio (a fresh machine) the same mistake is reported as the missing library, same code.
@@ -77,8 +83,10 @@ def test_no_arguments_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]
     ],
 )
 def test_bad_input_is_one_line_with_its_exit_code(
-    args: list[str], code: int, message: str, capsys: pytest.CaptureFixture[str]
+    args: list[str], code: int, message: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    if "SPEAKCLI_ENGINE" in message:
+        monkeypatch.setenv("SPEAKCLI_ENGINE", "espeak")
     assert main(args) == code
     err = capsys.readouterr().err.strip().splitlines()
     errors = [ln for ln in err if ln.startswith("speakcli: error:")]
@@ -169,8 +177,8 @@ def test_info_json_without_xtts_model_says_why() -> None:
 def test_help_names_the_env_vars(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["say", "--help"]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    for name in ("SPEAKCLI_ENGINE", "SPEAKCLI_XTTS_DIR", "SPEAKCLI_SPEED", "SPEAKCLI_VOICE"):
-        assert f"[env {name}]" in out
+    for name in ("SPEAKCLI_ENGINE", "SPEAKCLI_XTTS_DIR", "SPEAKCLI_SPEED", "SPEAKCLI_VOICE", "SPEAKCLI_LANGUAGE"):
+        assert f"[env: {name}" in out
 
 
 def _sigint_default() -> None:

@@ -26,6 +26,10 @@ CORE = [
     "speakcli.report",
     "speakcli.settings",
     "speakcli.worker",
+    "speakcli.serving",
+    "speakcli.serving.aio",
+    "speakcli.remote",
+    "speakcli.audio.encode",
 ]
 FRONT_END_MODULES = ["typer", "click", "rich", "fastapi", "uvicorn", "sounddevice", "ray"]
 
@@ -55,7 +59,7 @@ def test_piper_service_speaks_lists_describes_and_declares_it_cannot_clone(isola
         assert report["engine"]["name"] == "piper" and report["cache_dir"] == str(settings.cache_dir)
         with pytest.raises(ModelError) as caught:
             service.precompute()
-        assert caught.value.hint == Hint.MODEL_DIR and caught.value.code == "model"
+        assert caught.value.hint == Hint.MODEL_DIR and caught.value.code == "cannot_clone"
     assert not service.worker.alive
 
 

@@ -55,6 +55,12 @@ class SpeakError(Exception):
         if code is not None:
             self.code = code
 
+    def prefixed(self, where: str) -> SpeakError:
+        """The same error (class, code, hint), its message led by `where` (e.g. which item of many)."""
+        err = type(self).__new__(type(self))
+        SpeakError.__init__(err, f"{where}: {self}", hint=self.hint, code=self.code)
+        return err
+
 
 class UsageError(SpeakError):
     exit_status = ExitStatus.USAGE
@@ -107,3 +113,26 @@ class OutputError(SpeakError):
 class SynthesisError(SpeakError):
     exit_status = ExitStatus.SYNTHESIS
     code = "synthesis"
+
+
+class BusyError(SpeakError):
+    """The queue is full: try again after `retry_after` seconds."""
+
+    exit_status = ExitStatus.SYNTHESIS
+    code = "busy"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class LimitError(UsageError):
+    """A request past a limit the server sets (text length, upload size, number of clips or items)."""
+
+    code = "too_large"
+
+
+class NotFoundError(UsageError):
+    """A name a request gives (a job, an item, a voice sample) that does not exist."""
+
+    code = "not_found"

@@ -7,7 +7,7 @@ from importlib import metadata
 from typing import Any
 
 from speakcli import dirs
-from speakcli.engines import choose_engine, find_xtts_folder, xtts_installed
+from speakcli.engines import choose_engine, create_engine, find_xtts_folder, xtts_installed
 from speakcli.errors import SpeakError
 from speakcli.settings import Settings
 from speakcli.voices import bundled_voices_dir
@@ -25,6 +25,14 @@ _PACKAGES = (
 )
 
 
+# The languages XTTS v2 and the bundled voice speak, by the codes the engines report.
+LANGUAGE_NAMES = {
+    "ar": "Arabic", "cs": "Czech", "de": "German", "en": "English", "es": "Spanish", "fr": "French",
+    "hi": "Hindi", "hu": "Hungarian", "it": "Italian", "ja": "Japanese", "ko": "Korean", "nl": "Dutch",
+    "pl": "Polish", "pt": "Portuguese", "ru": "Russian", "tr": "Turkish", "zh": "Chinese",
+}  # fmt: skip
+
+
 def _version(name: str) -> str | None:
     try:
         return metadata.version(name)
@@ -38,14 +46,45 @@ def _precision(settings: Settings) -> str:
     return resolve_precision(settings.precision, settings.device)
 
 
-def gather(settings: Settings) -> dict[str, Any]:
-    """Everything `info` reports, as plain data; each part says why when it is missing."""
+def languages(settings: Settings) -> dict[str, Any]:
+    """The engine these settings pick and the languages it speaks, read from its config: no weights are loaded."""
+    spec = choose_engine(settings)
+    codes = create_engine(spec).languages()
+    return {
+        "engine": spec.name,
+        "note": spec.note,
+        "languages": [{"code": c, "name": LANGUAGE_NAMES.get(c, c)} for c in codes],
+    }
+
+
+def devices() -> list[dict[str, Any]]:
+    """The audio outputs PortAudio sees (index, name, host API, channels, default); AudioDeviceError if none can be
+    listed."""
     from speakcli.audio.playback import output_devices
 
+    return output_devices()
+
+
+def gather(settings: Settings) -> dict[str, Any]:
+    """Everything `info` reports, as plain data; each part says why when it is missing.
+
+    `config.problems` is for the caller to fill: what `resolve_settings` skipped while resolving `settings`.
+    """
+    from speakcli.audio.playback import output_devices
+    from speakcli.settings import config_source
+
+    source = config_source()
     report: dict[str, Any] = {
         "python": platform.python_version(),
         "packages": {name: _version(name) for name in _PACKAGES},
-        "config_file": str(dirs.config_file()),
+        "config": {
+            "file": str(source.path),
+            "exists": source.path.is_file(),
+            "named_by_env": source.named,
+            "problems": [],
+        },
+        "dirs": dirs.all_dirs(),
+        "config_file": str(source.path),
         "voices_dirs": [str(settings.voices_dir), str(bundled_voices_dir())],
         "cache_dir": str(settings.cache_dir),
     }

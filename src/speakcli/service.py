@@ -126,16 +126,26 @@ class SpeechService:
 
     def voice(self, spec: str | None = None) -> Voice | None:
         """Resolve a voice name, speaker or clip path (or the settings' voice) to what the engine will use."""
-        voice = self.library.resolve(spec if spec is not None else self.settings.voice)
+        spec = spec if spec is not None else self.settings.voice
+        voice = self.library.resolve(spec)
         if voice is None and self.engine.capabilities.cloning:
             voice = self.library.default()  # a cloning engine speaks with the bundled reference by default
+        elif voice is not None and voice.is_clone and not self.engine.capabilities.cloning and spec == voice.name:
+            # A library voice's name, on an engine that cannot clone: the name of one of its own speakers
+            # (the bundled voice "joe" is both Piper's voice and a reference clip for XTTS).
+            voice = Voice(name=voice.name, speaker=voice.name)
         self.engine.check_voice(voice)
         return voice
 
-    def speak(self, text: str, voice: Voice | None, options: SynthesisOptions) -> Job[np.ndarray]:
-        """Queue `text` on the worker; iterate the job for audio chunks as they are made, cancel it to stop."""
+    def speak(
+        self, text: str, voice: Voice | None, options: SynthesisOptions, notify: Callable[[], None] | None = None
+    ) -> Job[np.ndarray]:
+        """Queue `text` on the worker; iterate the job for audio chunks as they are made, cancel it to stop.
+
+        `notify` is called on the worker thread whenever the job has something new (see `Job.take`).
+        """
         check_speakable(text)
-        return self.worker.submit(lambda engine: utterance(engine, text, voice, options))
+        return self.worker.submit(lambda engine: utterance(engine, text, voice, options), notify)
 
     # -- voices ------------------------------------------------------------------------------------------------
     @property
@@ -143,7 +153,11 @@ class SpeechService:
         """The engine as a cloning engine, or a model error saying this engine cannot clone."""
         engine = cloning_engine(self.engine)
         if engine is None:
-            raise ModelError(f"cloning needs an XTTS model, and this run uses {self.spec.note}", hint=Hint.MODEL_DIR)
+            raise ModelError(
+                f"cloning needs an XTTS model, and this run uses {self.spec.note}",
+                hint=Hint.MODEL_DIR,
+                code="cannot_clone",
+            )
         return engine
 
     def voices(self) -> list[VoiceInfo]:

@@ -154,7 +154,7 @@ class VoiceLibrary:
         validate_name(name)
         target = self.user_dir / name
         if target.exists() and not force:
-            raise OutputError(f"voice {name!r} already exists in {self.user_dir}", hint=Hint.FORCE)
+            raise OutputError(f"voice {name!r} already exists in {self.user_dir}", hint=Hint.FORCE, code="conflict")
         return target
 
     def stage(

@@ -23,10 +23,14 @@ class _Failure:
 class Job(Generic[T]):
     """One request to the worker. Iterate it for its items as the worker yields them; errors re-raise here."""
 
-    def __init__(self, fn: Callable[[Engine], Iterable[T]]) -> None:
+    def __init__(self, fn: Callable[[Engine], Iterable[T]], notify: Callable[[], None] | None = None) -> None:
         self.fn = fn
         self._out: queue.Queue[Any] = queue.Queue()
         self._cancelled = threading.Event()
+        self._notify = notify  # called (on the worker thread) after each item, the end, or an error
+        self._done_callbacks: list[Callable[[Job[T]], None]] = []
+        self._callbacks_lock = threading.Lock()
+        self.started = threading.Event()  # the worker took it up (waiting jobs are not started)
         self.done = threading.Event()
         self.elapsed: float | None = None  # seconds the worker spent on this job, once done
         self.first_item_after: float | None = None  # seconds from the job's start to its first item
@@ -53,6 +57,43 @@ class Job(Generic[T]):
             # A consumer that stops early (an error, Ctrl-C, break) must not leave the worker producing.
             if not self.done.is_set():
                 self.cancel()
+
+    def take(self) -> tuple[list[T], bool]:
+        """Without blocking: the items made since the last call, and whether the job has ended; re-raises its error.
+
+        For consumers that cannot block on `__iter__` (an event loop woken by `notify`).
+        """
+        items: list[T] = []
+        while True:
+            try:
+                item = self._out.get_nowait()
+            except queue.Empty:
+                return items, False
+            if item is _DONE:
+                return items, True
+            if isinstance(item, _Failure):
+                raise item.exc
+            items.append(item)
+
+    def add_done_callback(self, fn: Callable[[Job[T]], None]) -> None:
+        """Call `fn(job)` once when the job ends (run, failed, cancelled or dropped at close); now if it has."""
+        with self._callbacks_lock:
+            if not self.done.is_set():
+                self._done_callbacks.append(fn)
+                return
+        fn(self)
+
+    def _put(self, item: Any) -> None:
+        self._out.put(item)
+        if self._notify is not None:
+            self._notify()
+
+    def _finish(self) -> None:
+        with self._callbacks_lock:
+            self.done.set()
+            callbacks, self._done_callbacks = self._done_callbacks, []
+        for fn in callbacks:
+            fn(self)
 
     def result(self) -> T:
         """The single item of a job made by `SynthesisWorker.call`."""
@@ -83,8 +124,8 @@ class SynthesisWorker:
                 # Only a started thread is kept: a Ctrl-C inside start() must not leave close() one it cannot join.
                 self._thread = thread
 
-    def submit(self, fn: Callable[[Engine], Iterable[T]]) -> Job[T]:
-        job: Job[T] = Job(fn)
+    def submit(self, fn: Callable[[Engine], Iterable[T]], notify: Callable[[], None] | None = None) -> Job[T]:
+        job: Job[T] = Job(fn, notify)
         self._ensure_started()
         self._jobs.put(job)
         return job
@@ -99,6 +140,7 @@ class SynthesisWorker:
             if job is _STOP:
                 return
             started = time.monotonic()
+            job.started.set()
             try:
                 if not job.cancelled:
                     if not self._loaded:  # once per worker; a failed load is tried again by the next job
@@ -110,14 +152,14 @@ class SynthesisWorker:
                         if job.first_item_after is None:
                             job.first_item_after = time.monotonic() - started
                         job.items += 1
-                        job._out.put(item)
-                job._out.put(_DONE)
+                        job._put(item)
+                job._put(_DONE)
             except BaseException as exc:  # the caller's thread re-raises it; the worker lives on
-                job._out.put(_Failure(exc))
+                job._put(_Failure(exc))
             finally:
                 job.elapsed = time.monotonic() - started
                 self.jobs_run += 1
-                job.done.set()
+                job._finish()
 
     def close(self, timeout: float | None = None) -> None:
         """Stop after the job in progress; queued jobs are cancelled. Joins the thread."""
@@ -130,11 +172,16 @@ class SynthesisWorker:
             except queue.Empty:
                 break
             if isinstance(job, Job):
-                job._out.put(_Failure(RuntimeError("the synthesis worker closed before this job ran")))
-                job.done.set()
+                job._put(_Failure(RuntimeError("the synthesis worker closed before this job ran")))
+                job._finish()
         self._jobs.put(_STOP)
         if thread is not None:
             thread.join(timeout)
+
+    @property
+    def waiting(self) -> int:
+        """Jobs queued behind the one in progress."""
+        return self._jobs.qsize()
 
     @property
     def alive(self) -> bool:

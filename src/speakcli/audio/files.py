@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import io
 import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from speakcli.audio.encode import AUDIO_FORMATS, EXTENSIONS, AudioFormat, encode
 from speakcli.errors import Hint, OutputError, VoiceError
 from speakcli.fsutil import atomic_write
 
-FORMATS: dict[str, tuple[str, str | None]] = {
-    ".wav": ("WAV", "PCM_16"),
-    ".flac": ("FLAC", "PCM_16"),
-    ".ogg": ("OGG", "VORBIS"),
-}
+FORMATS = EXTENSIONS  # output formats by file extension
 
 
-def output_format(path: str | Path) -> tuple[str, str | None]:
-    """The soundfile (format, subtype) for an output path, chosen by its extension."""
+def output_format(path: str | Path) -> AudioFormat:
+    """The format of an output path, chosen by its extension ('-' is WAV)."""
     if str(path) == "-":
-        return FORMATS[".wav"]
+        return AUDIO_FORMATS["wav"]
     ext = Path(path).suffix.lower()
     if ext not in FORMATS:
         raise OutputError(
@@ -50,15 +46,11 @@ def check_output_path(path: str | Path, force: bool = False) -> None:
 
 def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
     """Write mono float audio to `path` (or WAV to stdout for '-') atomically: temp file, fsync, rename."""
-    import soundfile as sf
 
-    fmt, subtype = output_format(path)
-    audio = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
+    data = encode(audio, sample_rate, output_format(path))
     if str(path) == "-":
-        out = io.BytesIO()
-        sf.write(out, audio, sample_rate, format=fmt, subtype=subtype)
         try:
-            sys.stdout.buffer.write(out.getvalue())
+            sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
         except BrokenPipeError:
             raise  # the reader left on purpose (`| head`); the CLI ends quietly
@@ -67,9 +59,7 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
         return
     p = Path(path)
     try:
-        buf = io.BytesIO()
-        sf.write(buf, audio, sample_rate, format=fmt, subtype=subtype)
-        atomic_write(p, buf.getvalue())
+        atomic_write(p, data)
     except OSError as exc:
         raise OutputError(f"could not write {p}: {exc.strerror or exc}") from None
 

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from speakcli.audio import FORMATS, check_output_path, read_audio, write_audio
+from speakcli.audio import check_output_path, read_audio, write_audio
+from speakcli.audio.encode import AUDIO_FORMATS
 from speakcli.batch.executor import Executor, LocalExecutor, Task
 from speakcli.batch.items import Item
 from speakcli.batch.manifest import Manifest, Result, done_record, load_manifest
@@ -29,7 +30,7 @@ class BatchOptions:
     """How a batch names and writes its files."""
 
     name_template: str = DEFAULT_TEMPLATE
-    format_out: str = "wav"  # wav, flac or ogg
+    format_out: str = "wav"  # a name from speakcli.audio.encode.AUDIO_FORMATS
     force: bool = False  # redo items an earlier run made; replace the concat file
     concat: Path | None = None  # also join every made item into this file
 
@@ -68,8 +69,8 @@ class Summary:
 
 def check_batch(out_dir: Path, options: BatchOptions) -> None:
     """Refuse now what would fail the whole run: call it before loading a model."""
-    if options.ext not in FORMATS:
-        raise UsageError(f"output format {options.format_out!r} is unknown; use {', '.join(f[1:] for f in FORMATS)}")
+    if options.format_out not in AUDIO_FORMATS:
+        raise UsageError(f"output format {options.format_out!r} is unknown; use {', '.join(AUDIO_FORMATS)}")
     check_folder(out_dir)
     check_template(options.name_template)
     if options.concat is not None:

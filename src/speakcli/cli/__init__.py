@@ -11,7 +11,9 @@ from typing import Annotated
 import typer
 
 from speakcli import __version__
-from speakcli.cli import batch, clone, download, info, precompute, say, voices, watch
+from speakcli.cli import batch, clone, devices, download, info, languages, precompute, say, serve, voices, watch
+from speakcli.cli import options as o
+from speakcli.cli.command import SpeakGroup, SpeakTyper
 from speakcli.cli.scope import command_scope
 from speakcli.errors import ExitStatus, SpeakError
 
@@ -20,13 +22,24 @@ try:  # Typer >= 0.29 vendors its own click; older Typer uses the click package.
 except ImportError:  # pragma: no cover - depends on the installed Typer
     from click import exceptions as cx  # type: ignore[no-redef]
 
-app = typer.Typer(
+EXAMPLES = """
+speakcli say "Good morning."                   # speak with the default voice
+speakcli say "Hallo." -l de -o hallo.flac      # write a file instead
+speakcli batch book.txt -d audiobook/          # many lines, one model load, resumable
+speakcli watch chat.txt                        # speak each new line of a file
+speakcli COMMAND --help                        # each command's options and examples
+speakcli --install-completion                  # Tab completion for your shell
+"""
+
+app = SpeakTyper(
     name="speakcli",
+    cls=SpeakGroup,
     help="Speak text from the command line with Coqui XTTS v2 or the bundled Piper voice.",
+    epilog=EXAMPLES,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # help texts name env vars in [brackets]; show them, do not parse them as markup
-    add_completion=False,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -39,7 +52,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    debug: o.Debug = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
@@ -47,14 +60,17 @@ def _root(
     """Speak text from the command line with Coqui XTTS v2 or the bundled Piper voice."""
 
 
-app.command("say")(say.say)
-app.command("batch")(batch.batch)
-app.command("clone")(clone.clone)
-app.command("voices")(voices.voices)
-app.command("precompute")(precompute.precompute)
-app.command("watch")(watch.watch)
-app.command("info")(info.info)
-app.command("download")(download.download)
+app.command("say", epilog=say.EXAMPLES)(say.say)
+app.command("batch", epilog=batch.EXAMPLES)(batch.batch)
+app.command("clone", epilog=clone.EXAMPLES)(clone.clone)
+app.command("voices", epilog=voices.EXAMPLES)(voices.voices)
+app.command("precompute", epilog=precompute.EXAMPLES)(precompute.precompute)
+app.command("watch", epilog=watch.EXAMPLES)(watch.watch)
+app.command("serve", epilog=serve.EXAMPLES)(serve.serve)
+app.command("languages", epilog=languages.EXAMPLES)(languages.languages)
+app.command("devices", epilog=devices.EXAMPLES)(devices.devices)
+app.command("info", epilog=info.EXAMPLES)(info.info)
+app.command("download", epilog=download.EXAMPLES)(download.download)
 
 
 def app_commands() -> set[str]:
@@ -82,11 +98,16 @@ def _setup_logging() -> None:
         logger.propagate = False
 
 
+def _debug() -> bool:
+    """--debug was given, before or after the command name (or SPEAKCLI_DEBUG=1)."""
+    return o.debug_requested() or os.environ.get("SPEAKCLI_DEBUG") == "1"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every error ends here as one line on stderr and an ExitStatus."""
     args = sys.argv[1:] if argv is None else list(argv)
     _setup_logging()
-    debug = "--debug" in args or os.environ.get("SPEAKCLI_DEBUG") == "1"
+    o.reset_debug()
     try:
         with command_scope():
             result = int(app(args=args, prog_name="speakcli", standalone_mode=False) or 0)
@@ -102,13 +123,14 @@ def main(argv: list[str] | None = None) -> int:
         return ExitStatus.USAGE
     except cx.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
-        _err(f"usage error: {exc.format_message()}{hint}")
+        # Typer words a bad choice "Value error, 'x' is not one of ...": the first two words say nothing.
+        _err(f"usage error: {exc.format_message().replace('Value error, ', '')}{hint}")
         return ExitStatus.USAGE
     except (typer.Abort, KeyboardInterrupt):
         _err("interrupted")
         return ExitStatus.INTERRUPTED
     except SpeakError as exc:
-        if debug:
+        if _debug():
             traceback.print_exc()
         from speakcli.cli.hints import render
 
@@ -119,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.close()
         return ExitStatus.ERROR
     except Exception as exc:
-        if debug:
+        if _debug():
             traceback.print_exc()
         _err(f"unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
         return ExitStatus.ERROR

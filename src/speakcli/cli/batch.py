@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -18,31 +18,51 @@ from speakcli.cli import options as o
 if TYPE_CHECKING:  # imported lazily: `speakcli --help` must not load the core
     from speakcli.batch import Result, Summary
 
+EXAMPLES = """
+speakcli batch book.txt -d audiobook/                      # one item per non-blank line
+speakcli batch book.txt -d audiobook/ --split paragraph --concat book.ogg
+speakcli batch rows.jsonl more.csv -d out/ --format-out flac --json
+grep ERROR app.log | speakcli batch - -d errors/           # '-' (or a pipe) reads stdin
+"""
+
 
 def batch(
     inputs: Annotated[
         list[str] | None,
-        typer.Argument(help="Text, JSONL or CSV files; '-' (or a pipe) reads stdin.", show_default=False),
+        typer.Argument(
+            help="Text, JSONL or CSV files; '-' (or a pipe) reads stdin.", metavar="FILE", show_default=False
+        ),
     ] = None,
     out_dir: Annotated[
-        Path, typer.Option("--out-dir", "-o", help="Folder for the audio files and manifest.jsonl.")
+        Path,
+        typer.Option(
+            *o.OUTPUT_DIR_DECLS, help="Folder for the audio files and manifest.jsonl (made if missing).", metavar="DIR"
+        ),
     ] = Path("."),
-    split: Annotated[str, typer.Option("--split", help="Text files: line, paragraph or file (one item).")] = "line",
-    input_format: Annotated[str, typer.Option("--format", help="auto (by extension), text, jsonl or csv.")] = "auto",
+    split: Annotated[
+        Literal["line", "paragraph", "file"],
+        typer.Option("--split", help="Text files: an item per line, per paragraph, or the whole file."),
+    ] = "line",
+    input_format: Annotated[
+        Literal["auto", "text", "jsonl", "csv"],
+        typer.Option("--format", help="Input format; auto goes by the file extension."),
+    ] = "auto",
     name_template: Annotated[
         str,
         typer.Option(
             "--name-template",
             help="Output names: {slug} (of the text), {hash} (of the text), {index}, {source}. "
             "A name with {index} changes when lines are inserted, and resume then re-makes those items.",
+            metavar="TEMPLATE",
         ),
     ] = "{slug}-{hash}",
-    format_out: Annotated[str, typer.Option("--format-out", help="wav, flac or ogg.")] = "wav",
+    format_out: Annotated[o.AudioFormat, typer.Option("--format-out", help="Audio file format.")] = "wav",
     concat_out: Annotated[
-        Path | None, typer.Option("--concat", help="Also join all items into this file.", show_default=False)
+        Path | None,
+        typer.Option("--concat", help="Also join all items into this file.", metavar="FILE", show_default=False),
     ] = None,
     pause: Annotated[
-        float | None, typer.Option("--pause", help="Seconds between sentences, and items in --concat.")
+        float | None, o.setting("pause", help="Seconds between sentences, and between items in --concat.")
     ] = None,
     voice: o.Voice = None,
     language: o.Language = None,
@@ -55,6 +75,7 @@ def batch(
     force: Annotated[bool, typer.Option("--force", "-f", help="Redo items already done; overwrite --concat.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     quiet: o.Quiet = False,
+    debug: o.Debug = False,
 ) -> int:
     """Speak many items in one run: one line, paragraph or file each, or JSONL/CSV rows; resumable."""
     from speakcli.batch import BatchOptions, check_batch, read_items, run_batch

@@ -10,13 +10,25 @@ import typer
 
 from speakcli.cli import options as o
 
+EXAMPLES = """
+speakcli clone me.wav --name me                        # save a voice, cache its latents (XTTS)
+speakcli clone a.wav b.flac --name me --force          # several clips; replace the old voice
+speakcli clone me.wav --text "Hi, it's me." -o hi.wav  # clone and speak in one step
+speakcli say "Hello." --voice me                       # then speak with the saved voice
+"""
+
 
 def clone(
     references: Annotated[
-        list[Path], typer.Argument(help="Reference clips (WAV, FLAC, OGG, MP3...; any rate).", show_default=False)
+        list[Path],
+        typer.Argument(help="Reference clips (WAV, FLAC, OGG, MP3...; any rate).", metavar="CLIP", show_default=False),
     ],
-    name: Annotated[str | None, typer.Option("--name", "-n", help="Save as this voice in your voices dir.")] = None,
-    text: Annotated[str | None, typer.Option("--text", "-t", help="Also speak this text ('-' reads stdin).")] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", "-n", help="Save as this voice in your voices dir.", metavar="NAME")
+    ] = None,
+    text: Annotated[
+        str | None, typer.Option("--text", "-t", help="Also speak this text ('-' reads stdin).", metavar="TEXT")
+    ] = None,
     language: o.Language = None,
     engine: o.Engine = None,
     model_dir: o.ModelDir = None,
@@ -24,7 +36,8 @@ def clone(
     precision: o.Precision = None,
     voices_dir: o.VoicesDir = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Write the spoken --text here.", show_default=False)
+        Path | None,
+        typer.Option("--out", "-o", help="Write the spoken --text here.", metavar="FILE", show_default=False),
     ] = None,
     play: Annotated[
         bool | None, typer.Option("--play/--no-play", help="Play the spoken --text.", show_default=False)
@@ -32,6 +45,7 @@ def clone(
     output_device: o.OutputDevice = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Replace an existing voice or --out file.")] = False,
     quiet: o.Quiet = False,
+    debug: o.Debug = False,
 ) -> None:
     """Clone a voice from reference clips: save it with --name, speak --text with it, or both."""
     from speakcli.cli.common import announce, check_outputs, emit

@@ -7,7 +7,7 @@ from speakcli.errors import Hint, SpeakError
 HINTS: dict[str, str] = {
     Hint.FORCE: "pass --force to replace it",
     Hint.WRITE_FILE: "or write a file with -o speech.wav",
-    Hint.OUTPUT_DEVICE: "pick one with --output-device (see `speakcli info`), or write a file with -o speech.wav",
+    Hint.OUTPUT_DEVICE: "pick one with --output-device (see `speakcli devices`), or write a file with -o speech.wav",
     Hint.MODEL_DIR: "pass --model-dir with a folder holding config.json, model.pth and vocab.json, "
     "set SPEAKCLI_XTTS_DIR, or run `speakcli download`",
     Hint.DEVICE_CPU: "use --device cpu",
@@ -26,9 +26,10 @@ COMMAND_HINTS: dict[tuple[str, str], str] = {
     (
         "watch",
         Hint.OUTPUT_DEVICE,
-    ): "pick one with --output-device (see `speakcli info`), or run with --no-play --output-dir DIR",
+    ): "pick one with --output-device (see `speakcli devices`), or run with --no-play --output-dir DIR",
     ("batch", Hint.FORCE): "rerun the batch with --force",
-    ("batch", Hint.OUTPUT_DIR): "pass another --out-dir (a folder you can write)",
+    ("devices", Hint.WRITE_FILE): "speakcli can still write audio files with -o",
+    ("batch", Hint.OUTPUT_DIR): "pass another --output-dir (a folder you can write)",
 }
 
 

@@ -1,40 +1,89 @@
-"""Options shared by every command that loads or describes a model, so they mean the same everywhere."""
+"""Options shared by the commands, built from the Settings fields so flag, env var and help always agree."""
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+from dataclasses import MISSING, fields
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
-Engine = Annotated[
-    str | None, typer.Option("--engine", help="auto, xtts or piper [env SPEAKCLI_ENGINE]", show_default=False)
+from speakcli.cli.completion import complete_language, complete_voice
+from speakcli.settings import EngineName, Settings
+
+_FIELDS = {f.name: f for f in fields(Settings)}
+
+
+def setting_help(name: str, help: str | None = None) -> str:
+    """The help of the option for setting `name`: its words, then `[env: VAR; default: X]` from the field."""
+    f = _FIELDS[name]
+    extra = [f"env: {f.metadata['env']}"]
+    if f.default is not MISSING and f.default is not None:  # a computed default (a folder) is shown by `info`
+        extra.append(f"default: {f.default}")
+    return f"{help or f.metadata['doc']}  [{'; '.join(extra)}]"
+
+
+def setting(name: str, *decls: str, help: str | None = None, metavar: str | None = None, **kwargs: Any) -> Any:
+    """A typer Option for the Settings field `name`: its metavar, and help naming its env var and default.
+
+    Its value is None when the flag is absent, so `load_settings` goes on to the env var, the config, the default.
+    """
+    f = _FIELDS[name]
+    return typer.Option(
+        *(decls or (f"--{name.replace('_', '-')}",)),
+        help=setting_help(name, help),
+        metavar=metavar or f.metadata["metavar"],
+        show_default=False,
+        **kwargs,
+    )
+
+
+# -- --debug, accepted before and after the command ---------------------------------------------------------------
+_debug: ContextVar[bool] = ContextVar("speakcli_debug", default=False)
+
+
+def _remember_debug(value: bool) -> bool:
+    if value:
+        _debug.set(True)
+    return value
+
+
+def debug_requested() -> bool:
+    """Whether this run's command line had --debug, before or after the command name."""
+    return _debug.get()
+
+
+def reset_debug() -> None:
+    _debug.set(False)
+
+
+Debug = Annotated[
+    bool,
+    typer.Option("--debug", help="Show tracebacks for errors.", callback=_remember_debug, expose_value=False),
 ]
-ModelDir = Annotated[
-    Path | None,
-    typer.Option("--model-dir", help="Local XTTS v2 model folder [env SPEAKCLI_XTTS_DIR]", show_default=False),
-]
-Device = Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N [env SPEAKCLI_DEVICE]")]
-Precision = Annotated[
-    str | None,
-    typer.Option("--precision", help="XTTS GPT precision: auto, fp32, bf16 or int8 [env SPEAKCLI_PRECISION]"),
-]
-VoicesDir = Annotated[
-    Path | None, typer.Option("--voices-dir", help="Your voice library [env SPEAKCLI_VOICES_DIR]", show_default=False)
-]
-Voice = Annotated[
-    str | None,
-    typer.Option("--voice", "-v", help="Voice name, built-in speaker, WAV file or folder [env SPEAKCLI_VOICE]"),
-]
-Language = Annotated[str | None, typer.Option("--language", "-l", help="Language code (en, de, fr...)")]
+
+# -- settings as options -----------------------------------------------------------------------------------------
+Engine = Annotated[EngineName | None, setting("engine")]
+ModelDir = Annotated[Path | None, setting("model_dir")]
+Device = Annotated[str | None, setting("device")]
+Precision = Annotated[str | None, setting("precision")]
+VoicesDir = Annotated[Path | None, setting("voices_dir")]
+Voice = Annotated[str | None, setting("voice", "--voice", "-v", autocompletion=complete_voice)]
+Language = Annotated[str | None, setting("language", "--language", "-l", autocompletion=complete_language)]
+Speed = Annotated[float | None, setting("speed")]
+Temperature = Annotated[float | None, setting("temperature")]
+Pause = Annotated[float | None, setting("pause")]
+OutputDevice = Annotated[str | None, setting("output_device")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
-Speed = Annotated[float | None, typer.Option("--speed", help="Speaking rate, 0.25 to 4 [env SPEAKCLI_SPEED].")]
-Pause = Annotated[
-    float | None, typer.Option("--pause", help="Seconds of silence between sentences [env SPEAKCLI_PAUSE].")
-]
-OutputDevice = Annotated[
-    str | None, typer.Option("--output-device", help="Index or part of a device name (see `speakcli info`).")
-]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+# Where each command writes a folder of files: one spelling everywhere (-o is a file, for say and clone).
+OUTPUT_DIR_DECLS = ("--output-dir", "-d")
+# Old spellings, still parsed so scripts keep working, but not shown in --help: command -> alias -> option.
+HIDDEN_ALIASES: dict[str, dict[str, str]] = {"batch": {"--out-dir": "--output-dir", "-o": "--output-dir"}}
+
+AudioFormat = Literal["wav", "flac", "ogg"]
 
 
 def engine_flags(

@@ -10,11 +10,20 @@ from typing import Annotated
 import typer
 
 from speakcli.cli import options as o
+from speakcli.cli.completion import complete_voice
+
+EXAMPLES = """
+speakcli precompute                      # every voice without fresh cached latents
+speakcli precompute me joe --force       # these voices, computed again
+"""
 
 
 def precompute(
     names: Annotated[
-        list[str] | None, typer.Argument(help="Voices to compute (default: all).", show_default=False)
+        list[str] | None,
+        typer.Argument(
+            help="Voices to compute (default: all).", metavar="VOICE", show_default=False, autocompletion=complete_voice
+        ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Recompute even when cached.")] = False,
     engine: o.Engine = None,
@@ -23,6 +32,7 @@ def precompute(
     voices_dir: o.VoicesDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
     quiet: o.Quiet = False,
+    debug: o.Debug = False,
 ) -> int:
     """Compute the latents of every voice that has no fresh cache entry, so later runs skip it."""
     from rich.console import Console

@@ -10,6 +10,14 @@ import typer
 
 from speakcli.cli import options as o
 
+EXAMPLES = """
+speakcli say "Good morning."                       # play with the default voice
+echo "From a pipe." | speakcli say                 # text from stdin (or: speakcli say -)
+speakcli say "Guten Morgen." -l de -o morning.flac # write a file instead of playing
+speakcli say "Cloned." --voice me.wav -o me.ogg    # clone from a reference clip (XTTS)
+speakcli say "To a pipe." -o - | aplay             # WAV on stdout
+"""
+
 
 def read_text(text: str | None) -> str:
     from speakcli.errors import EmptyTextError, UsageError
@@ -27,7 +35,7 @@ def read_text(text: str | None) -> str:
 
 def say(
     text: Annotated[
-        str | None, typer.Argument(help="Text to speak; '-' or none reads stdin.", show_default=False)
+        str | None, typer.Argument(help="Text to speak; '-' or none reads stdin.", metavar="TEXT", show_default=False)
     ] = None,
     voice: o.Voice = None,
     language: o.Language = None,
@@ -37,12 +45,16 @@ def say(
     precision: o.Precision = None,
     voices_dir: o.VoicesDir = None,
     speed: o.Speed = None,
-    temperature: Annotated[float | None, typer.Option("--temperature", help="XTTS sampling temperature.")] = None,
+    temperature: o.Temperature = None,
     pause: o.Pause = None,
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", "-o", help="Write audio here (.wav, .flac, .ogg; '-' = WAV to stdout).", show_default=False
+            "--out",
+            "-o",
+            help="Write audio here (.wav, .flac, .ogg; '-' = WAV to stdout).",
+            metavar="FILE",
+            show_default=False,
         ),
     ] = None,
     play: Annotated[
@@ -52,8 +64,9 @@ def say(
     output_device: o.OutputDevice = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite --out if it exists.")] = False,
     quiet: o.Quiet = False,
+    debug: o.Debug = False,
 ) -> None:
-    """Speak TEXT (or stdin) with the default or a chosen voice; play it, or write it with -o."""
+    """Speak TEXT (or stdin) with the default or a chosen voice: play it, or write it with -o."""
     from speakcli.cli.common import announce, check_outputs, emit
     from speakcli.cli.scope import open_service
     from speakcli.settings import load_settings

@@ -10,6 +10,12 @@ import typer
 
 from speakcli.cli import options as o
 
+EXAMPLES = """
+speakcli voices                          # voices found, clip lengths, latents cached or not
+speakcli voices --voices-dir ~/voices    # another voice library
+speakcli voices --json | jq -r '.voices[].name'
+"""
+
 
 def voices(
     engine: o.Engine = None,
@@ -17,6 +23,7 @@ def voices(
     device: o.Device = None,
     voices_dir: o.VoicesDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    debug: o.Debug = False,
 ) -> None:
     """List voices: where each was found, its clips and length, and whether its latents are cached."""
     from rich.console import Console

@@ -7,7 +7,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -16,9 +16,19 @@ from speakcli.cli import options as o
 if TYPE_CHECKING:  # imported lazily: `speakcli --help` must not load the watch package
     from speakcli.watch import WatchDaemon
 
+EXAMPLES = """
+speakcli watch chat.txt                             # speak each new line, like tail -F
+speakcli watch logs/ --pattern '*.log' --from-start # every matching file in a folder
+speakcli watch chat.txt --no-play -d spoken/        # write each line as a file instead
+speakcli watch chat.txt --max-queue 5 --overflow drop-oldest --events -
+"""
+
 
 def watch(
-    target: Annotated[Path, typer.Argument(help="File to follow (may not exist yet), or a folder of *.txt files.")],
+    target: Annotated[
+        Path,
+        typer.Argument(help="File to follow (may not exist yet), or a folder of *.txt files.", metavar="TARGET"),
+    ],
     from_start: Annotated[bool, typer.Option("--from-start", help="Speak what the file already holds.")] = False,
     voice: o.Voice = None,
     language: o.Language = None,
@@ -31,34 +41,58 @@ def watch(
     pause: o.Pause = None,
     play: Annotated[bool, typer.Option("--play/--no-play", help="Play each line.")] = True,
     output_dir: Annotated[
-        Path | None, typer.Option("--output-dir", help="Also write each line as DIR/<seq>-<slug>.wav.")
+        Path | None,
+        typer.Option(*o.OUTPUT_DIR_DECLS, help="Also write each line as DIR/<seq>-<slug>.wav.", metavar="DIR"),
     ] = None,
     output_device: o.OutputDevice = None,
-    encoding: Annotated[str, typer.Option("--encoding", help="Text encoding (UTF-8 or a single-byte one).")] = "utf-8",
-    pattern: Annotated[str, typer.Option("--pattern", help="Files to follow in a folder.")] = "*.txt",
+    encoding: Annotated[
+        str, typer.Option("--encoding", help="Text encoding (UTF-8 or a single-byte one).", metavar="NAME")
+    ] = "utf-8",
+    pattern: Annotated[str, typer.Option("--pattern", help="Files to follow in a folder.", metavar="GLOB")] = "*.txt",
     flush_partial: Annotated[
         float | None,
-        typer.Option("--flush-partial", help="Speak a line lacking its newline after this many quiet seconds."),
+        typer.Option(
+            "--flush-partial", help="Speak a line lacking its newline after this many quiet seconds.", metavar="SECONDS"
+        ),
     ] = None,
-    max_chars: Annotated[int, typer.Option("--max-chars", help="Longest line spoken as one piece.", min=10)] = 500,
+    max_chars: Annotated[
+        int, typer.Option("--max-chars", help="Longest line spoken as one piece.", min=10, metavar="N")
+    ] = 500,
     long_lines: Annotated[
-        str, typer.Option("--long-lines", help="split or truncate lines over --max-chars.")
+        Literal["split", "truncate"], typer.Option("--long-lines", help="What to do with lines over --max-chars.")
     ] = "split",
-    max_queue: Annotated[int, typer.Option("--max-queue", help="Most lines waiting (0: no limit).", min=0)] = 0,
+    max_queue: Annotated[
+        int, typer.Option("--max-queue", help="Most lines waiting (0: no limit).", min=0, metavar="N")
+    ] = 0,
     overflow: Annotated[
-        str, typer.Option("--overflow", help="When the queue is full: block, drop-oldest or drop-newest.")
+        Literal["block", "drop-oldest", "drop-newest"],
+        typer.Option("--overflow", help="What to do with a new line when the queue is full."),
     ] = "block",
-    max_age: Annotated[float | None, typer.Option("--max-age", help="Skip lines that waited longer (seconds).")] = None,
-    skip_regex: Annotated[str | None, typer.Option("--skip-regex", help="Skip lines matching this regex.")] = None,
-    ignore_prefix: Annotated[
-        list[str] | None, typer.Option("--ignore-prefix", help="Skip lines starting with this (repeatable), e.g. '!'.")
+    max_age: Annotated[
+        float | None,
+        typer.Option("--max-age", help="Skip lines that waited longer than this.", metavar="SECONDS"),
     ] = None,
-    events: Annotated[str | None, typer.Option("--events", help="Append JSON events to FILE ('-' = stdout).")] = None,
-    state_file: Annotated[Path | None, typer.Option("--state-file", help="Where the read offset is kept.")] = None,
+    skip_regex: Annotated[
+        str | None, typer.Option("--skip-regex", help="Skip lines matching this regex.", metavar="REGEX")
+    ] = None,
+    ignore_prefix: Annotated[
+        list[str] | None,
+        typer.Option("--ignore-prefix", help="Skip lines starting with this (repeatable), e.g. '!'.", metavar="PREFIX"),
+    ] = None,
+    events: Annotated[
+        str | None, typer.Option("--events", help="Append JSON events to FILE ('-' = stdout).", metavar="FILE")
+    ] = None,
+    state_file: Annotated[
+        Path | None, typer.Option("--state-file", help="Where the read offset is kept.", metavar="FILE")
+    ] = None,
     no_state: Annotated[bool, typer.Option("--no-state", help="Keep no state: always start fresh.")] = False,
     drain: Annotated[bool, typer.Option("--drain", help="On Ctrl-C/SIGTERM, speak what is queued first.")] = False,
-    poll_interval: Annotated[float, typer.Option("--poll-interval", help="Safety-net poll (seconds).", min=0.05)] = 1.0,
+    poll_interval: Annotated[
+        float,
+        typer.Option("--poll-interval", help="Safety-net poll, in seconds.", min=0.05, metavar="SECONDS"),
+    ] = 1.0,
     quiet: o.Quiet = False,
+    debug: o.Debug = False,
 ) -> int:
     """Follow TARGET like `tail -F` and speak each new line; Ctrl-C or SIGTERM stops after the current line."""
     import re

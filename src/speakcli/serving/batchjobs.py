@@ -1,0 +1,224 @@
+"""Batch jobs a server runs in the background: one item at a time on the worker, so interactive requests cut in."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from speakcli.audio.encode import AudioFormat, encode
+from speakcli.engines.base import SynthesisOptions, Voice
+from speakcli.errors import LimitError, NotFoundError, SpeakError, UsageError
+from speakcli.fsutil import atomic_write
+
+if TYPE_CHECKING:
+    from speakcli.serving.gateway import Gateway, SpeechRequest
+    from speakcli.worker import Job
+
+_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+@dataclass
+class BatchItem:
+    id: str
+    index: int
+    text: str
+    voice: Voice | None
+    options: SynthesisOptions
+    status: str = "queued"  # queued, running, done, failed, cancelled
+    error: str | None = None
+    file: Path | None = None
+    seconds: float | None = None
+
+
+@dataclass
+class BatchJob:
+    id: str
+    format: AudioFormat
+    folder: Path
+    items: list[BatchItem]
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    finished: threading.Event = field(default_factory=threading.Event)
+    current: Job[np.ndarray] | None = None
+
+    @property
+    def status(self) -> str:
+        if self.cancelled.is_set():
+            return "cancelled"
+        if not self.finished.is_set():
+            return "running" if any(i.status != "queued" for i in self.items) else "queued"
+        return "failed" if any(i.status == "failed" for i in self.items) else "done"
+
+    def item(self, item_id: str) -> BatchItem:
+        for item in self.items:
+            if item.id == item_id:
+                return item
+        raise NotFoundError(f"job {self.id} has no item {item_id!r}")
+
+    def snapshot(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for item in self.items:
+            counts[item.status] = counts.get(item.status, 0) + 1
+        return {
+            "job": self.id,
+            "status": self.status,
+            "format": self.format.name,
+            "total": len(self.items),
+            "counts": counts,
+            "items": [
+                {
+                    "id": i.id,
+                    "status": i.status,
+                    **({"error": i.error} if i.error else {}),
+                    **({"seconds": i.seconds} if i.seconds is not None else {}),
+                }
+                for i in self.items
+            ],
+        }
+
+
+class BatchJobs:
+    """The server's batch jobs: each runs on its own thread, which queues one item at a time on the worker.
+
+    Queuing one item at a time is what keeps a 10,000-item job from starving a one-line request: a request that
+    arrives waits behind at most one item of each running job. Files go to a private temporary folder, removed
+    at close; the oldest finished jobs are forgotten past `Limits.max_kept_jobs`.
+    """
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self._jobs: OrderedDict[str, BatchJob] = OrderedDict()
+        self._threads: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._root: Path | None = None
+
+    def _folder(self, job_id: str) -> Path:
+        with self._lock:
+            if self._root is None:
+                self._root = Path(tempfile.mkdtemp(prefix="speakcli-serve-jobs-"))
+            root = self._root
+        folder = root / job_id
+        folder.mkdir()
+        return folder
+
+    def submit(self, requests: list[tuple[str | None, SpeechRequest]], fmt: AudioFormat) -> BatchJob:
+        """Check every item (all or nothing), then start the job; returns at once."""
+        if self._stop.is_set() or self.gateway.closing:
+            from speakcli.errors import BusyError
+
+            raise BusyError("the server is shutting down", retry_after=5)
+        limits = self.gateway.limits
+        if not requests:
+            raise UsageError("items is empty; send at least one item")
+        if len(requests) > limits.max_batch_items:
+            raise LimitError(f"{len(requests)} items sent; the limit is {limits.max_batch_items}")
+        items, seen = [], set()
+        for index, (item_id, request) in enumerate(requests):
+            ident = str(index + 1) if item_id is None else item_id
+            if not ident or len(ident) > 64 or not set(ident) <= _ID_CHARS:
+                raise UsageError(f"item id {ident!r} is not allowed; use up to 64 letters, digits, '.', '_', '-'")
+            if ident in seen:
+                raise UsageError(f"item id {ident!r} is given twice; ids must be unique")
+            seen.add(ident)
+            try:
+                voice, opts = self.gateway.prepare(request)
+            except SpeakError as exc:
+                raise exc.prefixed(f"item {ident}") from None
+            items.append(BatchItem(ident, index, request.text, voice, opts))
+        job_id = uuid.uuid4().hex[:16]
+        job = BatchJob(job_id, fmt, self._folder(job_id), items)
+        thread = threading.Thread(target=self._run, args=(job,), name=f"speakcli-batch-{job_id}", daemon=True)
+        with self._lock:
+            self._jobs[job_id] = job
+            self._threads[job_id] = thread
+        thread.start()
+        self._forget_old()
+        return job
+
+    def _run(self, job: BatchJob) -> None:
+        service = self.gateway.service
+        try:
+            for item in job.items:
+                if job.cancelled.is_set() or self._stop.is_set():
+                    break
+                item.status = "running"
+                try:
+                    job.current = service.speak(item.text, item.voice, item.options)
+                    chunks = list(job.current)
+                    if job.current.cancelled:
+                        item.status = "cancelled"
+                        break
+                    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+                    path = job.folder / f"{item.index + 1:06d}{job.format.extensions[0]}"
+                    atomic_write(path, encode(audio, service.sample_rate, job.format))
+                    item.file, item.seconds = path, round(len(audio) / service.sample_rate, 3)
+                    item.status = "done"
+                except SpeakError as exc:
+                    item.status, item.error = "failed", str(exc)
+                except RuntimeError as exc:  # the worker closed under us: the server is stopping
+                    item.status, item.error = "cancelled", str(exc)
+                    break
+            for item in job.items:
+                if item.status in ("queued", "running"):
+                    item.status = "cancelled"
+        finally:
+            job.current = None
+            job.finished.set()
+            with self._lock:
+                self._threads.pop(job.id, None)
+
+    def get(self, job_id: str) -> BatchJob:
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            raise NotFoundError(f"no job {job_id!r}")
+        return job
+
+    def cancel(self, job_id: str) -> BatchJob:
+        job = self.get(job_id)
+        if not job.finished.is_set():
+            job.cancelled.set()
+            current = job.current
+            if current is not None:
+                current.cancel()
+        return job
+
+    def cancel_all(self) -> None:
+        with self._lock:
+            ids = list(self._jobs)
+        for job_id in ids:
+            self.cancel(job_id)
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            jobs = list(self._jobs.values())
+        return {"running": sum(not j.finished.is_set() for j in jobs), "kept": len(jobs)}
+
+    def _forget_old(self) -> None:
+        with self._lock:
+            finished = [j for j in self._jobs.values() if j.finished.is_set()]
+            extra = len(self._jobs) - self.gateway.limits.max_kept_jobs
+            gone = finished[: max(0, extra)]
+            for job in gone:
+                del self._jobs[job.id]
+        for job in gone:
+            shutil.rmtree(job.folder, ignore_errors=True)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Cancel every job, join its thread, remove the files."""
+        self._stop.set()
+        self.cancel_all()
+        with self._lock:
+            threads = list(self._threads.values())
+        for thread in threads:
+            thread.join(timeout)
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)

@@ -1,0 +1,254 @@
+"""The core of every server front end: admission to the one worker, request limits, voices by name, clone uploads."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from speakcli import __version__
+from speakcli.engines.base import SynthesisOptions, Voice
+from speakcli.errors import BusyError, LimitError, SpeakError, UsageError, VoiceError
+from speakcli.service import CloneResult, PrecomputeResult, SpeechService, VoiceInfo, check_speakable
+from speakcli.voices import AUDIO_EXTS, validate_name
+from speakcli.worker import Job
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for; a server refuses more with a `LimitError` or, when full, a `BusyError`."""
+
+    max_queue: int = 32  # requests waiting behind the one being made
+    max_text: int = 4096  # characters of text per request (OpenAI's limit)
+    max_upload_bytes: int = 20 * 1024 * 1024  # per clip
+    max_clips: int = 8
+    max_batch_items: int = 10_000
+    max_kept_jobs: int = 100  # finished batch jobs remembered (with their files) before the oldest goes
+
+
+@dataclass(frozen=True)
+class SpeechRequest:
+    """One synthesis as a front end received it; `voice` is only ever a name, never a path."""
+
+    text: str
+    voice: str | None = None
+    language: str | None = None
+    speed: float | None = None
+    temperature: float | None = None
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A reference clip a client sent: its name as sent (only its extension is used) and its bytes."""
+
+    filename: str
+    data: bytes
+
+
+class Gateway:
+    """Admits requests to the service's single worker, in arrival order, and refuses them when the queue is full.
+
+    Every front end (HTTP, Wyoming) holds one gateway over one `SpeechService`; none touches the engine.
+    """
+
+    def __init__(self, service: SpeechService, limits: Limits | None = None) -> None:
+        self.service = service
+        self.limits = limits or Limits()
+        self._lock = threading.Lock()
+        self._in_flight: set[Job[Any]] = set()  # admitted jobs not yet finished
+        self._held = 0  # places held by work that is not one job (a clone)
+        self._seconds_per_job = 2.0  # running estimate, for Retry-After
+        self._closing = threading.Event()
+        self.started_at = time.time()
+        from speakcli.serving.batchjobs import BatchJobs
+
+        self.batches = BatchJobs(self)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+    def stop_accepting(self) -> None:
+        """Refuse new requests and cancel every job, queued or running (each stops after its sentence)."""
+        self._closing.set()
+        with self._lock:
+            jobs = list(self._in_flight)
+        for job in jobs:
+            job.cancel()
+        self.batches.cancel_all()
+
+    def close(self) -> None:
+        """Stop accepting, join the batch threads, close the service (its worker). Idempotent."""
+        self.stop_accepting()
+        self.batches.close()
+        self.service.close()
+
+    @property
+    def closing(self) -> bool:
+        return self._closing.is_set()
+
+    # -- admission ---------------------------------------------------------------------------------------------
+    @property
+    def waiting(self) -> int:
+        """Requests admitted that the worker has not taken up yet (a clone counts while it runs)."""
+        with self._lock:
+            return self._waiting_locked()
+
+    def _waiting_locked(self) -> int:
+        return self._held + sum(not job.started.is_set() for job in self._in_flight)
+
+    def _retry_after(self, waiting: int) -> int:
+        return max(1, min(60, math.ceil(self._seconds_per_job * (waiting + 1))))
+
+    def _check_room_locked(self) -> None:
+        if self._closing.is_set():
+            raise BusyError("the server is shutting down", retry_after=5)
+        waiting = self._waiting_locked()
+        if waiting >= self.limits.max_queue:
+            raise BusyError(
+                f"the queue is full ({waiting} requests waiting); try again shortly",
+                retry_after=self._retry_after(waiting),
+            )
+
+    @contextlib.contextmanager
+    def admitted(self) -> Iterator[None]:
+        """Hold a place in the queue for work that is not one job (a clone), or raise `BusyError`."""
+        with self._lock:
+            self._check_room_locked()
+            self._held += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held -= 1
+
+    def _finished(self, job: Job[Any]) -> None:
+        with self._lock:
+            self._in_flight.discard(job)
+            if job.elapsed is not None and job.items:
+                self._seconds_per_job = 0.8 * self._seconds_per_job + 0.2 * job.elapsed
+
+    # -- requests ----------------------------------------------------------------------------------------------
+    def check_text(self, text: str, where: str = "text") -> None:
+        if len(text) > self.limits.max_text:
+            raise LimitError(f"{where} is {len(text)} characters; the limit is {self.limits.max_text}")
+        check_speakable(text, where)
+
+    def voice(self, name: str | None) -> Voice | None:
+        """A voice by name only: one in the library, or an engine's built-in speaker; never a path."""
+        if not name or name == "default":
+            return self.service.voice(None)
+        validate_name(name)  # refuses separators and "..": a request never names a server path
+        voice = self.service.library.find(name) if self.service.engine.capabilities.cloning else None
+        voice = voice or Voice(name=name, speaker=name)  # else one of the engine's own speakers
+        self.service.engine.check_voice(voice)
+        return voice
+
+    def voice_names(self) -> list[str]:
+        """The names a request can use as a voice on this engine (for listings); blocking: reads the library."""
+        names = [row.name for row in self.voices() if row.error is None]
+        if self.service.engine.capabilities.cloning:
+            return names
+        usable = []
+        for name in names:
+            try:
+                self.service.engine.check_voice(Voice(name=name, speaker=name))
+                usable.append(name)
+            except SpeakError:
+                pass
+        return usable
+
+    def options(self, request: SpeechRequest) -> SynthesisOptions:
+        opts = self.service.options(request.language, request.speed, stream=True)
+        if request.temperature is not None:
+            if not 0.0 < request.temperature <= 2.0:
+                raise UsageError(f"temperature {request.temperature} is out of range; use above 0 and at most 2")
+            opts = SynthesisOptions(opts.language, opts.speed, request.temperature, opts.pause, opts.stream)
+        return opts
+
+    def prepare(self, request: SpeechRequest) -> tuple[Voice | None, SynthesisOptions]:
+        """Check a request and resolve its voice and options, raising before anything is queued."""
+        self.check_text(request.text)
+        if request.speed is not None and not 0.25 <= request.speed <= 4.0:
+            raise UsageError(f"speed {request.speed} is out of range; use 0.25 to 4")
+        return self.voice(request.voice), self.options(request)
+
+    def speak(self, request: SpeechRequest, notify: Callable[[], None] | None = None) -> Job[np.ndarray]:
+        """Queue one request on the worker (or raise `BusyError`); iterate or `take` the job for audio chunks."""
+        voice, opts = self.prepare(request)
+        with self._lock:  # the check and the queueing in one step: two requests cannot both take the last place
+            self._check_room_locked()
+            job = self.service.speak(request.text, voice, opts, notify)
+            self._in_flight.add(job)
+        job.add_done_callback(self._finished)
+        return job
+
+    def voices(self) -> list[VoiceInfo]:
+        return self.service.voices()
+
+    def voice_sample(self, name: str) -> Path:
+        """The first clip of a library voice (for previews); a name, never a path."""
+        validate_name(name)
+        voice = self.service.library.find(name)
+        if voice is None or not voice.clips:
+            from speakcli.errors import NotFoundError
+
+            raise NotFoundError(f"no voice named {name!r} with a clip")
+        return voice.clips[0]
+
+    def clone(
+        self,
+        uploads: Sequence[Upload],
+        name: str,
+        language: str | None = None,
+        description: str | None = None,
+    ) -> CloneResult:
+        """Save uploaded clips as voice `name` with its latents cached; blocking (call it off the event loop)."""
+        validate_name(name)
+        if not uploads:
+            raise VoiceError("no clip was sent; send one or more audio files")
+        if len(uploads) > self.limits.max_clips:
+            raise LimitError(f"{len(uploads)} clips sent; the limit is {self.limits.max_clips}")
+        for up in uploads:
+            if len(up.data) > self.limits.max_upload_bytes:
+                raise LimitError(f"clip {up.filename!r} is larger than {self.limits.max_upload_bytes} bytes")
+        self.service.cloner  # noqa: B018 - refuse before writing anything when this engine cannot clone
+        with self.admitted(), tempfile.TemporaryDirectory(prefix="speakcli-upload-") as tmp:
+            paths = []
+            for i, up in enumerate(uploads):
+                suffix = Path(up.filename).suffix.lower()
+                # Only the extension of the client's name is used, and only one libsndfile knows.
+                path = Path(tmp) / f"clip{i + 1}{suffix if suffix in AUDIO_EXTS else '.wav'}"
+                path.write_bytes(up.data)
+                paths.append(path)
+            return self.service.clone(paths, name, language, description, force=False)
+
+    def precompute(self, names: Sequence[str] | None = None) -> list[PrecomputeResult]:
+        with self.admitted():
+            return self.service.precompute(names or None)
+
+    def info(self) -> dict[str, Any]:
+        """What /v1/info reports: cheap to make, so it answers at once while the worker is busy."""
+        engine = self.service.engine
+        return {
+            "version": __version__,
+            "engine": engine.name,
+            "model": self.service.spec.note,
+            "device": self.service.spec.device,
+            "sample_rate": engine.sample_rate,
+            "languages": engine.languages(),
+            "capabilities": {
+                "cloning": engine.capabilities.cloning,
+                "streaming": engine.capabilities.streaming,
+                "builtin_speakers": engine.capabilities.builtin_speakers,
+            },
+            "queue": {"waiting": self.waiting, "max": self.limits.max_queue},
+            "jobs": self.batches.counts(),
+            "limits": {"max_text": self.limits.max_text, "max_clips": self.limits.max_clips},
+            "uptime_seconds": round(time.time() - self.started_at, 1),
+        }

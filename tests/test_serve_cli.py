@@ -1,0 +1,114 @@
+"""`speakcli serve` as a user runs it: a subprocess that listens, warns when exposed, and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from serve_helpers import decode, long_text, write_clip
+
+pytestmark = pytest.mark.slow
+
+
+@contextmanager
+def serve_process(*args: str) -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
+    """`speakcli serve --port 0 ARGS`; yields the process, its URL and the stderr lines read so far."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "speakcli", "serve", "--port", "0", *args],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    lines: list[str] = []
+    url = ""
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line.rstrip("\n"))
+            found = re.search(r"serving on (http://\S+)", line)
+            if found:
+                url = found.group(1)
+                break
+        assert url, f"no URL announced: {lines}"
+        rest = threading.Thread(target=lambda: lines.extend(ln.rstrip("\n") for ln in proc.stderr or ()))
+        rest.start()
+        yield proc, url, lines
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(30)
+        rest.join(10)
+
+
+def test_sigterm_mid_stream_ends_the_stream_and_exits_0() -> None:
+    with serve_process("--engine", "piper") as (proc, url, lines):
+        assert url.startswith("http://127.0.0.1:")
+        with httpx.Client(base_url=url, timeout=60) as client:
+            assert client.get("/v1/health").json() == {"status": "ok"}
+            with client.stream("POST", "/v1/synthesize", json={"text": long_text(40), "stream": True}) as r:
+                chunks = r.iter_bytes()
+                first = next(chunks)
+                proc.send_signal(signal.SIGTERM)
+                body = first + b"".join(chunks)  # ends (after the sentence in progress), not hangs
+        assert proc.wait(30) == 0
+    assert lines[-1] == "speakcli: stopped"
+    assert not any("Traceback" in ln for ln in lines), lines
+    audio, rate = decode(body)
+    assert 0 < len(audio) / rate < 40 * 3  # some audio, cut short
+
+
+def test_binding_beyond_loopback_without_a_key_warns() -> None:
+    with serve_process("--engine", "piper", "--host", "0.0.0.0") as (proc, url, lines):
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    assert any("without --api-key" in ln for ln in lines), lines
+    with serve_process("--engine", "piper", "--host", "0.0.0.0", "--api-key", "k") as (proc, url, lines):
+        with httpx.Client(base_url=url.replace("0.0.0.0", "127.0.0.1"), timeout=30) as client:
+            assert client.get("/v1/info").status_code == 401
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    assert not any("without --api-key" in ln for ln in lines), lines
+
+
+@pytest.mark.xtts
+def test_clone_voice_upload_then_speak_with_it_on_tiny_xtts(
+    tiny_xtts_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clip = write_clip(tmp_path / "me.wav")
+    monkeypatch.setenv("SPEAKCLI_XTTS_DIR", str(tiny_xtts_dir))
+    with serve_process() as (proc, url, _lines), httpx.Client(base_url=url, timeout=120) as client:
+        assert client.get("/v1/info").json()["engine"] == "xtts"
+        files = [("files", ("me.wav", clip.read_bytes(), "audio/wav"))]
+        r = client.post("/v1/clone-voice", data={"name": "me", "language": "en"}, files=files)
+        assert r.status_code == 201, r.text
+        assert r.json()["name"] == "me" and r.json()["latents"] == "computed"
+        again = client.post("/v1/clone-voice", data={"name": "me"}, files=files)
+        assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
+        bad = client.post("/v1/clone-voice", data={"name": "../x"}, files=files)
+        assert bad.status_code == 400
+        noise = client.post("/v1/clone-voice", data={"name": "junk"}, files=[("files", ("a.wav", b"not audio"))])
+        assert noise.status_code == 400 and noise.json()["error"]["code"] == "voice"
+        # A clip on the server's disk is never a voice a request can name, though XTTS could clone from it.
+        for voice in (str(clip), "me.wav"):
+            by_path = client.post("/v1/synthesize", json={"text": "Hi.", "voice": voice})
+            assert by_path.status_code == 400 and by_path.json()["error"]["code"] == "voice", voice
+        by_path = client.post("/tts_to_audio/", json={"text": "Hi.", "speaker_wav": str(clip), "language": "en"})
+        assert by_path.status_code == 400
+        spoken = client.post("/v1/synthesize", json={"text": "Hello in my voice.", "voice": "me"})
+        assert spoken.status_code == 200 and decode(spoken.content)[1] == 24000
+        with_text = client.post("/v1/clone-voice", data={"name": "me2", "text": "Straight away."}, files=files)
+        assert with_text.status_code == 200 and decode(with_text.content)[1] == 24000
+        pre = client.post("/v1/precompute-embeddings", json={"voices": ["me", "me2"]}).json()["voices"]
+        assert [(v["voice"], v["status"]) for v in pre] == [("me", "cached"), ("me2", "cached")]
+        assert "me" in [v["name"] for v in client.get("/v1/voices").json()["voices"]]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
