@@ -157,10 +157,10 @@ def test_a_bad_precision_is_a_usage_error(tmp_path: Path) -> None:
     out = tmp_path / "x.wav"
     flag = run_cli("say", "Hi.", "--engine", "piper", "--precision", "fp8", "-o", str(out))
     env = run_cli("say", "Hi.", "--engine", "piper", "-o", str(out), env={"SPEAKCLI_PRECISION": "half"})
-    for result, value in ((flag, "fp8"), (env, "half")):
+    for result, said in ((flag, "precision 'fp8'"), (env, "SPEAKCLI_PRECISION: precision = 'half'")):
         assert result.returncode == 2
         lines = result.stderr.decode().strip().splitlines()
-        assert lines == [f"speakcli: error: precision {value!r} is unknown; use one of: auto, fp32, bf16, int8"]
+        assert lines == [f"speakcli: error: {said} is unknown; use one of: auto, fp32, bf16, int8"]
     assert not out.exists()
 
 
