@@ -20,6 +20,7 @@ SECTIONS = {
     "batch": "batch",
     "serve": "serve",
     "ray-batch": "ray_batch",
+    "xtts-speed": "xtts_speed",
 }
 
 

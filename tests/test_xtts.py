@@ -261,7 +261,7 @@ def test_streaming_yields_audio_before_synthesis_ends_and_matches_in_length(tiny
     voice = Voice(name="joe", clips=(Path(__file__).parents[1] / "voices/joe/reference.wav",))
     # Count the vocoder's runs: streaming decodes each chunk of GPT output as it comes.
     decoded: list[int] = []
-    hook = engine._model.hifigan_decoder.register_forward_hook(lambda *_: decoded.append(1))
+    hook = engine._model.hifigan_decoder.waveform_decoder.register_forward_hook(lambda *_: decoded.append(1))
     try:
         decoded_at_chunk, chunks = [], []
         for chunk in engine.synthesize("Hello there.", voice, SynthesisOptions(stream=True)):

@@ -40,6 +40,12 @@ def _version(name: str) -> str | None:
         return None
 
 
+def _precision(settings: Settings) -> str:
+    from speakcli.engines.xtts_precision import resolve_precision  # imports torch
+
+    return resolve_precision(settings.precision, settings.device)
+
+
 def languages(settings: Settings) -> dict[str, Any]:
     """The engine these settings pick and the languages it speaks, read from its config: no weights are loaded."""
     spec = choose_engine(settings)
@@ -103,6 +109,7 @@ def gather(settings: Settings) -> dict[str, Any]:
         }
     else:
         report["device"] = {"requested": settings.device, "cuda": None, "note": "torch not installed"}
+    report["precision"] = _precision(settings) if xtts_installed() else settings.precision
     try:
         report["audio_outputs"] = output_devices()
     except SpeakError as exc:

@@ -16,6 +16,8 @@ from speakcli.errors import UsageError
 
 EngineName = Literal["auto", "xtts", "piper"]
 ENGINES: tuple[str, ...] = get_args(EngineName)
+PrecisionName = Literal["auto", "fp32", "bf16", "int8"]
+PRECISIONS: tuple[str, ...] = get_args(PrecisionName)
 CONFIG_ENV = "SPEAKCLI_CONFIG"
 _DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
@@ -36,6 +38,9 @@ class Settings:
     )
     device: str = field(
         default="auto", metadata=_meta("SPEAKCLI_DEVICE", "Where XTTS runs: auto, cpu, cuda or cuda:N.", "DEVICE")
+    )
+    precision: str = field(
+        default="auto", metadata=_meta("SPEAKCLI_PRECISION", "XTTS GPT precision: auto, fp32, bf16 or int8.", "PREC")
     )
     voice: str | None = field(
         default=None,
@@ -81,6 +86,8 @@ def _problem(name: str, value: Any) -> str | None:
         return f"is unknown; use one of: {', '.join(ENGINES)}"
     if name == "device" and not _DEVICE_RE.fullmatch(value):  # fullmatch: "$" would let "cpu\n" through
         return "is not valid; use auto, cpu, cuda or cuda:N"
+    if name == "precision" and value not in PRECISIONS:
+        return f"is unknown; use one of: {', '.join(PRECISIONS)}"
     if name == "speed" and not 0.25 <= value <= 4.0:
         return "is out of range; use a value from 0.25 to 4"
     if name == "temperature" and not 0.0 < value <= 2.0:

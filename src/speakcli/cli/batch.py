@@ -72,6 +72,7 @@ def batch(
     engine: o.Engine = None,
     model_dir: o.ModelDir = None,
     device: o.Device = None,
+    precision: o.Precision = None,
     voices_dir: o.VoicesDir = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Redo items already done; overwrite --concat.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
@@ -135,7 +136,7 @@ def batch(
     check_batch(out_dir, options)
     settings = load_settings(
         {
-            **o.engine_flags(engine, model_dir, device, voices_dir),
+            **o.engine_flags(engine, model_dir, device, voices_dir, precision),
             "voice": voice,
             "language": language,
             "speed": speed,

@@ -33,6 +33,7 @@ def clone(
     engine: o.Engine = None,
     model_dir: o.ModelDir = None,
     device: o.Device = None,
+    precision: o.Precision = None,
     voices_dir: o.VoicesDir = None,
     out: Annotated[
         Path | None,
@@ -57,7 +58,11 @@ def clone(
     if name is None and text is None:
         raise UsageError("nothing to do; pass --name NAME to save the voice, --text TEXT to speak, or both")
     settings = load_settings(
-        {**o.engine_flags(engine, model_dir, device, voices_dir), "language": language, "output_device": output_device}
+        {
+            **o.engine_flags(engine, model_dir, device, voices_dir, precision),
+            "language": language,
+            "output_device": output_device,
+        }
     )
     if name is not None:
         VoiceLibrary(settings.voices_dir).check_new(name, force)  # before the model loads

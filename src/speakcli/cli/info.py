@@ -20,6 +20,7 @@ def info(
     engine: o.Engine = None,
     model_dir: o.ModelDir = None,
     device: o.Device = None,
+    precision: o.Precision = None,
     voices_dir: o.VoicesDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     debug: o.Debug = False,
@@ -36,7 +37,7 @@ def info(
     from speakcli.service import describe
     from speakcli.settings import resolve_settings
 
-    settings, problems = resolve_settings(o.engine_flags(engine, model_dir, device, voices_dir))
+    settings, problems = resolve_settings(o.engine_flags(engine, model_dir, device, voices_dir, precision))
     report = describe(settings)
     report["config"]["problems"] = problems
     if as_json:
@@ -56,6 +57,7 @@ def info(
         "device",
         f"{dev['requested']} (cuda: {dev.get('cuda')}{', ' + ', '.join(dev.get('gpus', [])) if dev.get('gpus') else ''})",
     )
+    table.add_row("precision", f"{report['precision']} (XTTS GPT)")
     config = report["config"]
     state = "" if config["exists"] else " (not found: defaults in use)"
     table.add_row("config file", escape(config["file"] + state))

@@ -67,6 +67,7 @@ Debug = Annotated[
 Engine = Annotated[EngineName | None, setting("engine")]
 ModelDir = Annotated[Path | None, setting("model_dir")]
 Device = Annotated[str | None, setting("device")]
+Precision = Annotated[str | None, setting("precision")]
 VoicesDir = Annotated[Path | None, setting("voices_dir")]
 Voice = Annotated[str | None, setting("voice", "--voice", "-v", autocompletion=complete_voice)]
 Language = Annotated[str | None, setting("language", "--language", "-l", autocompletion=complete_language)]
@@ -86,6 +87,16 @@ AudioFormat = Literal["wav", "flac", "ogg", "opus", "mp3", "pcm", "raw"]  # raw:
 
 
 def engine_flags(
-    engine: str | None, model_dir: Path | None, device: str | None, voices_dir: Path | None
+    engine: str | None,
+    model_dir: Path | None,
+    device: str | None,
+    voices_dir: Path | None,
+    precision: str | None = None,
 ) -> dict[str, Any]:
-    return {"engine": engine, "model_dir": model_dir, "device": device, "voices_dir": voices_dir}
+    return {
+        "engine": engine,
+        "model_dir": model_dir,
+        "device": device,
+        "voices_dir": voices_dir,
+        "precision": precision,
+    }

@@ -45,6 +45,7 @@ def say(
     engine: o.Engine = None,
     model_dir: o.ModelDir = None,
     device: o.Device = None,
+    precision: o.Precision = None,
     voices_dir: o.VoicesDir = None,
     speed: o.Speed = None,
     temperature: o.Temperature = None,
@@ -90,7 +91,7 @@ def say(
 
     settings = load_settings(
         {
-            **o.engine_flags(engine, model_dir, device, voices_dir),
+            **o.engine_flags(engine, model_dir, device, voices_dir, precision),
             "voice": voice,
             "language": language,
             "speed": speed,

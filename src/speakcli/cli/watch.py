@@ -35,6 +35,7 @@ def watch(
     engine: o.Engine = None,
     model_dir: o.ModelDir = None,
     device: o.Device = None,
+    precision: o.Precision = None,
     voices_dir: o.VoicesDir = None,
     speed: o.Speed = None,
     pause: o.Pause = None,
@@ -136,7 +137,7 @@ def watch(
     try:
         settings = load_settings(
             {
-                **o.engine_flags(engine, model_dir, device, voices_dir),
+                **o.engine_flags(engine, model_dir, device, voices_dir, precision),
                 "voice": voice,
                 "language": language,
                 "speed": speed,

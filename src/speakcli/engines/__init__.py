@@ -52,6 +52,7 @@ class EngineSpec:
     device: str = "auto"
     note: str = field(default="", compare=False)  # how it was chosen; not part of its identity
     cache_dir: Path | None = None
+    precision: str = "auto"
 
 
 def choose_engine(settings: Settings) -> EngineSpec:
@@ -64,11 +65,25 @@ def choose_engine(settings: Settings) -> EngineSpec:
             raise ModelError(where[0].upper() + where[1:], hint=Hint.MODEL_DIR)
         if not xtts_installed():
             raise ModelError("the xtts engine needs coqui-tts and torch; pip install 'speakcli[xtts]'")
-        return EngineSpec("xtts", folder, settings.device, note=f"xtts from {where}", cache_dir=settings.cache_dir)
+        return EngineSpec(
+            "xtts",
+            folder,
+            settings.device,
+            note=f"xtts from {where}",
+            cache_dir=settings.cache_dir,
+            precision=settings.precision,
+        )
     # auto: XTTS when a model and the packages are here, else the bundled voice.
     folder, where = find_xtts_folder(settings)
     if folder is not None and xtts_installed():
-        return EngineSpec("xtts", folder, settings.device, note=f"xtts from {where}", cache_dir=settings.cache_dir)
+        return EngineSpec(
+            "xtts",
+            folder,
+            settings.device,
+            note=f"xtts from {where}",
+            cache_dir=settings.cache_dir,
+            precision=settings.precision,
+        )
     why = where if folder is None else "coqui-tts is not installed (pip install 'speakcli[xtts]')"
     return EngineSpec("piper", note=f"piper (bundled voice en_US-joe-medium): {why}")
 
@@ -107,7 +122,7 @@ def _xtts(spec: EngineSpec) -> Engine:
 
     assert spec.model_dir is not None
     cache = LatentCache(spec.cache_dir / "latents", warn=log.warning) if spec.cache_dir else None
-    return XttsEngine(spec.model_dir, device=spec.device, cache=cache)
+    return XttsEngine(spec.model_dir, device=spec.device, cache=cache, precision=spec.precision)
 
 
 register("piper", _piper)

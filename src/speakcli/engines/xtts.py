@@ -30,6 +30,20 @@ def _lang(language: str) -> str:
     return "zh-cn" if base == "zh" else base  # coqui's code for Chinese
 
 
+# coqui's inference/inference_stream defaults for the sampling parameters speakcli does not expose.
+_SAMPLING: dict[str, Any] = {"length_penalty": 1.0, "repetition_penalty": 10.0, "top_k": 50, "top_p": 0.85}
+
+
+def _fold_weight_norm(module: Any) -> None:
+    """Bake the decoder's weight-norm parametrisations into plain weights: coqui leaves them on, so every decode
+    (every streamed chunk) recomputes each weight from its norm and direction; the output is the same."""
+    from torch.nn.utils import parametrize
+
+    for layer in list(module.modules()):
+        if parametrize.is_parametrized(layer, "weight"):
+            parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
+
+
 def _missing_package(exc: ImportError) -> str:
     """The top-level package an ImportError is about, also when coqui re-raised it with its own message."""
     err: BaseException | None = exc
@@ -82,10 +96,14 @@ class XttsEngine:
     name = "xtts"
     capabilities = Capabilities(cloning=True, streaming=True, builtin_speakers=True)
 
-    def __init__(self, model_dir: Path, device: str = "auto", cache: LatentCache | None = None) -> None:
+    def __init__(
+        self, model_dir: Path, device: str = "auto", cache: LatentCache | None = None, precision: str = "auto"
+    ) -> None:
         self.model_dir = check_model_dir(Path(model_dir))
         self.requested_device = device
         self.device = "cpu"
+        self.requested_precision = precision
+        self.precision = "fp32"  # the one in use, once loaded
         self._config_json, self._sample_rate, self._languages, self._latent_params = _read_config(
             self.model_dir / "config.json"
         )
@@ -144,7 +162,12 @@ class XttsEngine:
                 "the folder is corrupt or not XTTS v2: download it again"
             ) from None
         model.to(torch.device(self.device))
-        self._config, self._model = config, model
+        from speakcli.engines.xtts_precision import apply_precision, resolve_precision
+
+        precision = resolve_precision(self.requested_precision, self.device)
+        apply_precision(model, precision, self.device)
+        _fold_weight_norm(model.hifigan_decoder.waveform_decoder)
+        self._config, self._model, self.precision = config, model, precision
 
     def speakers(self) -> list[str]:
         """Built-in speakers (speakers_xtts.pth); empty before load or when the folder has none."""
@@ -257,17 +280,35 @@ class XttsEngine:
                     yield np.asarray(out["wav"], dtype=np.float32).reshape(-1)
                     continue
                 try:
-                    stream = self._model.inference_stream(
-                        part,
-                        language,
-                        latent,
-                        embedding,
-                        stream_chunk_size=STREAM_CHUNK_TOKENS,
-                        temperature=options.temperature,
-                        speed=options.speed,
-                        enable_text_splitting=False,
-                    )
-                    for chunk in stream:
-                        yield chunk.detach().float().cpu().numpy().reshape(-1)
+                    yield from self._stream(part, language, latent, embedding, options)
                 except (RuntimeError, AssertionError, NotImplementedError) as exc:
                     raise SynthesisError(f"XTTS failed on {part[:40]!r}... ({exc}); try shorter text") from None
+
+    def _stream(
+        self, text: str, language: str, latent: Any, embedding: Any, options: SynthesisOptions
+    ) -> Iterator[np.ndarray]:
+        """One part as coqui's inference_stream makes it, but each chunk decoded with a bounded context (linear time)."""
+        import torch
+
+        from speakcli.engines.xtts_stream import StreamDecoder, stream_latents
+
+        model = self._model
+        tokens = model.tokenizer.encode(text.strip().lower(), lang=language.split("-")[0])  # as coqui does
+        if len(tokens) >= model.args.gpt_max_text_tokens:
+            raise SynthesisError(f"{text[:40]!r}... has more than {MAX_TEXT_TOKENS} text tokens; try shorter text")
+        text_tokens = torch.IntTensor(tokens).unsqueeze(0).to(model.device)
+        embedding = embedding.to(model.device)
+        decoder = StreamDecoder(model.hifigan_decoder, embedding, length_scale=1.0 / max(options.speed, 0.05))
+        chunks = stream_latents(
+            model.gpt,
+            text_tokens,
+            latent.to(model.device),
+            STREAM_CHUNK_TOKENS,
+            temperature=options.temperature,
+            do_sample=True,
+            **_SAMPLING,
+        )
+        for latents, last in chunks:
+            audio = decoder.push(latents, final=last)
+            if audio.size:
+                yield audio
