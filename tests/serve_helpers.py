@@ -137,10 +137,10 @@ def wyoming_serving(gateway: Gateway) -> Iterator[int]:
 
 @contextmanager
 def serve_addresses(*args: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, str], list[str]]]:
-    """`speakcli serve --engine piper ARGS` once it has announced every address; yields the process, the addresses
+    """`speakcli serve ARGS` once it has announced every address; yields the process, the addresses
     by kind ("http", "wyoming") and the stderr lines read so far (more are added until it ends)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "speakcli", "serve", "--engine", "piper", *args],
+        [sys.executable, "-m", "speakcli", "serve", *args],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
@@ -168,3 +168,11 @@ def serve_addresses(*args: str) -> Iterator[tuple[subprocess.Popen[str], dict[st
         proc.wait(30)
         if rest is not None:
             rest.join(10)
+
+
+@contextmanager
+def serve_process(*args: str) -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
+    """`speakcli serve --port 0 ARGS` (HTTP only); yields the process, its URL and its stderr lines so far."""
+    with serve_addresses("--port", "0", *args) as (proc, found, lines):
+        assert "http" in found, f"no HTTP address announced: {lines}"
+        yield proc, found["http"], lines

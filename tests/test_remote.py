@@ -82,7 +82,7 @@ def test_say_speaks_through_a_running_server_and_stays_local_when_it_should(tmp_
     import httpx
 
     from helpers import run_cli
-    from test_serve_cli import serve_process
+    from serve_helpers import serve_process
 
     with serve_process("--engine", "piper") as (proc, url, _lines), httpx.Client(base_url=url) as client:
         served = lambda: client.get("/v1/info").json()["served"]  # noqa: E731

@@ -2,52 +2,17 @@
 
 from __future__ import annotations
 
-import re
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from serve_helpers import decode, long_text, write_clip
+from serve_helpers import decode, long_text, serve_process, write_clip
 
 pytestmark = pytest.mark.slow
-
-
-@contextmanager
-def serve_process(*args: str) -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
-    """`speakcli serve --port 0 ARGS`; yields the process, its URL and the stderr lines read so far."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "speakcli", "serve", "--port", "0", *args],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-    lines: list[str] = []
-    url = ""
-    try:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line.rstrip("\n"))
-            found = re.search(r"serving on (http://\S+)", line)
-            if found:
-                url = found.group(1)
-                break
-        assert url, f"no URL announced: {lines}"
-        rest = threading.Thread(target=lambda: lines.extend(ln.rstrip("\n") for ln in proc.stderr or ()))
-        rest.start()
-        yield proc, url, lines
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(30)
-        rest.join(10)
 
 
 def wait_for_waiting(client: httpx.Client) -> None:

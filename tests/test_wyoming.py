@@ -413,7 +413,7 @@ async def describe_at(uri: str) -> Info:
 
 
 def test_serve_runs_wyoming_beside_http_in_one_process_and_stops_on_sigterm() -> None:
-    with serve_addresses("--port", "0", "--wyoming", "tcp://127.0.0.1:0") as (proc, found, lines):
+    with serve_addresses("--engine", "piper", "--port", "0", "--wyoming", "tcp://127.0.0.1:0") as (proc, found, lines):
         assert re.fullmatch(r"tcp://127\.0\.0\.1:\d+", found["wyoming"]) and not found["wyoming"].endswith(":0")
         assert [v.name for v in run(lambda: describe_at(found["wyoming"])).tts[0].voices] == ["joe"]
         assert httpx.get(found["http"] + "/v1/health", timeout=30).json() == {"status": "ok"}
@@ -424,7 +424,7 @@ def test_serve_runs_wyoming_beside_http_in_one_process_and_stops_on_sigterm() ->
 
 
 def test_serve_wyoming_alone_warns_beyond_loopback_and_stops_on_sigterm() -> None:
-    with serve_addresses("--no-http", "--wyoming", "tcp://0.0.0.0:0") as (proc, found, lines):
+    with serve_addresses("--engine", "piper", "--no-http", "--wyoming", "tcp://0.0.0.0:0") as (proc, found, lines):
         assert "http" not in found
         uri = found["wyoming"].replace("0.0.0.0", "127.0.0.1")
         assert run(lambda: describe_at(uri)).tts[0].supports_synthesize_streaming

@@ -65,27 +65,20 @@ def choose_engine(settings: Settings) -> EngineSpec:
             raise ModelError(where[0].upper() + where[1:], hint=Hint.MODEL_DIR)
         if not xtts_installed():
             raise ModelError("the xtts engine needs coqui-tts and torch; pip install 'speakcli[xtts]'")
-        return EngineSpec(
-            "xtts",
-            folder,
-            settings.device,
-            note=f"xtts from {where}",
-            cache_dir=settings.cache_dir,
-            precision=settings.precision,
-        )
+        return _xtts_spec(settings, folder, where)
     # auto: XTTS when a model and the packages are here, else the bundled voice.
     folder, where = find_xtts_folder(settings)
     if folder is not None and xtts_installed():
-        return EngineSpec(
-            "xtts",
-            folder,
-            settings.device,
-            note=f"xtts from {where}",
-            cache_dir=settings.cache_dir,
-            precision=settings.precision,
-        )
+        return _xtts_spec(settings, folder, where)
     why = where if folder is None else "coqui-tts is not installed (pip install 'speakcli[xtts]')"
     return EngineSpec("piper", note=f"piper (bundled voice en_US-joe-medium): {why}")
+
+
+def _xtts_spec(settings: Settings, folder: Path, where: str) -> EngineSpec:
+    return EngineSpec(
+        "xtts", folder, settings.device, note=f"xtts from {where}", cache_dir=settings.cache_dir,
+        precision=settings.precision,
+    )  # fmt: skip
 
 
 # Engine name -> factory. Each engine class declares its own Capabilities; nothing is inferred from its name.
