@@ -32,6 +32,8 @@ class AsyncSpeech:
     async def chunks(self, gone: Callable[[], Awaitable[bool]] | None = None) -> AsyncGenerator[np.ndarray, None]:
         """The audio as the worker makes it. When `gone()` says the client left, or the consumer stops early,
         the job is cancelled: the worker stops after the sentence in progress and nobody gets its audio."""
+        loop = asyncio.get_running_loop()
+        checked = loop.time()
         try:
             while True:
                 self._event.clear()  # before take(): an item put after it sets the event again
@@ -40,11 +42,13 @@ class AsyncSpeech:
                     yield item
                 if ended:
                     return
-                try:
-                    await asyncio.wait_for(self._event.wait(), POLL_SECONDS)
-                except asyncio.TimeoutError:
-                    if gone is not None and await gone():
+                # Asked every POLL_SECONDS whether items come or not: a steady stream must not hide a departure.
+                if gone is not None and loop.time() - checked >= POLL_SECONDS:
+                    checked = loop.time()
+                    if await gone():
                         return
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._event.wait(), POLL_SECONDS)
         finally:
             if not self.job.done.is_set():
                 self.job.cancel()
