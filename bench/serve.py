@@ -24,9 +24,11 @@ LINES = [f"Line {i}: the quick brown fox jumps over the lazy dog, then rests a w
 
 
 @contextmanager
-def server() -> Iterator[str]:
+def server(*engine: str) -> Iterator[str]:
+    """A `speakcli serve` subprocess on a free loopback port (Piper unless `engine` flags say otherwise); its URL."""
+    engine = engine or ("--engine", "piper")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "speakcli", "serve", "--engine", "piper", "--port", "0", "--max-queue", "64"],
+        [sys.executable, "-m", "speakcli", "serve", *engine, "--port", "0", "--max-queue", "64"],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -107,10 +109,12 @@ def batch_seconds(lines: list[str], tmp: Path, n: int) -> float:
     return time.perf_counter() - start
 
 
-def say_seconds(tmp: Path, name: str, *flags: str) -> float:
+def say_seconds(tmp: Path, name: str, *flags: str, text: str = "Hello there.") -> float:
+    """Seconds the whole `speakcli say TEXT -o FILE FLAGS` command takes (Piper unless FLAGS name an engine)."""
+    engine = () if "--engine" in flags else ("--engine", "piper")
     start = time.perf_counter()
     subprocess.run(
-        [str(BIN / "speakcli"), "say", "Hello there.", "--engine", "piper", "-o", str(tmp / f"{name}.wav"), *flags],
+        [str(BIN / "speakcli"), "say", text, *engine, "-o", str(tmp / f"{name}.wav"), *flags],
         check=True,
         capture_output=True,
     )

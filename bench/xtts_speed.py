@@ -45,49 +45,69 @@ def _stream_snr(engine: Any, cond: Any, embedding: Any) -> tuple[float, int]:
     import torch
 
     from speakcli.engines.xtts import STREAM_CHUNK_TOKENS
-    from speakcli.engines.xtts_stream import StreamDecoder, stream_latents
+    from speakcli.engines.xtts_gpt import Sampling
+    from speakcli.engines.xtts_stream import StreamDecoder
 
     model = engine._model
     text = torch.IntTensor(model.tokenizer.encode(TEXT.lower(), lang="en")).unsqueeze(0)
     with torch.inference_mode():
-        pieces = list(stream_latents(model.gpt, text, cond, STREAM_CHUNK_TOKENS, do_sample=True, temperature=0.75))
+        latents = torch.stack([hidden for _code, hidden in engine._gpt.generate(cond, text, Sampling())])
+        pieces = list(torch.split(latents, STREAM_CHUNK_TOKENS))
         decoder = StreamDecoder(model.hifigan_decoder, embedding)
-        streamed = np.concatenate([decoder.push(latents, final=last) for latents, last in pieces])
-        latents = torch.cat([latents for latents, _ in pieces])[None]
-        whole = model.hifigan_decoder(latents, g=embedding).reshape(-1).numpy()
+        streamed = np.concatenate([decoder.push(p, final=i == len(pieces) - 1) for i, p in enumerate(pieces)])
+        whole = model.hifigan_decoder(latents[None], g=embedding).reshape(-1).numpy()
     assert len(whole) == len(streamed)
     return _snr_db(whole, streamed), len(pieces)
 
 
-def _teacher_rows(engines: dict[str, Any], cond: Any) -> list[tuple[str, ...]]:
+def _teacher_rows(coqui: Any, engines: dict[str, Any], cond: Any) -> list[tuple[str, ...]]:
+    """Each of speakcli's precisions against coqui's own fp32 GPT, fed the same codes (sampled by speakcli fp32)."""
     import torch
 
-    from speakcli.testing.xtts_teacher import agreement, sample_codes
+    from speakcli.testing.xtts_teacher import agreement, coqui_logits, sample_codes
 
-    reference = engines["fp32"]._model
     rows = []
-    for precision in PRECISIONS[1:]:
-        top1, kl, positions = [], [], 0
-        for seed, text in enumerate(TEACHER_TEXTS):
-            tokens = torch.IntTensor(reference.tokenizer.encode(text.lower(), lang="en")).unsqueeze(0)
-            codes = sample_codes(reference, tokens, cond, seed=seed)
-            got = agreement(reference, engines[precision]._model, tokens, cond, codes)
-            top1.append(got.top1 * got.positions)
-            kl.append(got.kl * got.positions)
+    forced = []
+    for seed, text in enumerate(TEACHER_TEXTS):
+        tokens = torch.IntTensor(coqui.tokenizer.encode(text.lower(), lang="en")).unsqueeze(0)
+        codes = sample_codes(engines["fp32"]._gpt, tokens, cond, seed=seed)
+        forced.append((tokens, codes, coqui_logits(coqui, tokens, cond, codes)))
+    for precision in PRECISIONS:
+        top1, kl, positions = 0.0, 0.0, 0
+        for tokens, codes, reference in forced:
+            got = agreement(reference, engines[precision]._gpt.logits(cond, tokens, codes))
+            top1 += got.top1 * got.positions
+            kl += got.kl * got.positions
             positions += got.positions
-        rows.append((precision, str(positions), f"{sum(top1) / positions:.3f}", f"{sum(kl) / positions:.4f}"))
+        rows.append((f"speakcli {precision}", str(positions), f"{top1 / positions:.3f}", f"{kl / positions:.2e}"))
     return rows
 
 
-def _coqui_model(folder: Path) -> Any:
-    from TTS.tts.configs.xtts_config import XttsConfig
-    from TTS.tts.models.xtts import Xtts
+def _warm_start(folder: Path, engine: Any, runs: int) -> str:
+    """`say -o` cold (loads the model itself) against `say` through a running `speakcli serve` with the model loaded,
+    and the synthesis alone in this process, interleaved; int8, the fastest, so the overhead shows most."""
+    from bench.serve import say_seconds, server
+    from speakcli.engines.base import SynthesisOptions, Voice
+    from speakcli.testing.tiny_xtts import add_builtin_speaker
 
-    config = XttsConfig()
-    config.load_json(str(folder / "config.json"))
-    model = Xtts.init_from_config(config)
-    model.load_checkpoint(config, checkpoint_dir=str(folder), use_deepspeed=False, eval=True)
-    return model
+    add_builtin_speaker(folder, "joe", ROOT / "voices/joe/reference.wav", engine)
+    flags = ("--engine", "xtts", "--model-dir", str(folder), "--device", "cpu", "--precision", "int8")
+    voice = Voice(name="joe", clips=(ROOT / "voices/joe/reference.wav",))
+    engine.latents.get(voice, engine.compute_latents)
+    cold, warm, alone = [], [], []
+    with tempfile.TemporaryDirectory() as tmp, server(*flags):
+        say_seconds(Path(tmp), "warm-up", *flags, "--voice", "joe", text=TEXT)
+        for i in range(runs):
+            cold.append(say_seconds(Path(tmp), f"cold{i}", *flags, "--voice", "joe", "--no-server", text=TEXT))
+            warm.append(say_seconds(Path(tmp), f"warm{i}", *flags, "--voice", "joe", text=TEXT))
+            alone.append(_timed(engine.synthesize(TEXT, voice, SynthesisOptions(stream=True)))[1])
+    rows = [
+        ("`say -o`, cold (imports, model load, synthesis)", f"{med(cold):.2f}"),
+        ("`say -o` through a running `speakcli serve`", f"{med(warm):.2f}"),
+        ("the synthesis alone, in process", f"{med(alone):.2f}"),
+        ("through the server, beyond the synthesis", f"{med(warm) - med(alone):+.2f}"),
+    ]
+    return table(f"warm start, int8, median of {runs} interleaved runs", rows, ("what", "seconds"))
 
 
 def measure(folder: Path, runs: int, label: str) -> str:
@@ -95,6 +115,7 @@ def measure(folder: Path, runs: int, label: str) -> str:
 
     from speakcli.engines.base import SynthesisOptions, Voice
     from speakcli.engines.xtts import XttsEngine
+    from speakcli.testing.tiny_xtts import load_coqui_xtts
 
     engines, loads = {}, {}
     for precision in PRECISIONS:
@@ -104,7 +125,7 @@ def measure(folder: Path, runs: int, label: str) -> str:
         loads[precision] = time.perf_counter() - start
     voice = Voice(name="joe", clips=(ROOT / "voices/joe/reference.wav",))
     latent, embedding = (torch.from_numpy(x) for x in engines["fp32"].compute_latents(voice.clips))
-    coqui = _coqui_model(folder)  # loaded by coqui's own code alone, as a coqui user has it
+    coqui = load_coqui_xtts(folder)  # loaded by coqui's own code alone, as a coqui user has it
     rate = engines["fp32"].sample_rate
 
     def coqui_file() -> Iterable[Any]:
@@ -168,12 +189,13 @@ def measure(folder: Path, runs: int, label: str) -> str:
         ),
         table("streamed / one-piece total time", ratio_rows, ("path", "ratio")),
         table(
-            "teacher-forced next-code agreement with fp32",
-            _teacher_rows(engines, latent),
-            ("precision", "positions", "top-1 agreement", "KL(fp32 || p) nats"),
+            "teacher-forced next-code agreement with coqui's own fp32 GPT",
+            _teacher_rows(coqui, engines, latent),
+            ("GPT", "positions", "top-1 agreement", "KL(coqui fp32 || p) nats"),
         ),
         f"\nstreamed vs one-piece decode of the same latents: SNR {snr:.1f} dB over {chunks} chunks; "
         f"model load s: {', '.join(f'{p} {s:.1f}' for p, s in loads.items())}",
+        _warm_start(folder, engines["int8"], max(runs, 3)),
     ]
     return "\n".join(out)
 

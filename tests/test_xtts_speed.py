@@ -128,29 +128,184 @@ def test_the_decoders_receptive_field_is_what_the_context_covers(small_decoder: 
     assert 41 + (context - 5) < last <= 41 + context
 
 
+@pytest.fixture(scope="module")
+def coqui(tiny_xtts_dir: Path) -> Any:
+    """The same folder loaded by coqui's own code alone: the reference speakcli's GPT is held to."""
+    from speakcli.testing.tiny_xtts import load_coqui_xtts
+
+    return load_coqui_xtts(tiny_xtts_dir)
+
+
+def _inputs(engine: Any, text: str = "hello there, how are you") -> tuple[Any, Any, Any]:
+    """(conditioning latent, speaker embedding, text tokens) for Joe's clip and `text`."""
+    import torch
+
+    latent, embedding = (torch.from_numpy(x) for x in engine.compute_latents((JOE,)))
+    tokens = torch.IntTensor(engine._model.tokenizer.encode(text, lang="en")).unsqueeze(0)
+    return latent, embedding, tokens
+
+
+def _coqui_codes(coqui: Any, latent: Any, tokens: Any, seed: int) -> Any:
+    """The codes coqui's Xtts.inference samples (its own sampling defaults) for `seed`."""
+    import torch
+
+    torch.manual_seed(seed)
+    with torch.inference_mode():
+        return coqui.gpt.generate(
+            cond_latents=latent,
+            text_inputs=tokens,
+            do_sample=True,
+            top_p=0.85,
+            top_k=50,
+            temperature=0.75,
+            num_return_sequences=1,
+            num_beams=1,
+            length_penalty=1.0,
+            repetition_penalty=10.0,
+            output_attentions=False,
+        )[0]
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
 def test_each_precision_loads_and_speaks(tiny_xtts_dir: Path, precision: str) -> None:
     import torch
 
-    from speakcli.engines.xtts_precision import quantized_layers
-
     engine = _engine(tiny_xtts_dir, precision)
     assert engine.precision == precision
-    model = engine._model
     voice = Voice(name="joe", clips=(JOE,))
     for stream in (False, True):
         audio = np.concatenate(list(engine.synthesize("Hello there.", voice, SynthesisOptions(stream=stream))))
         assert len(audio) > 12000 and np.all(np.isfinite(audio)) and np.abs(audio).max() > 0
-    layers = model.args.gpt_layers
-    gpt_params = {p.dtype for p in model.gpt.gpt.parameters()}
-    if precision == "int8":
-        # attention in/out and the MLP's two layers of every block are dynamically quantised modules
-        assert quantized_layers(model) == 4 * layers
-    else:
-        assert quantized_layers(model) == 0
-        assert gpt_params == {torch.bfloat16 if precision == "bf16" else torch.float32}
+    # attention in/out and the MLP's two layers of every block run at the precision asked for
+    kinds = {layer.kind for b in engine._gpt.blocks for layer in (b.qkv, b.proj, b.fc, b.out)}
+    assert len(engine._gpt.blocks) == engine._model.args.gpt_layers
+    assert kinds == ({"fbgemm int8"} if precision == "int8" else {f"onednn {precision}"})
+    assert len(engine._model.gpt.gpt.h) == 0  # coqui's own copy of the blocks is freed
     # The decoder and speaker encoder stay fp32 whatever the GPT's precision.
-    assert {p.dtype for p in model.hifigan_decoder.parameters()} == {torch.float32}
+    assert {p.dtype for p in engine._model.hifigan_decoder.parameters()} == {torch.float32}
+
+
+def test_speakclis_gpt_samples_the_codes_coquis_samples(fp32: Any, coqui: Any) -> None:
+    """Same seed, same codes: the lean decode loop says what coqui's transformers-based generate says, and its
+    latents are the ones coqui's second GPT pass recomputes."""
+    import torch
+
+    from speakcli.engines.xtts_gpt import Sampling
+
+    latent, _, tokens = _inputs(fp32)
+    for seed in range(4):
+        want = _coqui_codes(coqui, latent, tokens, seed)
+        torch.manual_seed(seed)
+        with torch.inference_mode():
+            steps = list(fp32._gpt.generate(latent, tokens, Sampling()))
+        got = torch.tensor([code for code, _ in steps])
+        assert got.tolist() == want.tolist()
+        with torch.inference_mode():
+            second_pass = coqui.gpt(
+                tokens,
+                torch.tensor([tokens.shape[-1]]),
+                want[None],
+                torch.tensor([want.numel() * coqui.gpt.code_stride_len]),
+                cond_latents=latent,
+                return_attentions=False,
+                return_latent=True,
+            )[0]
+        torch.testing.assert_close(torch.stack([hidden for _, hidden in steps]), second_pass, atol=1e-5, rtol=1e-5)
+
+
+def test_the_repetition_penalty_covers_the_prompts_placeholder_ids(fp32: Any, coqui: Any) -> None:
+    """transformers penalises every id in input_ids, and coqui's prompt is placeholder ids (1): a code-1 logit is
+    penalised from the first step. Made likely, code 1 shows whether speakcli's loop does the same."""
+    import torch
+
+    from speakcli.engines.xtts_gpt import FastGpt, Sampling
+
+    latent, _, tokens = _inputs(fp32)
+    head = coqui.gpt.mel_head.bias
+    with torch.no_grad():
+        head[1] += 6.0
+    try:
+        gpt = FastGpt(coqui.gpt, "fp32", "cpu")
+        for seed in range(3):
+            want = _coqui_codes(coqui, latent, tokens, seed)
+            torch.manual_seed(seed)
+            with torch.inference_mode():
+                got = [code for code, _ in gpt.generate(latent, tokens, Sampling())]
+            assert got == want.tolist()
+    finally:
+        with torch.no_grad():
+            head[1] -= 6.0
+
+
+@pytest.mark.parametrize("speed", [1.0, 1.3])
+def test_a_whole_sentence_is_the_audio_coquis_inference_makes(fp32: Any, coqui: Any, speed: float) -> None:
+    import torch
+
+    latent, embedding, _ = _inputs(fp32)
+    voice = Voice(name="joe", clips=(JOE,))
+    text = "Hello there, how are you?"
+    torch.manual_seed(7)
+    ours = np.concatenate(list(fp32.synthesize(text, voice, SynthesisOptions(stream=False, speed=speed))))
+    torch.manual_seed(7)
+    with torch.inference_mode():
+        theirs = coqui.inference(text, "en", latent, embedding, speed=speed, enable_text_splitting=False)["wav"]
+    theirs = np.asarray(theirs, dtype=np.float32).reshape(-1)
+    assert len(ours) == len(theirs)
+    assert _snr_db(theirs, ours) > 80  # the same audio, to float rounding
+
+
+def test_teacher_forcing_gives_the_logits_generation_saw(fp32: Any) -> None:
+    """One pass over forced codes gives each step's logits: the KV cache and positions agree with the prefill."""
+    import torch
+
+    from speakcli.engines.xtts_gpt import Sampling
+
+    latent, _, tokens = _inputs(fp32)
+    torch.manual_seed(0)
+    with torch.inference_mode():
+        steps = list(fp32._gpt.generate(latent, tokens, Sampling()))
+        seen = fp32._gpt.head(torch.stack([hidden for _, hidden in steps]))
+    forced = fp32._gpt.logits(latent, tokens, torch.tensor([code for code, _ in steps]))
+    assert forced.shape == seen.shape
+    torch.testing.assert_close(forced, seen, atol=1e-4, rtol=1e-4)
+
+
+def test_teacher_forced_agreement_with_coqui_is_perfect_in_fp32_and_not_in_int8(
+    tiny_xtts_dir: Path, fp32: Any, coqui: Any
+) -> None:
+    from speakcli.testing.xtts_teacher import agreement, coqui_logits, sample_codes
+
+    latent, _, tokens = _inputs(fp32)
+    codes = sample_codes(fp32._gpt, tokens, latent)
+    reference = coqui_logits(coqui, tokens, latent, codes)
+    same = agreement(reference, fp32._gpt.logits(latent, tokens, codes))
+    assert same.top1 == 1.0 and abs(same.kl) < 1e-6 and same.positions == codes.numel()
+    int8 = agreement(reference, _engine(tiny_xtts_dir, "int8")._gpt.logits(latent, tokens, codes))
+    assert int8.kl > 1e-9 and 0.0 <= int8.top1 <= 1.0
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8", "fp16"])
+@pytest.mark.parametrize("onednn", [True, False])
+def test_each_linear_path_computes_x_w_plus_b(monkeypatch: pytest.MonkeyPatch, precision: str, onednn: bool) -> None:
+    """oneDNN's packed layout, torch's plain matmul (CUDA and CPUs without oneDNN) and fbgemm's int8 all give
+    x W^T + b, to their precision's rounding."""
+    import torch
+
+    from speakcli.engines import xtts_gpt
+
+    if not onednn:
+        monkeypatch.setattr(xtts_gpt, "_mkldnn_ok", lambda dtype: False)
+    torch.manual_seed(0)
+    weight, bias, x = torch.randn(96, 64) * 0.1, torch.randn(96), torch.randn(3, 64)
+    layer = xtts_gpt.PackedLinear(weight, bias, precision, "cpu")
+    want = x @ weight.T + bias
+    got = layer(x.to(layer.dtype)).float()
+    tolerance = {"fp32": 1e-5, "bf16": 2e-2, "fp16": 2e-3, "int8": 3e-2}[precision]
+    assert (got - want).abs().max().item() <= tolerance * want.abs().max().item()
+    if precision == "int8":
+        assert layer.kind == "fbgemm int8"
+    else:
+        assert layer.kind == f"{'onednn' if onednn and precision != 'fp16' else 'torch'} {precision}"
 
 
 def test_a_bad_precision_is_a_usage_error(tmp_path: Path) -> None:
@@ -172,39 +327,3 @@ def test_info_shows_the_precision_in_use(tiny_xtts_dir: Path) -> None:
     assert auto["precision"] == "fp32"  # auto on a CPU: random weights say nothing about real-weight quality
     assert chosen["precision"] == "int8"
     assert resolve_precision("auto", "cuda") in ("bf16", "fp16")
-
-
-def test_teacher_forcing_gives_the_logits_generation_saw(fp32: Any) -> None:
-    import torch
-
-    from speakcli.testing.xtts_teacher import next_code_logits
-
-    model = fp32._model
-    latent, _ = fp32.compute_latents((JOE,))
-    cond = torch.from_numpy(latent)
-    text = torch.IntTensor(model.tokenizer.encode("hello there", lang="en")).unsqueeze(0)
-    with torch.inference_mode():
-        codes, gen = model.gpt.generate(
-            cond, text, do_sample=False, output_logits=True, return_dict_in_generate=True, repetition_penalty=1.0
-        )
-    seen = torch.cat([step[0:1] for step in gen.logits]).float()
-    forced = next_code_logits(model, text, cond, codes[0])
-    assert forced.shape == seen.shape
-    torch.testing.assert_close(forced, seen, atol=1e-3, rtol=1e-3)
-
-
-def test_teacher_forced_agreement_is_perfect_for_the_same_model_and_not_for_int8(
-    tiny_xtts_dir: Path, fp32: Any
-) -> None:
-    import torch
-
-    from speakcli.testing.xtts_teacher import agreement, sample_codes
-
-    model = fp32._model
-    cond = torch.from_numpy(fp32.compute_latents((JOE,))[0])
-    text = torch.IntTensor(model.tokenizer.encode("hello there", lang="en")).unsqueeze(0)
-    codes = sample_codes(model, text, cond)
-    same = agreement(model, model, text, cond, codes)
-    assert same.top1 == 1.0 and abs(same.kl) < 1e-6 and same.positions == codes.numel()
-    int8 = agreement(model, _engine(tiny_xtts_dir, "int8")._model, text, cond, codes)
-    assert int8.kl > 0.0 and 0.0 <= int8.top1 <= 1.0

@@ -19,7 +19,7 @@ class SynthesisOptions:
     temperature: float = 0.75
     pause: float = 0.2
     # Yield audio as it is generated (for playback); off, an engine may make each sentence in one piece,
-    # which XTTS does faster since streaming re-decodes the audio so far at every chunk.
+    # which for XTTS saves the decoder's overlap between chunks.
     stream: bool = True
 
 

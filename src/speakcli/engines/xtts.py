@@ -30,10 +30,6 @@ def _lang(language: str) -> str:
     return "zh-cn" if base == "zh" else base  # coqui's code for Chinese
 
 
-# coqui's inference/inference_stream defaults for the sampling parameters speakcli does not expose.
-_SAMPLING: dict[str, Any] = {"length_penalty": 1.0, "repetition_penalty": 10.0, "top_k": 50, "top_p": 0.85}
-
-
 def _fold_weight_norm(module: Any) -> None:
     """Bake the decoder's weight-norm parametrisations into plain weights: coqui leaves them on, so every decode
     (every streamed chunk) recomputes each weight from its norm and direction; the output is the same."""
@@ -107,7 +103,8 @@ class XttsEngine:
         self._config_json, self._sample_rate, self._languages, self._latent_params = _read_config(
             self.model_dir / "config.json"
         )
-        self._model: Any = None
+        self._model: Any = None  # coqui's Xtts, less its GPT's transformer blocks
+        self._gpt: Any = None  # FastGpt: the GPT's transformer, at self.precision
         self._config: Any = None
         self.latents = XttsLatents(self.model_dir, self._latent_params, cache)
 
@@ -162,10 +159,13 @@ class XttsEngine:
                 "the folder is corrupt or not XTTS v2: download it again"
             ) from None
         model.to(torch.device(self.device))
-        from speakcli.engines.xtts_precision import apply_precision, resolve_precision
+        from speakcli.engines.xtts_gpt import FastGpt, drop_transformer_blocks
+        from speakcli.engines.xtts_precision import check_precision, resolve_precision
 
         precision = resolve_precision(self.requested_precision, self.device)
-        apply_precision(model, precision, self.device)
+        check_precision(precision, self.device)
+        self._gpt = FastGpt(model.gpt, precision, self.device)
+        drop_transformer_blocks(model.gpt)  # FastGpt holds its own copy, in the layout its precision wants
         _fold_weight_norm(model.hifigan_decoder.waveform_decoder)
         self._config, self._model, self.precision = config, model, precision
 
@@ -264,33 +264,25 @@ class XttsEngine:
         language = _lang(options.language)
         with torch.inference_mode():
             for part in self._fit(text, language):
-                if not options.stream:
-                    try:
-                        out = self._model.inference(
-                            part,
-                            language,
-                            latent,
-                            embedding,
-                            temperature=options.temperature,
-                            speed=options.speed,
-                            enable_text_splitting=False,
-                        )
-                    except (RuntimeError, AssertionError, NotImplementedError) as exc:
-                        raise SynthesisError(f"XTTS failed on {part[:40]!r}... ({exc}); try shorter text") from None
-                    yield np.asarray(out["wav"], dtype=np.float32).reshape(-1)
-                    continue
                 try:
-                    yield from self._stream(part, language, latent, embedding, options)
+                    yield from self._part(part, language, latent, embedding, options)
                 except (RuntimeError, AssertionError, NotImplementedError) as exc:
                     raise SynthesisError(f"XTTS failed on {part[:40]!r}... ({exc}); try shorter text") from None
 
-    def _stream(
+    def _part(
         self, text: str, language: str, latent: Any, embedding: Any, options: SynthesisOptions
     ) -> Iterator[np.ndarray]:
-        """One part as coqui's inference_stream makes it, but each chunk decoded with a bounded context (linear time)."""
-        import torch
+        """One part as coqui's Xtts.inference makes it, through FastGpt; streamed, each chunk of latents is decoded
+        with a bounded context (linear time), else the whole is decoded at once.
 
-        from speakcli.engines.xtts_stream import StreamDecoder, stream_latents
+        coqui's inference runs the GPT a second time over the generated codes to get their latents; the model is
+        causal, so those equal the latents generation already computed (to 1e-6), and FastGpt keeps them instead.
+        """
+        import torch
+        import torch.nn.functional as F
+
+        from speakcli.engines.xtts_gpt import Sampling
+        from speakcli.engines.xtts_stream import StreamDecoder
 
         model = self._model
         tokens = model.tokenizer.encode(text.strip().lower(), lang=language.split("-")[0])  # as coqui does
@@ -298,17 +290,25 @@ class XttsEngine:
             raise SynthesisError(f"{text[:40]!r}... has more than {MAX_TEXT_TOKENS} text tokens; try shorter text")
         text_tokens = torch.IntTensor(tokens).unsqueeze(0).to(model.device)
         embedding = embedding.to(model.device)
-        decoder = StreamDecoder(model.hifigan_decoder, embedding, length_scale=1.0 / max(options.speed, 0.05))
-        chunks = stream_latents(
-            model.gpt,
-            text_tokens,
-            latent.to(model.device),
-            STREAM_CHUNK_TOKENS,
-            temperature=options.temperature,
-            do_sample=True,
-            **_SAMPLING,
-        )
-        for latents, last in chunks:
-            audio = decoder.push(latents, final=last)
-            if audio.size:
-                yield audio
+        length_scale = 1.0 / max(options.speed, 0.05)
+        codes = self._gpt.generate(latent.to(model.device), text_tokens, Sampling(temperature=options.temperature))
+        if not options.stream:
+            latents = torch.stack([hidden for _code, hidden in codes])[None]
+            if length_scale != 1.0:
+                latents = F.interpolate(latents.transpose(1, 2), scale_factor=length_scale, mode="linear")
+                latents = latents.transpose(1, 2)
+            yield model.hifigan_decoder(latents, g=embedding).reshape(-1).float().cpu().numpy()
+            return
+        decoder = StreamDecoder(model.hifigan_decoder, embedding, length_scale=length_scale)
+        pending: list[Any] = []
+        for _code, hidden in codes:
+            pending.append(hidden)
+            if len(pending) == STREAM_CHUNK_TOKENS:
+                audio = decoder.push(torch.stack(pending))
+                pending = []
+                if audio.size:
+                    yield audio
+        last = torch.stack(pending) if pending else torch.zeros(0, self._gpt.width, device=model.device)
+        audio = decoder.push(last, final=True)
+        if audio.size:
+            yield audio

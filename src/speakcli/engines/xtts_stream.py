@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -155,26 +154,3 @@ class StreamDecoder:
         self._z = self._z[:, keep - self._zbase :]
         self._zbase = keep
         return out.float().cpu().numpy()
-
-
-def stream_latents(
-    gpt: Any, text_tokens: torch.Tensor, cond_latent: torch.Tensor, chunk: int, **generate: Any
-) -> Iterator[tuple[torch.Tensor, bool]]:
-    """GPT latents [n, C] in chunks of `chunk` tokens as coqui's generator makes them; (latents, last)."""
-    inputs = gpt.compute_embeddings(cond_latent, text_tokens)
-    generator = gpt.get_generator(
-        fake_inputs=inputs,
-        num_beams=1,
-        num_return_sequences=1,
-        output_attentions=False,
-        output_hidden_states=True,
-        return_dict_in_generate=True,
-        **generate,
-    )
-    pending: list[torch.Tensor] = []
-    for _token, latent in generator:
-        pending.append(latent)
-        if len(pending) >= chunk:
-            yield torch.cat(pending, dim=0), False
-            pending = []
-    yield (torch.cat(pending, dim=0) if pending else cond_latent.new_zeros(0, cond_latent.shape[-1])), True

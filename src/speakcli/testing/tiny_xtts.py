@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 XTTS_LANGUAGES = [
     "en",
@@ -83,6 +84,12 @@ def build_tiny_xtts(folder: Path, *, full_size: bool = False, max_audio_tokens: 
     # forbid it, so every utterance runs to gpt_max_audio_tokens and tests can count on its length.
     with torch.no_grad():
         model.gpt.mel_head.bias[args.gpt_stop_audio_token] = -1e4
+        # Trained norms are not the identity that initialisation gives; with identity norms, dropping one of the
+        # GPT's two final norms (GPT-2's ln_f, then coqui's final_norm) would change nothing and go unnoticed.
+        for norm in model.gpt.modules():
+            if isinstance(norm, torch.nn.LayerNorm):
+                norm.weight.add_(0.2 * torch.randn_like(norm.weight))
+                norm.bias.add_(0.2 * torch.randn_like(norm.bias))
     # The real v2 config names no tokenizer file: load_checkpoint finds vocab.json beside the weights.
     config.model_args.tokenizer_file = ""
     torch.save({"model": model.state_dict()}, folder / "model.pth")
@@ -91,12 +98,25 @@ def build_tiny_xtts(folder: Path, *, full_size: bool = False, max_audio_tokens: 
     return folder
 
 
-def add_builtin_speaker(folder: Path, name: str, clip: Path) -> None:
-    """Write speakers_xtts.pth with one speaker whose latents come from `clip` (as real v2 folders ship)."""
+def add_builtin_speaker(folder: Path, name: str, clip: Path, engine: Any = None) -> None:
+    """Write speakers_xtts.pth with one speaker whose latents come from `clip` (as real v2 folders ship); `engine`,
+    an XttsEngine already loaded from `folder`, saves loading it again."""
     import torch
 
     from speakcli.engines.xtts import XttsEngine
 
-    latent, embedding = XttsEngine(folder, device="cpu").compute_latents((clip,))
+    latent, embedding = (engine or XttsEngine(folder, device="cpu")).compute_latents((clip,))
     speakers = {name: {"gpt_cond_latent": torch.from_numpy(latent), "speaker_embedding": torch.from_numpy(embedding)}}
     torch.save(speakers, folder / "speakers_xtts.pth")
+
+
+def load_coqui_xtts(folder: Path) -> Any:
+    """An Xtts loaded by coqui's own code alone, untouched by speakcli: what a coqui user has (the reference)."""
+    from TTS.tts.configs.xtts_config import XttsConfig
+    from TTS.tts.models.xtts import Xtts
+
+    config = XttsConfig()
+    config.load_json(str(folder / "config.json"))
+    model = Xtts(config)
+    model.load_checkpoint(config, checkpoint_dir=str(folder), use_deepspeed=False, eval=True)
+    return model
