@@ -259,19 +259,26 @@ def test_streaming_yields_audio_before_synthesis_ends_and_matches_in_length(tiny
     engine = XttsEngine(tiny_xtts_dir, device="cpu")
     engine.load()
     voice = Voice(name="joe", clips=(Path(__file__).parents[1] / "voices/joe/reference.wav",))
-    # Count the vocoder's runs: streaming decodes each chunk of GPT output as it comes.
-    decoded: list[int] = []
-    hook = engine._model.hifigan_decoder.waveform_decoder.register_forward_hook(lambda *_: decoded.append(1))
+    # Count the GPT's codes: streaming decodes each chunk of them as it comes.
+    made: list[int] = []
+    generate = engine._gpt.generate
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        for step in generate(*args, **kwargs):
+            made.append(1)
+            yield step
+
+    engine._gpt.generate = counting
     try:
-        decoded_at_chunk, chunks = [], []
+        made_at_chunk, chunks = [], []
         for chunk in engine.synthesize("Hello there.", voice, SynthesisOptions(stream=True)):
-            decoded_at_chunk.append(len(decoded))
+            made_at_chunk.append(len(made))
             chunks.append(chunk)
-        decoded_in_total = len(decoded)
+        made_in_total = len(made)
     finally:
-        hook.remove()
+        engine._gpt.generate = generate
     # The first chunk reached the consumer before the last piece of audio was made, not after all of it.
-    assert len(chunks) >= 2 and decoded_at_chunk[0] < decoded_in_total
+    assert len(chunks) >= 2 and made_at_chunk[0] < made_in_total
     whole = list(engine.synthesize("Hello there.", voice, SynthesisOptions(stream=False)))
     assert len(whole) == 1
     # Random weights never stop early, so both runs generate the cap: the same number of samples.

@@ -1,4 +1,4 @@
-"""Linear-time XTTS streaming: GPT latents in chunks, each decoded with a bounded context and joined by a cross-fade."""
+"""Linear-time XTTS streaming: GPT latents resampled and decoded as they arrive, each sample computed once."""
 
 from __future__ import annotations
 
@@ -7,39 +7,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
-FADE_SAMPLES = 256  # one decoder frame (~11 ms at 24 kHz): short enough to be inaudible, long enough not to click
-
-
-def receptive_frames(generator: Any) -> int:
-    """How many input frames either side of a frame can change its output samples, from the decoder's layers.
-
-    HiFi-GAN is non-causal: every convolution looks (dilation * (kernel - 1) / 2) samples each way at its own
-    rate, and a transposed convolution with kernel k and stride u looks k / u input samples wide. Summed in
-    input-frame units over conv_pre, each upsampling stage (its widest parallel residual block) and conv_post,
-    XTTS v2's decoder (upsampling 8, 8, 2, 2; kernels 3, 7, 11 with dilations 1, 3, 5) gets 14.45 frames
-    (a one-frame change moves samples 12.6 frames before to 13.6 after it), so 15 frames (160 ms) of context
-    on each side of a chunk give the same samples as one whole decode.
-    """
-    rate = 1  # output samples per input frame at the current layer
-    half = _conv_half(generator.conv_pre) / rate
-    kernels = generator.num_kernels
-    for i, up in enumerate(generator.ups):
-        half += math.ceil(up.kernel_size[0] / up.stride[0]) / rate
-        rate *= up.stride[0]
-        blocks = generator.resblocks[i * kernels : (i + 1) * kernels]
-        widest = max(sum(_conv_half(c) for c in b.modules() if isinstance(c, torch.nn.Conv1d)) for b in blocks)
-        half += widest / rate
-    half += _conv_half(generator.conv_post) / rate
-    return math.ceil(half)
-
-
-def _conv_half(conv: Any) -> float:
-    return float(conv.dilation[0] * (conv.kernel_size[0] - 1) / 2)
-
-
-def samples_per_frame(generator: Any) -> int:
-    return math.prod(up.stride[0] for up in generator.ups)
 
 
 class LinearStage:
@@ -97,60 +64,32 @@ class LinearStage:
 
 
 class StreamDecoder:
-    """HiFi-GAN decoding of GPT latents chunk by chunk, in time linear in the utterance's length.
+    """XTTS's decoder (latent resampling, then HiFi-GAN) over GPT latents that arrive chunk by chunk.
 
-    Each push decodes only the new frames plus `context` frames of left context (the frames already sent)
-    and holds back the last `context` frames as right context for the next push, so every sample sent was
-    decoded with the decoder's whole receptive field around it: the audio equals the one-piece decode of
-    the same latents, whatever the chunking. A FADE_SAMPLES cross-fade joins the pieces. Total samples
-    equal the one-piece decode's.
+    Both stages are streams (LinearStage, StreamingHifigan): every output sample is computed once, from the same
+    inputs as in one whole decode, so the audio equals the one-piece decode of the same latents (to float
+    rounding) whatever the chunking, needs no cross-fade, and each chunk costs time in proportion to its length.
+    A chunk's last few frames wait for the next chunk (the decoder looks about 14 frames, 150 ms, ahead).
     """
 
-    def __init__(self, decoder: Any, embedding: torch.Tensor, length_scale: float = 1.0, context: int | None = None):
-        self.decoder = decoder
-        self.g = embedding
-        gen = decoder.waveform_decoder
-        self.context = receptive_frames(gen) if context is None else context
-        self.hop = samples_per_frame(gen)
-        self.fade = min(FADE_SAMPLES, self.context * self.hop)
+    def __init__(self, decoder: Any, embedding: torch.Tensor, length_scale: float = 1.0):
+        from speakcli.engines.xtts_hifigan_stream import StreamingHifigan
+
+        self.hifigan = StreamingHifigan(decoder.waveform_decoder, embedding)
         # The same resampling chain as coqui: speed, then latent rate -> 22.05 kHz frames -> 24 kHz frames.
         scales = [] if length_scale == 1.0 else [length_scale]
         scales.append(decoder.ar_mel_length_compression / decoder.output_hop_length)
         if decoder.output_sample_rate != decoder.input_sample_rate:
             scales.append(decoder.output_sample_rate / decoder.input_sample_rate)
         self.stages = [LinearStage(s) for s in scales]
-        self._z: torch.Tensor | None = None  # settled decoder input frames [C, n] from absolute index _zbase
-        self._zbase = 0
-        self._zn = 0
-        self._sent = 0  # frames whose samples have been sent
-        self._tail: torch.Tensor | None = None  # provisional samples after _sent, to be cross-faded
-        self.decoded_lengths: list[int] = []  # decoder input length of each call (for tests: bounded per chunk)
+        self.work: list[int] = []  # output samples all HiFi-GAN layers computed, each push (for tests)
 
     def push(self, latents: torch.Tensor, final: bool = False) -> np.ndarray:
         """Feed GPT latents [n, C] (the last call with final=True); return the audio now settled."""
         x = latents.transpose(0, 1)
         for stage in self.stages:
             x = stage.push(x, final)
-        self._z = x if self._z is None else torch.cat([self._z, x], dim=1)
-        self._zn += x.shape[1]
-        end = self._zn if final else self._zn - self.context
-        if end <= self._sent:
-            return np.zeros(0, dtype=np.float32)
-        start = max(0, self._sent - self.context)
-        assert self._z is not None
-        z = self._z[:, start - self._zbase :]
-        self.decoded_lengths.append(z.shape[1])
-        wav = self.decoder.waveform_decoder(z[None], g=self.g).reshape(-1)
-        first = (self._sent - start) * self.hop
-        stop = (end - start) * self.hop
-        out = wav[first:stop].clone()
-        if self._tail is not None:
-            n = self._tail.shape[0]
-            ramp = torch.linspace(0.0, 1.0, n, device=out.device, dtype=out.dtype)
-            out[:n] = self._tail * (1 - ramp) + out[:n] * ramp
-        self._tail = None if final else wav[stop : stop + self.fade].clone()
-        self._sent = end
-        keep = max(0, end - self.context)
-        self._z = self._z[:, keep - self._zbase :]
-        self._zbase = keep
-        return out.float().cpu().numpy()
+        calls = len(self.hifigan.work)
+        audio = self.hifigan.push(x[None], final)
+        self.work.append(sum(self.hifigan.work[calls:]))
+        return audio.reshape(-1).float().cpu().numpy()
