@@ -31,7 +31,7 @@ def fp32(tiny_xtts_dir: Path) -> Any:
 
 
 def _decoder(channels: int) -> Any:
-    """XTTS v2's HiFi-GAN decoder with its real layer geometry (so the same receptive field) but few channels: fast."""
+    """XTTS v2's HiFi-GAN decoder with its real layer geometry (kernels, dilations, strides) but few channels: fast."""
     import torch
     from TTS.tts.layers.xtts.hifigan_decoder import HifiDecoder
 
@@ -46,7 +46,7 @@ def small_decoder() -> Any:
 
 @pytest.fixture(scope="module")
 def decoder64() -> Any:
-    # 64 channels: with 16 the far edges of the receptive field are so weak that 4 frames of context pass for 15
+    # 64 channels: with 16, samples far from an edge weigh so little that a layer losing them could pass unseen
     return _decoder(64)
 
 
