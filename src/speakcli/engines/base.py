@@ -18,8 +18,8 @@ class SynthesisOptions:
     speed: float = 1.0
     temperature: float = 0.75
     pause: float = 0.2
-    # Yield audio as it is generated (for playback); off, an engine may make each sentence in one piece,
-    # which for XTTS saves the decoder's overlap between chunks.
+    # Yield audio as it is generated (for playback); off, an engine may make each sentence in one piece
+    # (for XTTS the same audio, a few per cent sooner: one decoder call instead of one per layer and chunk).
     stream: bool = True
 
 

@@ -1,9 +1,10 @@
-"""The XTTS v2 engine on coqui-tts: the only module that imports torch or TTS."""
+"""The XTTS v2 engine on coqui-tts; it and its xtts_* helpers are the only modules that import torch or TTS."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,11 @@ class XttsEngine:
         except ImportError:  # pragma: no cover - transformers comes with coqui-tts
             pass
         self.device = self._pick_device()
+        from speakcli.engines.xtts_gpt import FastGpt
+        from speakcli.engines.xtts_precision import check_precision, resolve_precision
+
+        precision = resolve_precision(self.requested_precision, self.device)
+        check_precision(precision, self.device)  # before the weights are read: a refusal costs nothing
         config = XttsConfig()
         try:
             config.load_json(str(self.model_dir / "config.json"))
@@ -159,13 +165,11 @@ class XttsEngine:
                 "the folder is corrupt or not XTTS v2: download it again"
             ) from None
         model.to(torch.device(self.device))
-        from speakcli.engines.xtts_gpt import FastGpt, drop_transformer_blocks
-        from speakcli.engines.xtts_precision import check_precision, resolve_precision
-
-        precision = resolve_precision(self.requested_precision, self.device)
-        check_precision(precision, self.device)
-        self._gpt = FastGpt(model.gpt, precision, self.device)
-        drop_transformer_blocks(model.gpt)  # FastGpt holds its own copy, in the layout its precision wants
+        try:
+            # FastGpt takes coqui's transformer blocks one by one, so the two copies never all coexist.
+            self._gpt = FastGpt(model.gpt, precision, self.device, take=True)
+        except ValueError as exc:
+            raise ModelError(f"the XTTS model in {self.model_dir} is not XTTS v2 ({exc}); download it again") from None
         _fold_weight_norm(model.hifigan_decoder.waveform_decoder)
         self._config, self._model, self.precision = config, model, precision
 
@@ -272,8 +276,8 @@ class XttsEngine:
     def _part(
         self, text: str, language: str, latent: Any, embedding: Any, options: SynthesisOptions
     ) -> Iterator[np.ndarray]:
-        """One part as coqui's Xtts.inference makes it, through FastGpt; streamed, each chunk of latents is decoded
-        with a bounded context (linear time), else the whole is decoded at once.
+        """One part as coqui's Xtts.inference makes it, through FastGpt; streamed, each chunk of latents goes through
+        the streamed decoder (linear time, the same audio), else the whole is decoded at once.
 
         coqui's inference runs the GPT a second time over the generated codes to get their latents; the model is
         causal, so those equal the latents generation already computed (to 1e-6), and FastGpt keeps them instead.
@@ -294,6 +298,8 @@ class XttsEngine:
         codes = self._gpt.generate(latent.to(model.device), text_tokens, Sampling(temperature=options.temperature))
         if not options.stream:
             latents = torch.stack([hidden for _code, hidden in codes])[None]
+            if math.floor(latents.shape[1] * length_scale) == 0:
+                return  # a code or two made faster than one frame: no audio, as in the streamed path
             if length_scale != 1.0:
                 latents = F.interpolate(latents.transpose(1, 2), scale_factor=length_scale, mode="linear")
                 latents = latents.transpose(1, 2)

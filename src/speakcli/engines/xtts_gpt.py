@@ -123,12 +123,12 @@ class FastGpt:
     """The XTTS GPT's transformer rebuilt from coqui's loaded model, at a precision, for batch-one generation.
 
     It reads coqui's weights once (the transformer blocks, final norms, embeddings and mel head) and keeps its own
-    copies in the layout the precision wants; the caller may then drop coqui's transformer. What it computes is
+    copies in the layout the precision wants (`take` frees coqui's blocks as it goes). What it computes is
     coqui's `GPT2InferenceModel` step by step: the same embeddings and positions, the same logits, and latents
     equal to the ones coqui's second `gpt(..., return_latent=True)` pass recomputes, since the model is causal.
     """
 
-    def __init__(self, gpt: Any, precision: str, device: str) -> None:
+    def __init__(self, gpt: Any, precision: str, device: str, take: bool = False) -> None:
         config = gpt.gpt.config
         if (
             config.activation_function not in ("gelu_new", "gelu_pytorch_tanh")
@@ -143,7 +143,13 @@ class FastGpt:
         self.precision = precision
         self.device = device
         with torch.no_grad():
-            self.blocks = [_Block(b, self.heads, precision, device) for b in gpt.gpt.h]
+            self.blocks = []
+            for i in range(len(gpt.gpt.h)):
+                self.blocks.append(_Block(gpt.gpt.h[i], self.heads, precision, device))
+                if take:  # free coqui's copy of each block once it is copied (about 1.5 GB for v2 in fp32)
+                    gpt.gpt.h[i] = nn.Identity()
+            if take:
+                gpt.gpt.h = nn.ModuleList()
             self.ln_f = _norm(gpt.gpt.ln_f)
             self.final_norm = _norm(gpt.final_norm)
             self.head = PackedLinear(gpt.mel_head.weight.detach(), gpt.mel_head.bias.detach(), "fp32", device)
@@ -179,7 +185,6 @@ class FastGpt:
         cond_latent: torch.Tensor,
         text_tokens: torch.Tensor,
         sampling: Sampling,
-        max_codes: int | None = None,
     ) -> Iterator[tuple[int, torch.Tensor]]:
         """(code, latent [C]) for each audio code in order, sampled as transformers' generate samples it for
         coqui (repetition penalty over every token id so far, then temperature, top-k, top-p, multinomial);
@@ -193,7 +198,7 @@ class FastGpt:
         )
 
         gpt = self.gpt
-        limit = self.max_codes if max_codes is None else max_codes
+        limit = self.max_codes
         processors = LogitsProcessorList()
         if sampling.repetition_penalty != 1.0:
             processors.append(RepetitionPenaltyLogitsProcessor(sampling.repetition_penalty))
@@ -233,8 +238,3 @@ class FastGpt:
             x = torch.cat([prompt, self._code_embedding(inputs, 0)])
             hidden = self._run(x, self._caches(x.shape[0]), 0)
             return self.head(hidden[prompt.shape[0] :])
-
-
-def drop_transformer_blocks(gpt: Any) -> None:
-    """Free coqui's copy of the transformer blocks once FastGpt holds its own (about 1.5 GB for XTTS v2 in fp32)."""
-    gpt.gpt.h = nn.ModuleList()

@@ -39,7 +39,7 @@ class _Conv:
         c = self.conv
         out = F.conv1d(buf, c.weight, c.bias, 1, 0, c.dilation)
         self.buf = buf[..., ready:]
-        self.work.append(ready)
+        self.work.append(buf.shape[-1])
         return out
 
 
@@ -69,7 +69,7 @@ class _ConvT:
         full = F.conv_transpose1d(self.buf, c.weight, c.bias, self.s, 0)  # covers [first*s, (n_in-1)*s + k)
         out = full[..., start - self.first * self.s : end - self.first * self.s]
         self.done = end
-        self.work.append(out.shape[-1])
+        self.work.append(self.buf.shape[-1])
         # Keep the inputs that still reach unsettled samples: i*s + k > done.
         keep = max(self.first, -(-(self.done - self.k + 1) // self.s))
         self.buf = self.buf[..., keep - self.first :]
@@ -150,8 +150,8 @@ def _resblock(block: Any, work: list[int]) -> _Op:
 class StreamingHifigan:
     """coqui's HifiganGenerator.forward(z, g) over z arriving in pieces [1, C, n]: the concatenated outputs equal
     the one-piece output to float rounding, and a piece costs work in proportion to its own length (each layer
-    recomputes nothing, keeping at most its kernel's span of inputs). `work` counts output samples per layer call,
-    for tests."""
+    recomputes nothing, keeping at most its kernel's span of inputs). `work` counts the input samples each layer
+    call reads, for tests."""
 
     def __init__(self, generator: Any, g: torch.Tensor) -> None:
         if hasattr(generator, "lin_pre"):

@@ -15,7 +15,9 @@ class LinearStage:
     An output frame is released once the input frames it blends are known for good (its right neighbour has
     arrived, or the input is complete); the input kept is only what later output frames still need, so the
     work per piece is bounded by the piece. Indices and weights follow PyTorch's CPU kernel (float32 source
-    positions, clamped at both ends), so the result matches the one-piece call to rounding.
+    positions, clamped at both ends), so the result matches the one-piece call to rounding. That kernel copies
+    its input when the output is as long (floor(n * scale) == n, which an upscale by less than 2 gives short
+    inputs: under 1 / (scale - 1) frames), so nothing is released until the input is longer than that.
     """
 
     def __init__(self, scale: float) -> None:
@@ -37,8 +39,11 @@ class LinearStage:
         self._n_in += x.shape[1]
         self._done = final
         total = math.floor(float(self._n_in) * self.scale)
-        if self._n_in == 0:
-            return x[:, :0]
+        if self._out == 0 and total == self._n_in:
+            if not final:
+                return x[:, :0]  # still short enough that the whole call would copy: wait
+            self._out = total
+            return self._buf
         j = np.arange(self._out, total)
         src = self._src(j)
         if not final:
@@ -82,7 +87,7 @@ class StreamDecoder:
         if decoder.output_sample_rate != decoder.input_sample_rate:
             scales.append(decoder.output_sample_rate / decoder.input_sample_rate)
         self.stages = [LinearStage(s) for s in scales]
-        self.work: list[int] = []  # output samples all HiFi-GAN layers computed, each push (for tests)
+        self.work: list[int] = []  # input samples all HiFi-GAN layers read, each push (for tests)
 
     def push(self, latents: torch.Tensor, final: bool = False) -> np.ndarray:
         """Feed GPT latents [n, C] (the last call with final=True); return the audio now settled."""
