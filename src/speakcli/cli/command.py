@@ -18,6 +18,13 @@ except ImportError:  # pragma: no cover - depends on the installed Typer
 
 # A metavar for a parameter declared without one, by its value's type: never a Python type name.
 _TYPE_METAVARS: dict[type, str] = {Path: "PATH", str: "TEXT", int: "N", float: "NUMBER"}
+# Before typer 0.29 a parameter names no annotation: its click type's class stands in for it.
+_CLICK_TYPES: dict[str, type] = {
+    "TyperPath": Path,
+    "StringParamType": str,
+    "IntParamType": int,
+    "FloatParamType": float,
+}
 
 
 def _fallback_metavar(param: Any) -> str | None:
@@ -27,10 +34,10 @@ def _fallback_metavar(param: Any) -> str | None:
     if getattr(param, "is_flag", False) or getattr(param, "count", False):
         return None
     desc = getattr(param, "type_descriptor", None)
-    choices = getattr(desc, "choices", None)
+    choices = _choices(param)
     if choices:
-        return "[" + "|".join(str(getattr(c, "value", c)) for c in choices) + "]"
-    annotation = getattr(desc, "annotation", str)
+        return "[" + "|".join(choices) + "]"
+    annotation = getattr(desc, "annotation", None) or _CLICK_TYPES.get(type(param.type).__name__, str)
     args = get_args(annotation)
     if args and not isinstance(annotation, type):  # list[X]: one X per use
         annotation = args[0]
@@ -39,10 +46,17 @@ def _fallback_metavar(param: Any) -> str | None:
 
 def _with_choices(param: Any) -> None:
     """Name the choices in a choice option's metavar ([auto|xtts|piper]) unless it already lists them."""
-    desc = getattr(param, "type_descriptor", None)
-    choices = getattr(desc, "choices", None)
+    choices = _choices(param)
     if isinstance(param, TyperOption) and choices and param.metavar and "|" not in param.metavar:
-        param.metavar = "[" + "|".join(str(getattr(c, "value", c)) for c in choices) + "]"
+        param.metavar = "[" + "|".join(choices) + "]"
+
+
+def _choices(param: Any) -> list[str]:
+    """A choice option's values: typer 0.29 describes them on `type_descriptor`, earlier ones on a Choice type."""
+    choices = getattr(getattr(param, "type_descriptor", None), "choices", None)
+    if choices is None:
+        choices = getattr(getattr(param, "type", None), "choices", None)
+    return [str(getattr(c, "value", c)) for c in choices or ()]
 
 
 def _summary(help: str | None) -> str:

@@ -14,11 +14,11 @@ from speakcli.audio.encode import AUDIO_FORMATS, AudioFormat, StreamEncoder, aud
 from speakcli.cli.progress import SpeakProgress
 from speakcli.engines import xtts_installed
 from speakcli.errors import OutputError, UsageError
-from speakcli.service import SpeechService
-from speakcli.worker import Job
 
 if TYPE_CHECKING:
     from speakcli.remote import RemoteSource
+    from speakcli.service import SpeechService  # only named: a warm start through a server never loads it
+    from speakcli.worker import Job
 
 FORMAT_ALIASES = {"raw": "pcm"}  # `--format raw`: 16-bit little-endian PCM, as aplay -f S16_LE and sox -t raw read
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import sys
 from collections.abc import Callable
@@ -130,6 +129,8 @@ def serve(
                     _warn(f"cannot advertise to say ({exc})")
             _say(quiet, f"serving on {http.url} (Ctrl-C to stop)")
 
+        import asyncio  # here, not at the top: every CLI command imports this module
+
         asyncio.run(_serve_until_signal(http, wyoming_server, quiet, listening))
     except SystemExit as exc:  # SIGTERM while loading (see _exit_quietly): a normal stop
         if exc.code not in (0, None):
@@ -150,6 +151,8 @@ async def _serve_until_signal(
     Stopping cancels every job first, so open streams end after their sentence; a second signal stops HTTP
     without waiting for its open responses.
     """
+    import asyncio
+
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     received: list[int] = []
