@@ -86,7 +86,7 @@ def _teacher_rows(coqui: Any, engines: dict[str, Any], cond: Any) -> list[tuple[
 def _warm_start(folder: Path, engine: Any, runs: int) -> str:
     """`say -o` cold (loads the model itself) against `say` through a running `speakcli serve` with the model
     loaded, and against the same request sent to that server without the CLI (the synthesis itself, as the
-    server makes it), interleaved; int8, the fastest, so the overhead shows most."""
+    server makes it), the last two interleaved; int8, the fastest, so the overhead shows most."""
     import httpx
 
     from bench.serve import say_seconds, server
@@ -105,17 +105,18 @@ def _warm_start(folder: Path, engine: Any, runs: int) -> str:
     cold, warm, alone = [], [], []
     with tempfile.TemporaryDirectory() as tmp, server(*flags) as url:
         say_seconds(Path(tmp), "warm-up", *flags, "--voice", "joe", text=TEXT)
-        for i in range(runs):
-            cold.append(say_seconds(Path(tmp), f"cold{i}", *flags, "--voice", "joe", "--no-server", text=TEXT))
+        for i in range(runs):  # interleaved pairs; a cold run between them would disturb the next (2 GB freed)
             warm.append(say_seconds(Path(tmp), f"warm{i}", *flags, "--voice", "joe", text=TEXT))
             alone.append(request(url))
+        for i in range(runs):
+            cold.append(say_seconds(Path(tmp), f"cold{i}", *flags, "--voice", "joe", "--no-server", text=TEXT))
     rows = [
         ("`say -o`, cold (imports, model load, synthesis)", f"{med(cold):.2f}"),
         ("`say -o` through a running `speakcli serve`", f"{med(warm):.2f}"),
         ("the same request to that server, without the CLI", f"{med(alone):.2f}"),
         ("the CLI's own cost through the server", f"{med(warm) - med(alone):+.2f}"),
     ]
-    return table(f"warm start, int8, median of {runs} interleaved runs", rows, ("what", "seconds"))
+    return table(f"warm start, int8, median of {runs} runs", rows, ("what", "seconds"))
 
 
 def measure(folder: Path, runs: int, label: str) -> str:
