@@ -174,6 +174,22 @@ def _coqui_codes(coqui: Any, latent: Any, tokens: Any, seed: int) -> Any:
         )[0]
 
 
+def _coqui_latents(coqui: Any, latent: Any, tokens: Any, codes: Any) -> Any:
+    """The latents [n, C] coqui's Xtts.inference recomputes for `codes` in its second GPT pass."""
+    import torch
+
+    with torch.inference_mode():
+        return coqui.gpt(
+            tokens,
+            torch.tensor([tokens.shape[-1]]),
+            codes[None],
+            torch.tensor([codes.numel() * coqui.gpt.code_stride_len]),
+            cond_latents=latent,
+            return_attentions=False,
+            return_latent=True,
+        )[0]
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
 def test_each_precision_loads_and_speaks(tiny_xtts_dir: Path, precision: str) -> None:
     import torch
@@ -211,16 +227,7 @@ def test_speakclis_gpt_samples_the_codes_coquis_samples(fp32: Any, coqui: Any) -
             steps = list(fp32._gpt.generate(latent, tokens, Sampling()))
         got = torch.tensor([code for code, _ in steps])
         assert got.tolist() == want.tolist()
-        with torch.inference_mode():
-            second_pass = coqui.gpt(
-                tokens,
-                torch.tensor([tokens.shape[-1]]),
-                want[None],
-                torch.tensor([want.numel() * coqui.gpt.code_stride_len]),
-                cond_latents=latent,
-                return_attentions=False,
-                return_latent=True,
-            )[0]
+        second_pass = _coqui_latents(coqui, latent, tokens, want)
         torch.testing.assert_close(torch.stack([hidden for _, hidden in steps]), second_pass, atol=1e-5, rtol=1e-5)
 
 
@@ -326,16 +333,7 @@ def test_an_utterance_that_stops_early_is_coquis(fp32: Any, coqui: Any) -> None:
             with torch.inference_mode():
                 steps = list(gpt.generate(latent, tokens, Sampling()))
             assert [code for code, _ in steps] == want.tolist()
-            with torch.inference_mode():
-                second_pass = coqui.gpt(
-                    tokens,
-                    torch.tensor([tokens.shape[-1]]),
-                    want[None],
-                    torch.tensor([want.numel() * coqui.gpt.code_stride_len]),
-                    cond_latents=latent,
-                    return_attentions=False,
-                    return_latent=True,
-                )[0]
+            second_pass = _coqui_latents(coqui, latent, tokens, want)
             torch.testing.assert_close(torch.stack([h for _, h in steps]), second_pass, atol=1e-5, rtol=1e-5)
             lengths.add(len(steps))
         assert all(n < gpt.max_codes for n in lengths) and steps[-1][0] == stop  # it did stop early

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ class Sampling:
     repetition_penalty: float = 10.0
 
 
+@functools.cache  # once per dtype, not once per layer
 def _mkldnn_ok(dtype: torch.dtype) -> bool:
     """Whether oneDNN's packed linear runs here for `dtype` (an x86 or ARM CPU build of torch with oneDNN)."""
     if not torch.backends.mkldnn.is_available():
