@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from speakcli.engines.base import SynthesisOptions
-from speakcli.errors import SynthesisError
+from speakcli.errors import SynthesisError, WorkerClosedError
 from speakcli.service import utterance
 from speakcli.testing import FakeEngine
 from speakcli.worker import SynthesisWorker
@@ -91,6 +91,6 @@ def test_close_fails_queued_jobs_instead_of_hanging() -> None:
     assert engine.started.wait(5)
     worker.close(timeout=5)
     assert len(list(first)) == 1
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(WorkerClosedError, match="closed"):
         list(queued)
     assert "never" not in engine.texts

@@ -126,6 +126,13 @@ class BusyError(SpeakError):
         self.retry_after = retry_after
 
 
+class WorkerClosedError(BusyError):
+    """The synthesis worker is closed or closing (the process or server is stopping): the job will not run."""
+
+    def __init__(self, message: str = "the synthesis worker is closed; the server is shutting down") -> None:
+        super().__init__(message, retry_after=5)
+
+
 class LimitError(UsageError):
     """A request past a limit the server sets (text length, upload size, number of clips or items)."""
 

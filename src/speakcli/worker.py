@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
 from speakcli.engines.base import Engine
+from speakcli.errors import WorkerClosedError
 
 T = TypeVar("T")
 _DONE = object()
@@ -117,7 +118,7 @@ class SynthesisWorker:
     def _ensure_started(self) -> None:
         with self._lock:
             if self._stop.is_set():
-                raise RuntimeError("the synthesis worker is closed")
+                raise WorkerClosedError()
             if self._thread is None:
                 thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 thread.start()
@@ -172,7 +173,7 @@ class SynthesisWorker:
             except queue.Empty:
                 break
             if isinstance(job, Job):
-                job._put(_Failure(RuntimeError("the synthesis worker closed before this job ran")))
+                job._put(_Failure(WorkerClosedError("the synthesis worker closed before this job ran")))
                 job._finish()
         self._jobs.put(_STOP)
         if thread is not None:

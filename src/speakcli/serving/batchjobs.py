@@ -15,7 +15,7 @@ import numpy as np
 
 from speakcli.audio.encode import AudioFormat, encode
 from speakcli.engines.base import SynthesisOptions, Voice
-from speakcli.errors import LimitError, NotFoundError, SpeakError, UsageError
+from speakcli.errors import LimitError, NotFoundError, SpeakError, UsageError, WorkerClosedError
 from speakcli.fsutil import atomic_write
 
 if TYPE_CHECKING:
@@ -166,7 +166,7 @@ class BatchJobs:
                     atomic_write(path, encode(audio, service.sample_rate, job.format))
                     item.file, item.seconds = path, round(len(audio) / service.sample_rate, 3)
                     item.status = "done"
-                except RuntimeError as exc:  # the worker closed under us: the server is stopping
+                except WorkerClosedError as exc:  # the worker closed under us: the server is stopping
                     item.status, item.error = "cancelled", str(exc)
                     break
                 except Exception as exc:  # this item fails alone; the job goes on

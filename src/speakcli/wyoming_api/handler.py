@@ -207,9 +207,6 @@ class SpeechHandler(AsyncEventHandler):
                 message = f"{exc} (in about {exc.retry_after} s)" if isinstance(exc, BusyError) else str(exc)
                 await self._error(exc.code, message)
                 utterance.fail()
-            except RuntimeError as exc:  # the worker closed: the server is stopping
-                await self._error("busy", f"the server is shutting down ({exc}); try again shortly")
-                utterance.fail()
             except ConnectionError:
                 raise
             except Exception as exc:  # a bug: say so, drop this request, keep the connection
