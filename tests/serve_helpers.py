@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from speakcli.scheduling import CallTask
 from speakcli.service import SpeechService
 from speakcli.serving import Gateway, Limits
 from speakcli.settings import load_settings
@@ -38,12 +39,11 @@ class Served:
         """Keep the one worker busy until the yielded event is set (or the block ends)."""
         gate, running = threading.Event(), threading.Event()
 
-        def hold(engine: Any) -> list[None]:
+        def hold(engine: Any) -> None:
             running.set()
             gate.wait(30)
-            return []
 
-        job = self.service.worker.submit(hold)
+        job = self.service.worker.submit(CallTask(hold))
         assert running.wait(30), "the worker never took the holding job"
         try:
             yield gate
@@ -74,7 +74,7 @@ def serving(
     gateway.speak = spy  # type: ignore[method-assign]
     server = HttpServer(gateway, "127.0.0.1", 0, api_key=api_key)
     try:
-        service.worker.call(lambda engine: None)  # loaded before the first request, as `speakcli serve` does
+        service.load()  # loaded before the first request, as `speakcli serve` does
         server.start()
         served.url = server.url
         yield served

@@ -71,6 +71,7 @@ def serve(
     model_dir: o.ModelDir = None,
     device: o.Device = None,
     precision: o.Precision = None,
+    max_batch: o.MaxBatch = None,
     voices_dir: o.VoicesDir = None,
     quiet: o.Quiet = False,
     debug: o.Debug = False,
@@ -80,7 +81,12 @@ def serve(
     from speakcli.settings import load_settings
 
     settings = load_settings(
-        {**o.engine_flags(engine, model_dir, device, voices_dir, precision), "voice": voice, "language": language}
+        {
+            **o.engine_flags(engine, model_dir, device, voices_dir, precision),
+            "voice": voice,
+            "language": language,
+            "max_batch": max_batch,
+        }
     )
     if no_http and not wyoming:
         raise UsageError("--no-http leaves nothing to serve; add --wyoming tcp://127.0.0.1:10200")
