@@ -88,6 +88,7 @@ def say(
     from speakcli.cli.progress import SpeakProgress
     from speakcli.cli.scope import open_service
     from speakcli.settings import load_settings
+    from speakcli.ssml import is_ssml
 
     settings = load_settings(
         {
@@ -103,7 +104,7 @@ def say(
     play = check_outputs(out, play, force, fmt)
     text = read_text(text)
     # A warm start: SSML and a --pause of this call's own are this process's to render, so those stay local.
-    local_only = ssml or text.lstrip().startswith("<speak") or pause is not None
+    local_only = ssml or is_ssml(text) or pause is not None
     if server and not local_only and _through_server(settings, text, out, play, quiet, fmt):
         return
     service = open_service(settings)
