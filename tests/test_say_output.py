@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -136,7 +137,8 @@ def test_a_closed_pipe_cancels_the_rest_of_the_text(monkeypatch: pytest.MonkeyPa
         monkeypatch.setattr(sys, "stdout", closed)
         text = " ".join(f"Sentence {i}." for i in range(1000))
         assert main(["say", text, "--engine", "piper", "--no-server", "-o", "-"]) == ExitStatus.BROKEN_PIPE
-    # main returned with the worker joined: it stopped after the sentence it was on, not at the end of the text.
+    # The worker stopped after the sentence it was on (main joined it), not at the end of the text.
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("speakcli") and t.is_alive()]
     assert 1 <= len(engine.texts) < 1000
 
 
