@@ -64,9 +64,7 @@ def say(
         o.AudioFormat | None,
         typer.Option("--format", help="Encoding of -o (raw: 16-bit PCM); stdout's default is WAV.", show_default=False),
     ] = None,
-    ssml: Annotated[
-        bool, typer.Option("--ssml", help="Read TEXT as SSML (automatic when it starts with <speak>).")
-    ] = False,
+    ssml: Annotated[bool, typer.Option("--ssml", help="Read TEXT as SSML (automatic for a <speak> document).")] = False,
     play: Annotated[
         bool | None,
         typer.Option("--play/--no-play", help="Play the audio (default: when no --out).", show_default=False),
