@@ -330,6 +330,8 @@ def test_a_second_ctrl_c_while_ray_stops_the_pool_ends_the_run_without_a_traceba
 
     lines = tmp_path / "lines.txt"
     lines.write_text("".join(f"Line {i} of a run stopped twice.\n" for i in range(4)))
+    for p in exact_piper.glob("waiting-*"):
+        p.unlink()  # an earlier test's worker waited: only this run's count
     hold = exact_piper / "hold"
     hold.touch()
     stopping = threading.Event()
@@ -359,8 +361,6 @@ def test_a_second_ctrl_c_while_ray_stops_the_pool_ends_the_run_without_a_traceba
         rc, summary = _batch(str(lines), "-d", str(tmp_path / "out"), "--executor", "ray", capsys=capsys)
     finally:
         first.join(timeout=120)
-        for p in exact_piper.glob("waiting-*"):
-            p.unlink()
     assert not stopping.is_set(), "the pool was never stopped after the first Ctrl-C"
     assert unraisable == [], [u.exc_value for u in unraisable]
     assert rc == ExitStatus.INTERRUPTED and summary["interrupted"], summary
