@@ -1,22 +1,25 @@
-"""The HTTP server's lifecycle: uvicorn over the app, on the caller's event loop or on a thread (start, stop, join)."""
+"""The HTTP server's lifecycle: its socket, uvicorn over the app, on the caller's event loop or on a thread."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 
 import uvicorn
 
+from speakcli.errors import UsageError
 from speakcli.serving import Gateway
 from speakcli.serving.net import is_loopback
 from speakcli.web.app import create_app
+from speakcli.web.deadlines import Timeouts, deadline_protocol
 
 log = logging.getLogger("speakcli")
 
-__all__ = ["HttpServer", "is_loopback"]
+__all__ = ["HttpServer", "Timeouts", "is_loopback"]
 
 
 class _Uvicorn(uvicorn.Server):
@@ -36,8 +39,24 @@ class _Uvicorn(uvicorn.Server):
         yield
 
 
+def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """A listening TCP socket on host:port, or a `UsageError` saying why not (a port in use, an unknown host)."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        return socket.create_server(address, family=family, backlog=backlog)
+    except socket.gaierror as exc:
+        raise UsageError(f"cannot listen on {where}: {exc.strerror}; pick another --host") from None
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise UsageError(f"cannot listen on {where}: {reason}; pick another --port or --host") from None
+
+
 class HttpServer:
-    """One uvicorn server for one gateway: `serve()` on the caller's loop (the CLI), or `start()`/`stop()` on a thread."""
+    """One uvicorn server for one gateway: `serve()` on the caller's loop (the CLI), or `start()`/`stop()` on a thread.
+
+    `listen()` takes the port at once (a port in use is refused before a model loads); serving calls it if needed.
+    """
 
     def __init__(
         self,
@@ -46,13 +65,18 @@ class HttpServer:
         port: int = 8020,
         api_key: str | None = None,
         cors: Sequence[str] = (),
+        timeouts: Timeouts | None = None,
     ) -> None:
         self.gateway = gateway
         self.app = create_app(gateway, api_key, cors)
+        timeouts = timeouts or Timeouts()
         config = uvicorn.Config(
             self.app,
             host=host,
             port=port,
+            http=deadline_protocol(timeouts),
+            ws="none",
+            timeout_keep_alive=timeouts.keep_alive,
             log_level="warning",
             access_log=False,
             lifespan="off",
@@ -60,12 +84,25 @@ class HttpServer:
             timeout_graceful_shutdown=5,
         )
         self._server = _Uvicorn(config)
+        self._socket: socket.socket | None = None
         self._thread: threading.Thread | None = None
+
+    def listen(self) -> None:
+        """Take the address now (idempotent); raises `UsageError` when it cannot be had."""
+        if self._socket is None:
+            self._socket = bind(self._server.config.host, self._server.config.port, self._server.config.backlog)
+
+    def _sockets(self) -> list[socket.socket]:
+        self.listen()
+        assert self._socket is not None
+        return [self._socket]
 
     @property
     def port(self) -> int:
-        """The port it listens on (the one the OS chose for port 0); valid once started."""
-        for server in self._server.servers:
+        """The port it listens on (the one the OS chose for port 0); valid once listening."""
+        if self._socket is not None and self._socket.fileno() >= 0:
+            return int(self._socket.getsockname()[1])
+        for server in getattr(self._server, "servers", ()):
             for sock in server.sockets:
                 return int(sock.getsockname()[1])
         return int(self._server.config.port)
@@ -79,7 +116,7 @@ class HttpServer:
     async def serve(self, on_listening: Callable[[], None] | None = None) -> None:
         """Serve on the running event loop until `request_stop()`; the caller handles signals."""
         self._server.on_listening = on_listening
-        await self._server.serve()
+        await self._server.serve(self._sockets())
 
     def request_stop(self, force: bool = False) -> None:
         """Cancel every job, then stop: open responses end after their sentence (`force`: without waiting)."""
@@ -93,7 +130,8 @@ class HttpServer:
 
     def start(self, timeout: float = 10.0) -> None:
         """Serve on a thread; returns once listening."""
-        self._thread = threading.Thread(target=self._server.run, name="speakcli-http", daemon=True)
+        sockets = self._sockets()
+        self._thread = threading.Thread(target=self._server.run, args=(sockets,), name="speakcli-http", daemon=True)
         self._thread.start()
         deadline = threading.Event()
         for _ in range(int(timeout / 0.02)):
