@@ -39,17 +39,26 @@ class _Uvicorn(uvicorn.Server):
         yield
 
 
-def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
-    """A listening TCP socket on host:port, or a `UsageError` saying why not (a port in use, an unknown host)."""
+def bind(host: str, port: int, backlog: int = 2048) -> list[socket.socket]:
+    """Listening TCP sockets on every address `host` names (as asyncio binds them), all on one port; or a
+    `UsageError` saying why not (a port in use, an unknown host)."""
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
-        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-        return socket.create_server(address, family=family, backlog=backlog)
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
         raise UsageError(f"cannot listen on {where}: {exc.strerror}; pick another --host") from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, address in dict.fromkeys((f[0], tuple(f[4])) for f in found):
+            if sockets:  # port 0: the others take the port the first was given
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            sockets.append(socket.create_server(address, family=family, backlog=backlog))
     except OSError as exc:
+        for sock in sockets:
+            sock.close()
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         raise UsageError(f"cannot listen on {where}: {reason}; pick another --port or --host") from None
+    return sockets
 
 
 class HttpServer:
@@ -84,28 +93,21 @@ class HttpServer:
             timeout_graceful_shutdown=5,
         )
         self._server = _Uvicorn(config)
-        self._socket: socket.socket | None = None
+        self._sockets: list[socket.socket] = []
+        self._port = port
         self._thread: threading.Thread | None = None
 
     def listen(self) -> None:
         """Take the address now (idempotent); raises `UsageError` when it cannot be had."""
-        if self._socket is None:
-            self._socket = bind(self._server.config.host, self._server.config.port, self._server.config.backlog)
-
-    def _sockets(self) -> list[socket.socket]:
-        self.listen()
-        assert self._socket is not None
-        return [self._socket]
+        if not self._sockets:
+            config = self._server.config
+            self._sockets = bind(config.host, config.port, config.backlog)
+            self._port = int(self._sockets[0].getsockname()[1])
 
     @property
     def port(self) -> int:
         """The port it listens on (the one the OS chose for port 0); valid once listening."""
-        if self._socket is not None and self._socket.fileno() >= 0:
-            return int(self._socket.getsockname()[1])
-        for server in getattr(self._server, "servers", ()):
-            for sock in server.sockets:
-                return int(sock.getsockname()[1])
-        return int(self._server.config.port)
+        return self._port
 
     @property
     def url(self) -> str:
@@ -116,7 +118,8 @@ class HttpServer:
     async def serve(self, on_listening: Callable[[], None] | None = None) -> None:
         """Serve on the running event loop until `request_stop()`; the caller handles signals."""
         self._server.on_listening = on_listening
-        await self._server.serve(self._sockets())
+        self.listen()
+        await self._server.serve(self._sockets)
 
     def request_stop(self, force: bool = False) -> None:
         """Cancel every job, then stop: open responses end after their sentence (`force`: without waiting)."""
@@ -130,8 +133,10 @@ class HttpServer:
 
     def start(self, timeout: float = 10.0) -> None:
         """Serve on a thread; returns once listening."""
-        sockets = self._sockets()
-        self._thread = threading.Thread(target=self._server.run, args=(sockets,), name="speakcli-http", daemon=True)
+        self.listen()
+        self._thread = threading.Thread(
+            target=self._server.run, args=(self._sockets,), name="speakcli-http", daemon=True
+        )
         self._thread.start()
         deadline = threading.Event()
         for _ in range(int(timeout / 0.02)):
@@ -146,3 +151,5 @@ class HttpServer:
         self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout)
+        for sock in self._sockets:  # uvicorn closes those it served on; these never were, when it did not start
+            sock.close()
