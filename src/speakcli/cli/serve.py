@@ -78,69 +78,66 @@ def serve(
     debug: o.Debug = False,
 ) -> None:
     """Serve speech over HTTP and/or Wyoming until Ctrl-C or SIGTERM; every request goes through one worker."""
+    start = _StartSignals(quiet)  # from here on, SIGTERM stops with 0 whatever the moment
     from speakcli.errors import UsageError
     from speakcli.settings import load_settings
 
-    start = _StartSignals(quiet)  # from here on, SIGTERM stops with 0 whatever the moment
+    settings = load_settings(
+        {**o.engine_flags(engine, model_dir, device, voices_dir, precision), "voice": voice, "language": language}
+    )
+    if no_http and not wyoming:
+        raise UsageError("--no-http leaves nothing to serve; add --wyoming tcp://127.0.0.1:10200")
+    address = None
+    if wyoming:
+        from speakcli.wyoming_api.address import parse_address
+
+        address = parse_address(wyoming)
+    _check_extras(http=not no_http, wyoming=address is not None)
+    from speakcli.cli.scope import open_service
+    from speakcli.remote import Advert, advertise, withdraw
+    from speakcli.serving import Gateway, Limits
+    from speakcli.serving.net import is_loopback
+
+    service = open_service(settings)
+    adverts: list[Path] = []
+    gateway = Gateway(service, Limits(max_queue=max_queue, max_text=max_text))
     try:
-        settings = load_settings(
-            {**o.engine_flags(engine, model_dir, device, voices_dir, precision), "voice": voice, "language": language}
-        )
-        if no_http and not wyoming:
-            raise UsageError("--no-http leaves nothing to serve; add --wyoming tcp://127.0.0.1:10200")
-        address = None
-        if wyoming:
-            from speakcli.wyoming_api.address import parse_address
+        http = None
+        if not no_http:
+            from speakcli.web.server import HttpServer
 
-            address = parse_address(wyoming)
-        _check_extras(http=not no_http, wyoming=address is not None)
-        from speakcli.cli.scope import open_service
-        from speakcli.remote import Advert, advertise, withdraw
-        from speakcli.serving import Gateway, Limits
-        from speakcli.serving.net import is_loopback
+            http = HttpServer(gateway, host, port, api_key, cors or ())
+            http.listen()  # a port in use is refused now, not after the model has loaded
+            if not is_loopback(host) and not api_key:
+                _warn(f"listening on {host} without --api-key: anyone who can reach it can use it")
+        wyoming_server = None
+        if wyoming and address is not None:
+            from speakcli.wyoming_api.server import WyomingServer
 
-        service = open_service(settings)
-        adverts: list[Path] = []
-        gateway = Gateway(service, Limits(max_queue=max_queue, max_text=max_text))
-        try:
-            http = None
-            if not no_http:
-                from speakcli.web.server import HttpServer
+            wyoming_server = WyomingServer(gateway, wyoming)
+            if address.scheme == "tcp" and not is_loopback(address.host):
+                _warn(f"Wyoming on {address.host} has no authentication: anyone who can reach it can use it")
+        if not quiet:
+            print(f"speakcli: loading {service.spec.note}...", file=sys.stderr, flush=True)
+        service.worker.call(lambda engine: None)  # load the model now, not on the first request
 
-                http = HttpServer(gateway, host, port, api_key, cors or ())
-                http.listen()  # a port in use is refused now, not after the model has loaded
-                if not is_loopback(host) and not api_key:
-                    _warn(f"listening on {host} without --api-key: anyone who can reach it can use it")
-            wyoming_server = None
-            if wyoming and address is not None:
-                from speakcli.wyoming_api.server import WyomingServer
+        def listening() -> None:
+            assert http is not None
+            if is_loopback(host):  # a one-off `say` on this machine may now use this server's model
+                try:
+                    adverts.append(advertise(Advert.of(http.url, service.spec, settings, bool(api_key))))
+                except OSError as exc:
+                    _warn(f"cannot advertise to say ({exc})")
+            _say(quiet, f"serving on {http.url} (Ctrl-C to stop)")
 
-                wyoming_server = WyomingServer(gateway, wyoming)
-                if address.scheme == "tcp" and not is_loopback(address.host):
-                    _warn(f"Wyoming on {address.host} has no authentication: anyone who can reach it can use it")
-            if not quiet:
-                print(f"speakcli: loading {service.spec.note}...", file=sys.stderr, flush=True)
-            service.worker.call(lambda engine: None)  # load the model now, not on the first request
+        import asyncio  # here, not at the top: every CLI command imports this module
 
-            def listening() -> None:
-                assert http is not None
-                if is_loopback(host):  # a one-off `say` on this machine may now use this server's model
-                    try:
-                        adverts.append(advertise(Advert.of(http.url, service.spec, settings, bool(api_key))))
-                    except OSError as exc:
-                        _warn(f"cannot advertise to say ({exc})")
-                _say(quiet, f"serving on {http.url} (Ctrl-C to stop)")
-
-            import asyncio  # here, not at the top: every CLI command imports this module
-
-            asyncio.run(_serve_until_signal(http, wyoming_server, quiet, listening, start.over))
-        finally:
-            start.over()
-            for path in adverts:
-                withdraw(path)
-            gateway.close()
+        asyncio.run(_serve_until_signal(http, wyoming_server, quiet, listening, start.over))
     finally:
-        start.restore()
+        start.over()
+        for path in adverts:
+            withdraw(path)
+        gateway.close()
     if not quiet:
         print("speakcli: stopped", file=sys.stderr)
 
@@ -233,15 +230,12 @@ class _StartSignals:
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
         self._starting = True
-        self._previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._on_signal)
 
     def over(self) -> None:
         """Start-up is over: from now on a signal here is one more during a stop, and is ignored."""
         self._starting = False
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
     def _on_signal(self, signum: int, frame: object) -> None:
         if not self._starting:
