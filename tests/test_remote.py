@@ -101,8 +101,9 @@ def test_say_speaks_through_a_running_server_and_stays_local_when_it_should(tmp_
                 "say", "Here.", "--engine", "piper", "-o", str(tmp_path / f"{len(extra)}{extra[0]}.wav"), *extra
             )
             assert r.returncode in (0, 3), r.stderr  # a clip voice on Piper is a voice error, made locally
-        ssml = run_cli("say", "<speak>Hi.</speak>", "--engine", "piper", "-o", str(tmp_path / "s.wav"))
-        assert ssml.returncode == 0
+        for i, doc in enumerate(("<speak>Hi.</speak>", '<?xml version="1.0"?>\n<!-- a note -->\n<speak>Hi.</speak>')):
+            ssml = run_cli("say", doc, "--engine", "piper", "-o", str(tmp_path / f"s{i}.wav"))
+            assert ssml.returncode == 0
         assert served() == 2
         # A voice the server does not have is its error, worded as ours.
         r = run_cli("say", "Hi.", "--engine", "piper", "--voice", "nobody", "-o", str(tmp_path / "n.wav"))

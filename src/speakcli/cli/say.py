@@ -64,9 +64,7 @@ def say(
         o.AudioFormat | None,
         typer.Option("--format", help="Encoding of -o (raw: 16-bit PCM); stdout's default is WAV.", show_default=False),
     ] = None,
-    ssml: Annotated[
-        bool, typer.Option("--ssml", help="Read TEXT as SSML (automatic when it starts with <speak>).")
-    ] = False,
+    ssml: Annotated[bool, typer.Option("--ssml", help="Read TEXT as SSML (automatic for a <speak> document).")] = False,
     play: Annotated[
         bool | None,
         typer.Option("--play/--no-play", help="Play the audio (default: when no --out).", show_default=False),
@@ -88,6 +86,7 @@ def say(
     from speakcli.cli.progress import SpeakProgress
     from speakcli.cli.scope import open_service
     from speakcli.settings import load_settings
+    from speakcli.ssml import is_ssml
 
     settings = load_settings(
         {
@@ -103,7 +102,7 @@ def say(
     play = check_outputs(out, play, force, fmt)
     text = read_text(text)
     # A warm start: SSML and a --pause of this call's own are this process's to render, so those stay local.
-    local_only = ssml or text.lstrip().startswith("<speak") or pause is not None
+    local_only = ssml or is_ssml(text) or pause is not None
     if server and not local_only and _through_server(settings, text, out, play, quiet, fmt):
         return
     service = open_service(settings)
