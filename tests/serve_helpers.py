@@ -12,10 +12,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import soundfile as sf
 
+from speakcli import engines
+from speakcli.engines import Engine
 from speakcli.service import SpeechService
 from speakcli.serving import Gateway, Limits
 from speakcli.settings import load_settings
@@ -28,6 +31,9 @@ class Served:
     url: str
     gateway: Gateway
     jobs: list[Job[Any]] = field(default_factory=list)  # every job the gateway queued, in order
+    queued: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))  # released per job queued
+    answered: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))  # per audio answer begun
+    server: HttpServer | None = None
 
     @property
     def service(self) -> SpeechService:
@@ -54,11 +60,21 @@ class Served:
 
 @contextmanager
 def serving(
-    flags: dict[str, Any] | None = None, limits: Limits | None = None, api_key: str | None = None
+    flags: dict[str, Any] | None = None,
+    limits: Limits | None = None,
+    api_key: str | None = None,
+    *,
+    engine: Engine | None = None,
+    identity: str | None = None,
 ) -> Iterator[Served]:
-    """Piper (zero noise, so identical text gives identical audio) unless `flags` pick another engine."""
+    """Piper (zero noise, so identical text gives identical audio) unless `flags` pick another engine, or `engine`
+    is one to serve (a `speakcli.testing.FakeEngine`); `identity` is the secret /v1/identity proves."""
     settings = load_settings({"engine": "piper", **(flags or {})})
-    service = SpeechService(settings)
+    if engine is None:
+        service = SpeechService(settings)
+    else:
+        with mock.patch.dict(engines._REGISTRY, {"fake": lambda spec: engine}):
+            service = SpeechService(settings, engines.EngineSpec("fake"))
     if service.engine.name == "piper":
         service.engine.noise_scale = 0.0  # type: ignore[attr-defined]
         service.engine.noise_w_scale = 0.0  # type: ignore[attr-defined]
@@ -69,10 +85,12 @@ def serving(
     def spy(*args: Any, **kwargs: Any) -> Job[Any]:
         job = real_speak(*args, **kwargs)
         served.jobs.append(job)
+        served.queued.release()
         return job
 
     gateway.speak = spy  # type: ignore[method-assign]
-    server = HttpServer(gateway, "127.0.0.1", 0, api_key=api_key)
+    server = served.server = HttpServer(gateway, "127.0.0.1", 0, api_key=api_key, identity=identity)
+    server.app.add_middleware(_Answered, served=served)
     try:
         service.worker.call(lambda engine: None)  # loaded before the first request, as `speakcli serve` does
         server.start()
@@ -81,6 +99,24 @@ def serving(
     finally:
         server.stop()
         gateway.close()
+
+
+class _Answered:
+    """Outermost ASGI layer: releases `served.answered` once an audio response's headers are on their way, so a
+    test can act mid-stream (after the headers, before the end) in a known order."""
+
+    def __init__(self, app: Any, served: Served) -> None:
+        self.app = app
+        self.served = served
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def sent(message: Any) -> None:
+            await send(message)
+            headers = message.get("headers", ()) if message.get("type") == "http.response.start" else ()
+            if any(k == b"content-type" and v.startswith(b"audio/") for k, v in headers):
+                self.served.answered.release()
+
+        await self.app(scope, receive, sent)
 
 
 def decode(data: bytes) -> tuple[np.ndarray, int]:
