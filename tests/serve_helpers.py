@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import subprocess
@@ -34,6 +35,25 @@ class Served:
     queued: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))  # released per job queued
     answered: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))  # per audio answer begun
     server: HttpServer | None = None
+    loop: asyncio.AbstractEventLoop | None = None  # the server's event loop, once it served a request
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Block the server's event loop until the block ends: to its clients, a stopped (SIGSTOP) server that
+        still accepts connections (the kernel does) and answers nothing."""
+        assert self.loop is not None, "the server has not served a request yet"
+        gate, blocked = threading.Event(), threading.Event()
+
+        def block() -> None:
+            blocked.set()
+            gate.wait(120)
+
+        self.loop.call_soon_threadsafe(block)
+        assert blocked.wait(30), "the server's loop never ran the block"
+        try:
+            yield
+        finally:
+            gate.set()
 
     @property
     def service(self) -> SpeechService:
@@ -110,6 +130,8 @@ class _Answered:
         self.served = served
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.served.loop = asyncio.get_running_loop()
+
         async def sent(message: Any) -> None:
             await send(message)
             headers = message.get("headers", ()) if message.get("type") == "http.response.start" else ()

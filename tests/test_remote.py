@@ -23,6 +23,7 @@ from speakcli.adverts import Advert, advertise, adverts_dir, find_servers, new_s
 from speakcli.engines import EngineSpec, choose_engine
 from speakcli.remote import Unavailable, open_speech
 from speakcli.settings import Settings, load_settings
+from speakcli.testing import FakeEngine
 from speakcli.warm import warm_speech
 
 TEXT = "Secret text for the server only."
@@ -214,15 +215,18 @@ def test_a_server_that_accepts_and_never_answers_is_given_up_for_local_speech() 
     assert sent.startswith(b"GET /v1/identity?nonce=") and TEXT.encode() not in sent
 
 
-def test_a_voice_given_as_a_file_stays_local(tmp_path: Path) -> None:
-    with serving(identity=(secret := new_secret())) as served:
+def test_a_voice_given_as_a_file_and_ssml_stay_local(tmp_path: Path) -> None:
+    # The fake engine takes any name as a speaker: a server would speak each of these if it were asked.
+    with serving(engine=FakeEngine(), identity=(secret := new_secret())) as served:
         advertise(advert_for(served.url, secret=secret))
         (tmp_path / "myclip").write_bytes(b"RIFF")  # an existing file with no extension: a path, as locally
         for voice in ("me.wav", "clips/me", "myclip"):
             assert warm_speech(load_settings({"engine": "piper", "voice": voice}), TEXT, buffered=True) is None
-        assert warm_speech(load_settings({"engine": "piper", "voice": "nobody"}), TEXT, buffered=True) is None
         assert warm_speech(piper(), "<speak>Hi.</speak>", buffered=True) is None
-        assert served.jobs == []  # "nobody" was refused (the local run reports it); the others never asked
+        assert warm_speech(piper(), "Hi.", ssml=True, buffered=True) is None
+        assert served.jobs == []
+        remote = warm_speech(load_settings({"engine": "piper", "voice": "nobody"}), TEXT, buffered=True)
+        assert remote is not None and list(remote) and len(served.jobs) == 1  # the control: a name goes there
 
 
 @pytest.mark.slow

@@ -118,6 +118,17 @@ def test_say_queued_on_a_server_that_stops_speaks_locally(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
+def test_say_waiting_on_a_server_that_stops_answering_speaks_locally(tmp_path: Path) -> None:
+    with warm() as (served, _), served.worker_held():
+        proc = say("Waiting.", "-o", str(tmp_path / "out.wav"))
+        assert served.queued.acquire(timeout=60)  # proven, sent, and waiting for the worker
+        with served.frozen():  # as if stopped now: the wait must end in local speech, not last
+            _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    assert read(tmp_path / "out.wav")[1] == 22050 and len(served.jobs) == 1
+
+
+@pytest.mark.slow
 def test_say_on_a_busy_server_speaks_locally(tmp_path: Path) -> None:
     with warm(limits=Limits(max_queue=1)) as (served, _), served.worker_held():
         queued = served.gateway.speak(SpeechRequest("Taking the last place."))
