@@ -23,7 +23,7 @@ from speakcli.engines import Engine
 from speakcli.service import SpeechService
 from speakcli.serving import Gateway, Limits
 from speakcli.settings import load_settings
-from speakcli.web.server import HttpServer
+from speakcli.web.server import HttpServer, Timeouts
 from speakcli.worker import Job
 
 
@@ -83,6 +83,7 @@ def serving(
     flags: dict[str, Any] | None = None,
     limits: Limits | None = None,
     api_key: str | None = None,
+    timeouts: Timeouts | None = None,
     *,
     engine: Engine | None = None,
     identity: str | None = None,
@@ -109,7 +110,7 @@ def serving(
         return job
 
     gateway.speak = spy  # type: ignore[method-assign]
-    server = served.server = HttpServer(gateway, "127.0.0.1", 0, api_key=api_key, identity=identity)
+    server = served.server = HttpServer(gateway, "127.0.0.1", 0, api_key=api_key, timeouts=timeouts, identity=identity)
     server.app.add_middleware(_Answered, served=served)
     try:
         service.worker.call(lambda engine: None)  # loaded before the first request, as `speakcli serve` does
