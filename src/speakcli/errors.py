@@ -38,6 +38,7 @@ class Hint:
     OUTPUT_DIR = "output_dir"  # write output files to another folder
     NAME_TEMPLATE = "name_template"  # fix the output name template
     GIVE_TEXT = "give_text"  # give some text to speak
+    NO_SERVER = "no_server"  # speak without the running server
 
 
 class SpeakError(Exception):
@@ -131,6 +132,15 @@ class ReaderGoneError(SpeakError):
 class SynthesisError(SpeakError):
     exit_status = ExitStatus.SYNTHESIS
     code = "synthesis"
+
+
+class StreamCutError(SynthesisError):
+    """A server's stream ended before its end after some audio already went out (played, or written to a pipe)."""
+
+    code = "stream_cut"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, hint=Hint.NO_SERVER)
 
 
 class BusyError(SpeakError):

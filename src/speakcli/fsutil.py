@@ -22,16 +22,16 @@ def temp_name(name: str) -> str:
     return f".{short}.{secrets.token_hex(4)}{PART_SUFFIX}"
 
 
-def atomic_write(path: Path, data: bytes, fsync: bool = True) -> None:
+def atomic_write(path: Path, data: bytes, fsync: bool = True, mode: int = 0o666) -> None:
     """Replace `path` with `data` in one step; `fsync` also survives power loss, not just a killed process.
 
-    The file gets the mode a plain open() would give (0666 less the umask): the kernel applies the umask
-    to os.open's mode, where mkstemp would force 0600.
+    The file gets `mode` less the umask, as a plain open() would give (0666 by default): the kernel applies the
+    umask to os.open's mode, where mkstemp would force 0600. A private file passes 0o600.
     """
     while True:
         tmp = path.parent / temp_name(path.name)
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
             break
         except FileExistsError:  # pragma: no cover - 32 random bits collided
             continue
