@@ -25,7 +25,6 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 from serve_helpers import Served, long_text, reference, serve_addresses, serving, write_clip, wyoming_serving
 from speakcli.engines.base import SynthesisOptions
 from speakcli.serving import Limits, SpeechRequest, Upload
-from speakcli.wyoming_api.sentences import SentenceBuffer
 from speakcli.wyoming_api.server import WyomingServer
 
 pytestmark = pytest.mark.slow
@@ -199,22 +198,6 @@ def test_a_stream_with_an_unknown_voice_gets_an_error_and_is_still_answered_at_i
     reply = run(scenario)
     assert reply.types == ["error", "synthesize-stopped"]  # no audio, and no client left waiting
     assert reply.events[0].data["code"] == "voice"
-
-
-def test_sentences_are_complete_once_the_next_begins() -> None:
-    buffer = SentenceBuffer("en")
-    assert buffer.add("Dr. Smith said hello") == []
-    assert buffer.add(". Then ") == ["Dr. Smith said hello."]
-    assert buffer.add("he left") == []
-    assert buffer.finish() == ["Then he left"]
-    assert SentenceBuffer("en").add("One. ... Two") == ["One."]  # a piece with nothing to say is not spoken
-    endless = SentenceBuffer("en", max_sentence=40)
-    parts = endless.add("word " * 30)  # no sentence end in sight: handed on at spaces all the same
-    assert parts and all(len(p) <= 40 for p in parts)
-    parts += endless.finish()
-    assert " ".join(parts) == " ".join(["word"] * 30)
-    whole = SentenceBuffer("en", max_sentence=40).add("word " * 30 + "end. Next")  # one long complete sentence
-    assert all(len(p) <= 40 for p in whole) and " ".join(whole) == " ".join(["word"] * 30 + ["end."])
 
 
 # -- many clients, one worker -----------------------------------------------------------------------------------
