@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -233,3 +234,21 @@ def test_ssml_past_its_limit_fails_when_taken() -> None:
         assert await text.take(100) is None
 
     asyncio.run(scenario())
+
+
+def test_sentences_are_assembled_off_the_event_loop() -> None:
+    threads: list[int] = []
+
+    def segment(text: str) -> list[int]:
+        threads.append(threading.get_ident())
+        return sentence_ends(text, "en")
+
+    async def scenario() -> list[str | None]:
+        text = StreamedText(TextStream("en", segmenter=segment), max_pending=1000, quiet=0.0)
+        text.put("He met Dr. Smith. Then he left. ")
+        text.close()
+        return [await text.take(100), await text.take(100)]
+
+    loop_thread = threading.get_ident()  # asyncio.run runs the loop on this thread
+    assert asyncio.run(scenario()) == ["He met Dr. Smith. Then he left.", None]
+    assert threads and loop_thread not in threads
