@@ -379,6 +379,20 @@ def test_streamed_text_past_its_bounds_is_too_large_and_the_stream_is_still_answ
     assert long_ssml.types == ["error", "synthesize-stopped"] and long_ssml.events[0].data["code"] == "too_large"
 
 
+def test_a_text_past_the_limit_is_refused_at_once_not_when_its_turn_comes(wyoming: Wyoming) -> None:
+    async def scenario() -> tuple[dict[str, Any], Reply]:
+        async with wyoming.client() as client:
+            await client.write_event(Synthesize(text="First in line.").event())
+            error = await error_for(client, Synthesize(text="word " * 13_000))  # while the first still waits
+            release.set()
+            return error, await read_until(client, "audio-stop")
+
+    with wyoming.served.worker_held() as release:
+        error, reply = run(scenario)
+    assert error["code"] == "too_large" and "4096" in error["text"], error
+    assert np.array_equal(reply.pcm, reference(None, "First in line."))
+
+
 def test_requests_waiting_on_one_connection_are_bounded() -> None:
     with (
         serving(limits=Limits(max_queue=2)) as served,
@@ -471,6 +485,8 @@ def test_bad_events_get_an_error_and_the_connection_lives_on(wyoming: Wyoming) -
     async def scenario() -> list[str]:
         async with wyoming.client() as client:
             codes = [(await error_for(client, event))["code"] for event, _ in BAD_EVENTS]
+            await client.write_event(Ping(text="in step?").event())
+            assert (await read_until(client, "pong")).types == ["pong"]  # one error per bad event, no more
             await client.write_event(Synthesize(text="Still here.").event())
             reply = await read_until(client, "audio-stop")
             assert np.array_equal(reply.pcm, reference(None, "Still here."))
