@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import given, settings
@@ -194,6 +195,12 @@ def test_a_stream_of_spaces_keeps_nothing() -> None:
 
 # -- on an event loop -------------------------------------------------------------------------------------------
 
+T = TypeVar("T")
+
+
+def run(scenario: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(asyncio.wait_for(scenario, 30))  # a broken wake-up fails, not hangs
+
 
 def test_queued_text_is_assembled_when_taken_and_a_pause_hands_on_the_open_sentence() -> None:
     async def scenario() -> list[str | None]:
@@ -206,7 +213,7 @@ def test_queued_text_is_assembled_when_taken_and_a_pause_hands_on_the_open_sente
         text.close()
         return [first, second, await text.take(100), await text.take(100)]
 
-    assert asyncio.run(scenario()) == ["He left.", "Is it?", "Yes. No", None]  # "No" may go on: not judged yet
+    assert run(scenario()) == ["He left.", "Is it?", "Yes. No", None]  # "No" may go on: not judged yet
 
 
 def test_too_much_waiting_text_fails_the_request() -> None:
@@ -220,7 +227,7 @@ def test_too_much_waiting_text_fails_the_request() -> None:
         assert await text.take(100) is None
         return text
 
-    assert asyncio.run(scenario()).pending == 0
+    assert run(scenario()).pending == 0
 
 
 def test_ssml_past_its_limit_fails_when_taken() -> None:
@@ -233,7 +240,7 @@ def test_ssml_past_its_limit_fails_when_taken() -> None:
         text.close()
         assert await text.take(100) is None
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_sentences_are_assembled_off_the_event_loop() -> None:
@@ -250,5 +257,5 @@ def test_sentences_are_assembled_off_the_event_loop() -> None:
         return [await text.take(100), await text.take(100)]
 
     loop_thread = threading.get_ident()  # asyncio.run runs the loop on this thread
-    assert asyncio.run(scenario()) == ["He met Dr. Smith. Then he left.", None]
+    assert run(scenario()) == ["He met Dr. Smith. Then he left.", None]
     assert threads and loop_thread not in threads
