@@ -20,7 +20,7 @@ import soundfile as sf
 from speakcli.service import SpeechService
 from speakcli.serving import Gateway, Limits
 from speakcli.settings import load_settings
-from speakcli.web.server import HttpServer
+from speakcli.web.server import HttpServer, Timeouts
 from speakcli.worker import Job
 
 
@@ -55,7 +55,10 @@ class Served:
 
 @contextmanager
 def serving(
-    flags: dict[str, Any] | None = None, limits: Limits | None = None, api_key: str | None = None
+    flags: dict[str, Any] | None = None,
+    limits: Limits | None = None,
+    api_key: str | None = None,
+    timeouts: Timeouts | None = None,
 ) -> Iterator[Served]:
     """Piper (zero noise, so identical text gives identical audio) unless `flags` pick another engine."""
     settings = load_settings({"engine": "piper", **(flags or {})})
@@ -73,7 +76,7 @@ def serving(
         return job
 
     gateway.speak = spy  # type: ignore[method-assign]
-    server = HttpServer(gateway, "127.0.0.1", 0, api_key=api_key)
+    server = HttpServer(gateway, "127.0.0.1", 0, api_key=api_key, timeouts=timeouts)
     try:
         service.worker.call(lambda engine: None)  # loaded before the first request, as `speakcli serve` does
         server.start()

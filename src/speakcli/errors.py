@@ -57,8 +57,13 @@ class SpeakError(Exception):
 
     def prefixed(self, where: str) -> SpeakError:
         """The same error (class, code, hint), its message led by `where` (e.g. which item of many)."""
+        return self.reworded(f"{where}: {self}")
+
+    def reworded(self, message: str) -> SpeakError:
+        """The same error (class, code, hint and any other attribute) with another message."""
         err = type(self).__new__(type(self))
-        SpeakError.__init__(err, f"{where}: {self}", hint=self.hint, code=self.code)
+        err.__dict__.update(self.__dict__)
+        Exception.__init__(err, message)
         return err
 
 

@@ -62,7 +62,7 @@ async def _read_upload(upload: UploadFile, limit: int) -> Upload:
     data = await upload.read(limit + 1)  # one byte past the limit is enough to refuse it
     if len(data) > limit:
         raise LimitError(f"clip {upload.filename!r} is larger than {limit} bytes")
-    return Upload(upload.filename or "clip.wav", data)
+    return Upload(upload.filename or "", data)
 
 
 @router.post("/clone-voice", status_code=201, response_model=None)
