@@ -174,8 +174,13 @@ def write_clip(path: Path) -> Path:
 @contextmanager
 def wyoming_serving(gateway: Gateway) -> Iterator[int]:
     """A Wyoming server over `gateway` on loopback port 0, on its own event loop thread; yields its port."""
-    import asyncio
+    with wyoming_on_loop(gateway) as (port, _):
+        yield port
 
+
+@contextmanager
+def wyoming_on_loop(gateway: Gateway) -> Iterator[tuple[int, asyncio.AbstractEventLoop]]:
+    """`wyoming_serving`, yielding the server's event loop too."""
     from speakcli.wyoming_api.server import WyomingServer
 
     loop = asyncio.new_event_loop()
@@ -185,7 +190,7 @@ def wyoming_serving(gateway: Gateway) -> Iterator[int]:
     server = WyomingServer(gateway, "tcp://127.0.0.1:0")
     try:
         asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
-        yield int(server.uri.rsplit(":", 1)[1])
+        yield int(server.uri.rsplit(":", 1)[1]), loop
     finally:
         asyncio.run_coroutine_threadsafe(server.stop(), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)
