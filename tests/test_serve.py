@@ -160,6 +160,10 @@ def test_concurrent_clients_each_get_their_own_audio(server: Served) -> None:
         ("/v1/batch-synthesize", {"items": []}, 400, "invalid_input"),
         ("/v1/batch-synthesize", {"items": [{"text": "a", "id": "x"}, {"text": "b", "id": "x"}]}, 400, "invalid_input"),
         ("/v1/batch-synthesize", {"items": [{"text": "a", "id": "../x"}]}, 400, "invalid_input"),
+        ("/v1/batch-synthesize", {"items": [{"text": "a", "id": "."}]}, 400, "invalid_input"),
+        ("/v1/batch-synthesize", {"items": [{"text": "a", "id": ".."}]}, 400, "invalid_input"),
+        ("/v1/batch-synthesize", {"items": [{"text": "a", "id": "ok"}, {"text": "b", "id": "..."}]}, 400,
+         "invalid_input"),
         ("/tts_to_audio/", {"text": "hi", "speaker_wav": "/home/user/secret.wav", "language": "en"}, 400, "voice"),
     ],
 )  # fmt: skip
@@ -192,6 +196,20 @@ def test_a_batch_job_runs_and_serves_each_item(client: httpx.Client) -> None:
         got, rate = decode(audio.content)
         want = reference(None, spec["text"])
         assert rate == 22050 and np.array_equal(np.round(got * 32768).astype(np.int16), want)
+
+
+def test_item_ids_with_dots_that_are_not_only_dots_serve_their_audio(client: httpx.Client) -> None:
+    ids = [".x", "v1.0", "a..b", "..z"]
+    r = client.post("/v1/batch-synthesize", json={"items": [{"text": f"Item {i}.", "id": i} for i in ids]})
+    assert r.status_code == 202, r.text
+    job = r.json()["job"]
+    wait_for(lambda: client.get(f"/v1/jobs/{job}").json()["status"] in ("done", "failed"))
+    items = client.get(f"/v1/jobs/{job}").json()["items"]
+    assert [i["id"] for i in items] == ids
+    for item in items:
+        audio = client.get(item["url"])
+        assert audio.headers["content-type"] == "audio/wav", item
+        assert decode(audio.content)[1] == 22050
 
 
 def test_a_one_line_request_is_not_starved_by_a_long_batch(client: httpx.Client) -> None:

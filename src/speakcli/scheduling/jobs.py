@@ -69,6 +69,7 @@ class Job(Generic[T]):
         self.first_item_after: float | None = None  # seconds from the job's start to its first item
         self.items = 0
         self.progress: tuple[int, int] | None = None  # (sentences done, sentences in all), once split
+        self.completed = False  # it ran to its end: every item was made (not cancelled, failed or closed)
 
     @property
     def priority(self) -> Priority:

@@ -38,11 +38,13 @@ class Run:
             self.started_at = time.monotonic()
             self.job.started.set()
 
-    def end(self, failure: BaseException | None = None) -> None:
-        """Finish the job (with its error, if any); idempotent."""
+    def end(self, failure: BaseException | None = None, completed: bool = False) -> None:
+        """Finish the job: `completed` when all of it was made, else cut short (with its error, if any);
+        idempotent."""
         if self.finished:
             return
         self.finished = True
+        self.job.completed = completed and failure is None
         self.close()
         start = self.started_at if self.started_at is not None else time.monotonic()
         self.job.elapsed = time.monotonic() - start
@@ -74,7 +76,7 @@ class CallRun(Run):
             self.end(exc)  # a call's own errors are its caller's to read as they are
             return
         self.emit(result)
-        self.end()
+        self.end(completed=True)
 
 
 class SpeechRun(Run):
@@ -143,7 +145,7 @@ class SpeechRun(Run):
         self.turns += 1
         piece = self._advance_pauses()
         if piece is None:
-            self.end()
+            self.end(completed=True)
             return
         assert piece.text is not None
         for chunk in self.engine.synthesize(piece.text, self.task.voice, self._options(piece)):
@@ -153,7 +155,7 @@ class SpeechRun(Run):
                 return  # the worker drops it before its next turn
         self._sentence_done()
         if self.next_piece >= len(self.pieces or ()):
-            self.end()
+            self.end(completed=True)
 
     # -- a step at a time (batching engines) -------------------------------------------------------------------
     def ready_sentence(self) -> Sentence | None:
@@ -162,7 +164,7 @@ class SpeechRun(Run):
         if self.sentence is None:
             piece = self._advance_pauses()
             if piece is None:
-                self.end()
+                self.end(completed=True)
                 return None
             assert piece.text is not None and isinstance(self.engine, BatchingEngine)
             self.sentence = self.engine.begin(piece.text, self.task.voice, self._options(piece))
@@ -185,7 +187,7 @@ class SpeechRun(Run):
             return
         self._sentence_done()
         if self.next_piece >= len(self.pieces or ()):
-            self.end()
+            self.end(completed=True)
 
     def close(self) -> None:
         if self.sentence is not None:
