@@ -53,6 +53,7 @@ class _FunctionService:
     sample_rate = 8000
     settings = Settings()
     spec = SimpleNamespace(name="engine", model_dir=None)
+    worker = SimpleNamespace(max_batch=1)
 
     def __init__(self, audio: Callable[[str], np.ndarray]) -> None:
         self.audio = audio
@@ -63,7 +64,10 @@ class _FunctionService:
     def options(self, language: str | None = None, speed: float | None = None, stream: bool = True) -> None:
         return None
 
-    def speak(self, text: str, voice: object, options: object) -> _Job:
+    def load(self) -> None:
+        pass
+
+    def speak(self, text: str, voice: object, options: object, **kwargs: object) -> _Job:
         return _Job([self.audio(text)])
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -66,7 +66,7 @@ def start_item(
     try:
         if settings.voice not in voices:
             voices[settings.voice] = service.voice(settings.voice)  # once per voice; XTTS latents cached once too
-        options = replace(service.options(settings.language, settings.speed, stream=False), seed=settings.seed)
+        options = service.options(settings.language, settings.speed, stream=False)
         return service.speak(item.text, voices[settings.voice], options, priority=Priority.BACKGROUND)
     except SpeakError as exc:
         return result_for(item, "failed", error=str(exc))
