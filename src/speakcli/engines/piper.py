@@ -112,7 +112,7 @@ class PiperEngine:
         except Exception as exc:
             raise ModelError(f"cannot load Piper voice {self.model_path} ({exc}); reinstall the voice") from None
         # onnxruntime's memory arena keeps a call's peak for the session's life (a server grew to gigabytes and
-        # stayed there): shrink it back after every call. Measured: no slower.
+        # stayed there): shrink it back after every call. Measured: within 2% of the same call without.
         self._run_options = onnxruntime.RunOptions()
         self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
