@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
@@ -35,7 +36,8 @@ from speakcli.batch import (
     settled,
     text_hash,
 )
-from speakcli.errors import ExitStatus, SpeakError, UsageError
+from speakcli.errors import ExitStatus, OutputError, SpeakError, UnwritableError, UsageError
+from speakcli.fsutil import write_error
 from speakcli.settings import Settings
 
 
@@ -604,3 +606,53 @@ def test_an_output_folder_that_cannot_be_written_is_exit_6_in_one_line() -> None
     assert result.returncode == ExitStatus.OUTPUT, result.stderr
     lines = result.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and "cannot write in /proc/speakcli-out" in lines[0] and "--output-dir" in lines[0]
+
+
+@pytest.mark.slow
+def test_a_write_that_would_fail_for_every_item_stops_the_run_with_exit_6(tmp_path: Path) -> None:
+    # A real write failure, unprivileged: a file size limit (RLIMIT_FSIZE) below one item's audio and above the
+    # manifest's size, so writing the first new item fails with EFBIG, as a full disk fails with ENOSPC.
+    import resource
+
+    lines = ["First line.", "Second line.", "Third line, too long to write.", "Fourth line, never made."]
+    out = tmp_path / "out"
+
+    def run(texts: list[str], limit: int | None = None) -> subprocess.CompletedProcess[bytes]:
+        def small_files() -> None:
+            if limit is not None:
+                resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+        data = "".join(t + "\n" for t in texts).encode()
+        return run_cli("batch", "-", "-d", str(out), "--engine", "piper", "--json", input=data, preexec_fn=small_files)
+
+    assert run(lines[:2]).returncode == 0
+    made = sorted(out.glob("*.wav"))
+    result = run(lines, limit=16 * 1024)
+    assert result.returncode == ExitStatus.OUTPUT, result.stderr
+    error = result.stderr.decode().strip().splitlines()
+    assert len(error) == 1 and "could not write" in error[0] and "File too large" in error[0], error
+    assert "--output-dir" in error[0] and "Traceback" not in error[0]
+    summary = json.loads(result.stdout)
+    assert (summary["total"], summary["already_done"], summary["ok"], summary["failed"]) == (4, 2, 0, 0)
+    assert summary["stopped"] and "File too large" in summary["stopped"] and not summary["interrupted"]
+    # Stopped at the first new item: the later one was never made (a run that went on would list it as failed).
+    assert [(r["text"], r["status"]) for r in _manifest(out)] == [(t, "ok") for t in lines[:2]]
+    assert sorted(out.glob("*.wav")) == made and not list(out.glob(".*.part"))
+
+
+@pytest.mark.parametrize(
+    ("code", "stops"),
+    [
+        (errno.ENOSPC, True),
+        (errno.EDQUOT, True),
+        (errno.EROFS, True),
+        (errno.EACCES, True),
+        (errno.EFBIG, True),
+        (errno.EIO, False),
+        (errno.ENAMETOOLONG, False),
+    ],
+)
+def test_write_failures_that_recur_for_every_file_stop_a_run(code: int, stops: bool) -> None:
+    error = write_error("could not write out/a.wav", OSError(code, os.strerror(code)))
+    assert isinstance(error, UnwritableError) == stops and isinstance(error, OutputError)
+    assert str(error) == f"could not write out/a.wav: {os.strerror(code)}"
