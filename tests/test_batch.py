@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -200,6 +200,23 @@ def test_key_follows_the_content_and_the_settings(tmp_path: Path) -> None:
 
     keys = [key(), key("Hi!"), key(voice="ann"), key(extra=["joe", "de", 1.0])]
     assert len(set(keys)) == 4 and key() == keys[0]
+
+
+@pytest.mark.parametrize("change", [{"pause": 0.5}, {"temperature": 0.3}, {"speed": 1.5}])
+def test_a_rerun_with_another_setting_of_the_key_remakes_every_item(tmp_path: Path, change: dict[str, float]) -> None:
+    # The settings that decide the audio are in each item's key: another --pause (silence between sentences) or
+    # XTTS temperature makes other audio, so a resume must not keep the files; the same settings keep them all.
+    def run(settings: Settings) -> tuple[int, int, list[str]]:
+        service: Any = _FunctionService(lambda text: np.full(100 + len(text), 0.1, np.float32))
+        service.settings = settings
+        results, summary = run_batch(service, [Item(1, "b:1", "One."), Item(2, "b:2", "Two.")], tmp_path)
+        return summary.ok, summary.already_done, [r.output or "" for r in results]
+
+    made, kept, names = run(Settings())
+    assert (made, kept) == (2, 0)
+    assert run(Settings()) == (0, 2, names)
+    assert run(replace(Settings(), **change)) == (2, 0, names)  # made again, under the same names
+    assert run(replace(Settings(), **change)) == (0, 2, names)
 
 
 def test_a_stopped_run_keeps_the_records_of_items_it_did_not_reach(tmp_path: Path) -> None:
