@@ -12,8 +12,8 @@ from pydantic import BaseModel
 
 from speakcli.audio.encode import AUDIO_FORMATS
 from speakcli.serving import Gateway, SpeechRequest
-from speakcli.web.app import gateway_of
 from speakcli.web.audio import audio_response
+from speakcli.web.routing import gateway_of
 
 router = APIRouter()
 
