@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -39,34 +38,11 @@ from speakcli.batch import (
 from speakcli.errors import ExitStatus, OutputError, SpeakError, UnwritableError, UsageError
 from speakcli.fsutil import write_error
 from speakcli.settings import Settings
+from speakcli.testing import FunctionService
 
 
 def _manifest(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
-
-
-class _Job(list):
-    elapsed = 0.5
-
-
-class _FunctionService:
-    """The parts of SpeechService a batch uses, with a plain function as its engine: real files, no model."""
-
-    sample_rate = 8000
-    settings = Settings()
-    spec = SimpleNamespace(name="engine", model_dir=None)
-
-    def __init__(self, audio: Callable[[str], np.ndarray]) -> None:
-        self.audio = audio
-
-    def voice(self, name: str | None = None) -> None:
-        return None
-
-    def options(self, language: str | None = None, speed: float | None = None, stream: bool = True) -> None:
-        return None
-
-    def speak(self, text: str, voice: object, options: object) -> _Job:
-        return _Job([self.audio(text)])
 
 
 # --- reading and naming, no engine ------------------------------------------------------------------
@@ -207,8 +183,7 @@ def test_a_rerun_with_another_setting_of_the_key_remakes_every_item(tmp_path: Pa
     # The settings that decide the audio are in each item's key: another --pause (silence between sentences) or
     # XTTS temperature makes other audio, so a resume must not keep the files; the same settings keep them all.
     def run(settings: Settings) -> tuple[int, int, list[str]]:
-        service: Any = _FunctionService(lambda text: np.full(100 + len(text), 0.1, np.float32))
-        service.settings = settings
+        service: Any = FunctionService(lambda text: np.full(100 + len(text), 0.1, np.float32), settings)
         results, summary = run_batch(service, [Item(1, "b:1", "One."), Item(2, "b:2", "Two.")], tmp_path)
         return summary.ok, summary.already_done, [r.output or "" for r in results]
 
@@ -221,7 +196,7 @@ def test_a_rerun_with_another_setting_of_the_key_remakes_every_item(tmp_path: Pa
 
 def test_a_stopped_run_keeps_the_records_of_items_it_did_not_reach(tmp_path: Path) -> None:
     # run_batch with a plain function as its engine: real files and manifest, no model needed.
-    service: Any = _FunctionService(lambda text: np.full(100 + len(text), 0.1, np.float32))
+    service: Any = FunctionService(lambda text: np.full(100 + len(text), 0.1, np.float32))
 
     def run(texts: list[str], stop_after: int | None = None) -> tuple[list[dict], dict]:
         items = [Item(i, f"b:{i}", t) for i, t in enumerate(texts, 1)]
@@ -250,7 +225,7 @@ def test_files_listed_by_an_older_manifest_are_kept_as_removed(tmp_path: Path) -
     gone = {**old, "output": "0002-gone.wav"}  # its file was deleted by the user: not listed any more
     (tmp_path / "manifest.jsonl").write_text(json.dumps(old) + "\n" + json.dumps(gone) + "\n")
     items = [Item(1, "b:1", "New.")]
-    service: Any = _FunctionService(lambda text: np.zeros(80, np.float32))
+    service: Any = FunctionService(lambda text: np.zeros(80, np.float32))
     _, summary = run_batch(service, items, tmp_path, BatchOptions())
     assert summary.removed == 1
     assert [(r["output"], r["status"], r["index"]) for r in _manifest(tmp_path)] == [
@@ -261,7 +236,7 @@ def test_files_listed_by_an_older_manifest_are_kept_as_removed(tmp_path: Path) -
 
 
 def test_an_item_speed_out_of_range_fails_alone(tmp_path: Path) -> None:
-    service: Any = _FunctionService(lambda text: np.zeros(80, np.float32))
+    service: Any = FunctionService(lambda text: np.zeros(80, np.float32))
     items = [Item(1, "b:1", "Fast.", speed=9.0), Item(2, "b:2", "Still.", speed=0.0), Item(3, "b:3", "Fine.")]
     results, summary = run_batch(service, items, tmp_path)
     assert (summary.ok, summary.failed) == (1, 2)
@@ -270,7 +245,7 @@ def test_an_item_speed_out_of_range_fails_alone(tmp_path: Path) -> None:
 
 
 def test_a_run_is_refused_before_anything_is_made(tmp_path: Path) -> None:
-    service: Any = _FunctionService(lambda text: np.zeros(80, np.float32))
+    service: Any = FunctionService(lambda text: np.zeros(80, np.float32))
     tmp_path /= "work"  # tmp_path also holds the test's home folder
     tmp_path.mkdir()
     (tmp_path / "file").write_text("x")
@@ -309,7 +284,7 @@ def test_another_executor_plugs_in_and_may_finish_out_of_order(tmp_path: Path) -
             return results
 
     lengths = {"One.": 100, "Two.": 200}
-    service: Any = _FunctionService(lambda text: np.full(lengths[text], 0.1, np.float32))
+    service: Any = FunctionService(lambda text: np.full(lengths[text], 0.1, np.float32))
     items = [Item(1, "b:1", "One."), Item(2, "b:2", "Two.")]
     seen: list[int] = []
     joined = tmp_path / "all.wav"

@@ -109,3 +109,19 @@ def test_no_module_imports_one_that_imports_it_back() -> None:
 
     cycles = [chain for name in sorted(graph) if (chain := reaches(name, name))]
     assert not cycles, " -> ".join(cycles[0])
+
+
+def test_the_readme_lists_every_benchmark_section_and_say_option() -> None:
+    import typer.main
+
+    from speakcli.cli import app
+
+    readme = (ROOT / "README.md").read_text()
+    sections = re.findall(r'^\s+"([a-z-]+)": "[a-z_]+",$', (ROOT / "bench/run.py").read_text(), flags=re.M)
+    listed = re.search(r"`python bench/run.py \[([a-z -]+)\]`", readme)
+    assert listed is not None and sorted(listed[1].split()) == sorted(sections)
+    say_options = " ".join(readme.split("`say` options: ", 1)[1].split("\n\n", 1)[0].split())
+    say = typer.main.get_command(app).commands["say"]  # type: ignore[attr-defined]
+    flags = {flag for param in say.params for flag in (*param.opts, *param.secondary_opts) if flag.startswith("-")}
+    documented = {token for span in re.findall(r"`([^`]+)`", say_options) for token in re.split(r"[\s/]+", span)}
+    assert flags - documented == set()
