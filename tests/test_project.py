@@ -125,3 +125,20 @@ def test_the_readme_lists_every_benchmark_section_and_say_option() -> None:
     flags = {flag for param in say.params for flag in (*param.opts, *param.secondary_opts) if flag.startswith("-")}
     documented = {token for span in re.findall(r"`([^`]+)`", say_options) for token in re.split(r"[\s/]+", span)}
     assert flags - documented == set()
+
+
+def test_only_the_xtts_modules_use_coqui() -> None:
+    # The README's promise: coqui's package is driven by the XTTS engine modules (and the tiny model builder
+    # the tests share), never by a front end.
+    import ast
+
+    src = ROOT / "src/speakcli"
+    users = set()
+    for path in src.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            if any(name == "TTS" or name.startswith("TTS.") for name in names):
+                users.add(path.relative_to(src).as_posix())
+    assert users and all(u.startswith(("engines/xtts", "testing/")) for u in users), sorted(users)
