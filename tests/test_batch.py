@@ -477,7 +477,10 @@ def test_resume_after_edits_remakes_only_what_changed(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_after_the_current_item(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("sig", "code"), [(signal.SIGINT, ExitStatus.INTERRUPTED), (signal.SIGTERM, ExitStatus.TERMINATED)]
+)
+def test_ctrl_c_or_sigterm_stops_after_the_current_item(tmp_path: Path, sig: int, code: int) -> None:
     src = tmp_path / "lines.txt"
     src.write_text("".join(f"Line {i} of a long batch that takes a while.\n" for i in range(200)))
     out = tmp_path / "out"
@@ -489,9 +492,9 @@ def test_ctrl_c_stops_after_the_current_item(tmp_path: Path) -> None:
     while not (out / "manifest.jsonl").exists() or not (out / "manifest.jsonl").read_text():
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == ExitStatus.INTERRUPTED
+    assert proc.returncode == code
     assert b"stopping after the current item" in err and b"(interrupted)" in err
     records = _manifest(out)
     assert 1 <= len(records) < 200 and all(r["status"] == "ok" for r in records)

@@ -26,7 +26,7 @@ def wait_for_waiting(client: httpx.Client) -> None:
         time.sleep(0.01)
 
 
-def test_sigterm_mid_stream_ends_the_stream_and_exits_0() -> None:
+def test_sigterm_mid_stream_cuts_the_stream_and_exits_0() -> None:
     with serve_process("--engine", "piper") as (proc, url, lines):
         assert url.startswith("http://127.0.0.1:")
         with httpx.Client(base_url=url, timeout=60) as client:
@@ -42,14 +42,16 @@ def test_sigterm_mid_stream_ends_the_stream_and_exits_0() -> None:
                 waiter.start()
                 wait_for_waiting(client)
                 proc.send_signal(signal.SIGTERM)
-                body = first + b"".join(chunks)  # ends (after the sentence in progress), not hangs
+                # It ends (after the sentence in progress), not hangs, and cut: never a shorter file that looks whole.
+                with pytest.raises(httpx.RemoteProtocolError, match="incomplete"):
+                    for _ in chunks:
+                        pass
             waiter.join(30)
         assert queued[0].status_code == 503 and queued[0].json()["error"]["code"] == "busy"
         assert proc.wait(30) == 0
     assert lines[-1] == "speakcli: stopped"
     assert not any("Traceback" in ln for ln in lines), lines
-    audio, rate = decode(body)
-    assert 0 < len(audio) / rate < 40 * 3  # some audio, cut short
+    assert first[:4] == b"RIFF"
 
 
 def test_binding_beyond_loopback_without_a_key_warns() -> None:

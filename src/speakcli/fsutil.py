@@ -12,27 +12,27 @@ from speakcli.errors import Hint, OutputError, UnwritableError
 
 PART_SUFFIX = ".part"
 # File names are limited to 255 bytes on common file systems; the temp name must fit whatever the final name is.
-_NAME_MAX = 255
+NAME_MAX = 255
 _TEMP_EXTRA = len(".") + 8 + len(".") + len(PART_SUFFIX)
 
 
 def temp_name(name: str) -> str:
     """A hidden, unique temp name in the same folder: `.NAME.RANDOM.part`, NAME shortened so it fits 255 bytes."""
-    raw = name.encode("utf-8", "surrogateescape")[: _NAME_MAX - _TEMP_EXTRA - 1]
+    raw = name.encode("utf-8", "surrogateescape")[: NAME_MAX - _TEMP_EXTRA - 1]
     short = raw.decode("utf-8", "ignore")
     return f".{short}.{secrets.token_hex(4)}{PART_SUFFIX}"
 
 
-def atomic_write(path: Path, data: bytes, fsync: bool = True) -> None:
+def atomic_write(path: Path, data: bytes, fsync: bool = True, mode: int = 0o666) -> None:
     """Replace `path` with `data` in one step; `fsync` also survives power loss, not just a killed process.
 
-    The file gets the mode a plain open() would give (0666 less the umask): the kernel applies the umask
-    to os.open's mode, where mkstemp would force 0600.
+    The file gets `mode` less the umask, as a plain open() would give (0666 by default): the kernel applies the
+    umask to os.open's mode, where mkstemp would force 0600. A private file passes 0o600.
     """
     while True:
         tmp = path.parent / temp_name(path.name)
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
             break
         except FileExistsError:  # pragma: no cover - 32 random bits collided
             continue
@@ -76,6 +76,16 @@ def clean_stale_parts(folder: Path) -> int:
 
 
 def check_folder(folder: Path) -> None:
-    """Refuse an output folder that is a file; a missing one is fine (it is created when first written)."""
-    if folder.exists() and not folder.is_dir():
+    """Refuse an output folder that is a file or cannot be looked up (a name too long); a missing one is fine (it
+    is created when first written)."""
+    try:
+        is_file = folder.exists() and not folder.is_dir()
+    except OSError as exc:
+        raise OutputError(f"cannot use output folder {folder} ({exc.strerror or exc})", hint=Hint.OUTPUT_DIR) from None
+    if is_file:
         raise OutputError(f"{folder} is a file, not a folder", hint=Hint.OUTPUT_DIR)
+
+
+def name_bytes(name: str) -> int:
+    """A file name's length as the file system counts it (NAME_MAX is in bytes)."""
+    return len(name.encode("utf-8", "surrogateescape"))

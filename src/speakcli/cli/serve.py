@@ -93,8 +93,8 @@ def serve(
 
         address = parse_address(wyoming)
     _check_extras(http=not no_http, wyoming=address is not None)
+    from speakcli.adverts import Advert, advertise, new_secret, withdraw
     from speakcli.cli.scope import open_service
-    from speakcli.remote import Advert, advertise, withdraw
     from speakcli.serving import Gateway, Limits
     from speakcli.serving.net import is_loopback
 
@@ -103,10 +103,12 @@ def serve(
     gateway = Gateway(service, Limits(max_queue=max_queue, max_text=max_text))
     try:
         http = None
+        # On loopback, a one-off `say` on this machine may use this server: it proves itself with this secret.
+        secret = new_secret() if is_loopback(host) and not no_http else None
         if not no_http:
             from speakcli.web.server import HttpServer
 
-            http = HttpServer(gateway, host, port, api_key, cors or ())
+            http = HttpServer(gateway, host, port, api_key, cors or (), identity=secret)
             http.listen()  # a port in use is refused now, not after the model has loaded
             if not is_loopback(host) and not api_key:
                 _warn(f"listening on {host} without --api-key: anyone who can reach it can use it")
@@ -123,9 +125,12 @@ def serve(
 
         def listening() -> None:
             assert http is not None
-            if is_loopback(host):  # a one-off `say` on this machine may now use this server's model
+            if secret is not None:  # a one-off `say` on this machine may now use this server's model
+                advert = Advert.of(
+                    http.url, service.spec, settings, auth=bool(api_key), secret=secret, max_text=max_text
+                )
                 try:
-                    adverts.append(advertise(Advert.of(http.url, service.spec, settings, bool(api_key))))
+                    adverts.append(advertise(advert))
                 except OSError as exc:
                     _warn(f"cannot advertise to say ({exc})")
             _say(quiet, f"serving on {http.url} (Ctrl-C to stop)")

@@ -64,10 +64,15 @@ def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 
 
-def create_app(gateway: Gateway, api_key: str | None = None, cors: Sequence[str] = ()) -> FastAPI:
-    """The HTTP API over `gateway`: speakcli's own routes, OpenAI's speech API and xtts-api-server's."""
+def create_app(
+    gateway: Gateway, api_key: str | None = None, cors: Sequence[str] = (), identity: str | None = None
+) -> FastAPI:
+    """The HTTP API over `gateway`: speakcli's own routes, OpenAI's speech API and xtts-api-server's.
+
+    `identity` is the secret of the server's advert, which /v1/identity proves knowing (None: no advert)."""
     app = FastAPI(title="speakcli", version=__version__, docs_url="/docs", redoc_url=None)
     app.state.gateway = gateway
+    app.state.identity = identity
     app.add_exception_handler(SpeakError, _speak_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

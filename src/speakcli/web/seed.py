@@ -1,4 +1,4 @@
-"""speakcli's own routes under /v1: synthesize, clone, batch jobs, precompute, voices, info, health."""
+"""speakcli's own routes under /v1: synthesize, clone, batch jobs, precompute, voices, info, health, identity."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from speakcli.adverts import proof
 from speakcli.audio.encode import AudioFormat, audio_format
 from speakcli.errors import LimitError, NotFoundError, UsageError
 from speakcli.serving import SpeechRequest, Upload
@@ -171,3 +172,14 @@ async def info(request: Request) -> dict[str, Any]:
 async def health(request: Request) -> dict[str, Any]:
     gateway = gateway_of(request)
     return {"status": "stopping" if gateway.closing else "ok"}
+
+
+@router.get("/identity")
+async def identity(request: Request, nonce: str) -> dict[str, str]:
+    """Proof that this is the server the advert names: HMAC of the client's nonce under the advert's secret."""
+    secret: str | None = request.app.state.identity
+    if secret is None:
+        raise NotFoundError("this server wrote no advert, so it has no identity to prove")
+    if not 16 <= len(nonce) <= 128 or nonce.strip("0123456789abcdef"):
+        raise UsageError("nonce: send 16 to 128 lowercase hex digits")
+    return {"proof": proof(secret, nonce)}

@@ -16,8 +16,14 @@ from speakcli.serving import Gateway
 from speakcli.serving.net import is_loopback
 from speakcli.web.app import create_app
 from speakcli.web.deadlines import Timeouts, deadline_protocol
+from speakcli.web.guard import UNFINISHED
 
 log = logging.getLogger("speakcli")
+
+
+def _not_unfinished(record: logging.LogRecord) -> bool:
+    return record.msg != UNFINISHED  # the guard cuts such responses on purpose, and logs why itself
+
 
 __all__ = ["HttpServer", "Timeouts", "is_loopback"]
 
@@ -75,9 +81,10 @@ class HttpServer:
         api_key: str | None = None,
         cors: Sequence[str] = (),
         timeouts: Timeouts | None = None,
+        identity: str | None = None,
     ) -> None:
         self.gateway = gateway
-        self.app = create_app(gateway, api_key, cors)
+        self.app = create_app(gateway, api_key, cors, identity)
         timeouts = timeouts or Timeouts()
         config = uvicorn.Config(
             self.app,
@@ -92,6 +99,9 @@ class HttpServer:
             # Streams are cancelled at shutdown; this bounds the wait for a client that reads nothing.
             timeout_graceful_shutdown=5,
         )
+        uvicorn_log = logging.getLogger("uvicorn.error")
+        if _not_unfinished not in uvicorn_log.filters:
+            uvicorn_log.addFilter(_not_unfinished)
         self._server = _Uvicorn(config)
         self._sockets: list[socket.socket] = []
         self._port = port
