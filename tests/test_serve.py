@@ -175,6 +175,29 @@ def test_bad_requests_get_a_json_error(client: httpx.Client, path: str, body: An
     assert "\n" not in error["message"] and "Traceback" not in error["message"]
 
 
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/synthesize", {"text": "hi", "voice": "../../etc/passwd"}),
+        ("/v1/synthesize", {"text": "hi", "voice": "/etc/passwd"}),
+        ("/v1/synthesize", {"text": "hi", "voice": "voices/joe"}),
+        ("/v1/synthesize", {"text": "hi", "voice": ".."}),
+        ("/v1/audio/speech", {"model": "tts-1", "input": "hi", "voice": "../joe"}),
+        ("/tts_to_audio/", {"text": "hi", "speaker_wav": "/home/user/secret.wav", "language": "en"}),
+    ],
+)
+def test_a_voice_given_as_a_path_is_refused_as_a_path(client: httpx.Client, path: str, body: Any) -> None:
+    # On Piper every unknown voice is a 400 "voice" too: only the message tells a path refused as such (before
+    # anything is looked up) from a name looked up and not found.
+    r = client.post(path, json=body)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["code"] == "voice" and "is not allowed" in error["message"], error
+    assert "no path separators" in error["message"]
+    unknown = client.post("/v1/synthesize", json={"text": "hi", "voice": "nobody"}).json()["error"]
+    assert unknown["code"] == "voice" and "is not allowed" not in unknown["message"], unknown
+
+
 def test_unknown_routes_and_jobs_are_json_404s(client: httpx.Client) -> None:
     for path in ("/nope", "/v1/jobs/doesnotexist", "/v1/voices/nobody/sample"):
         r = client.get(path)

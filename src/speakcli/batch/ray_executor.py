@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from speakcli.batch.executor import Task, make_item, settled
 from speakcli.batch.manifest import Result, result_for
 from speakcli.engines import EngineSpec
-from speakcli.errors import ModelError, SpeakError, UsageError
+from speakcli.errors import ModelError, SpeakError, UnwritableError, UsageError
 from speakcli.settings import Settings
 
 if TYPE_CHECKING:
@@ -84,7 +84,10 @@ class ItemMaker:
         for blob in batch["task"]:
             task: Task = pickle.loads(blob)  # the driver's own pickle of plain data, handed over by Ray
             assert task.settings is not None
-            result = make_item(self.service, task.item, task.settings, self.out_dir, self.voices)
+            try:
+                result = make_item(self.service, task.item, task.settings, self.out_dir, self.voices)
+            except UnwritableError as exc:  # each item fails alone here; only a local run stops at the first
+                result = result_for(task.item, "failed", error=str(exc))
             results.append(json.dumps(asdict(result)))
         return {"result": results}
 
