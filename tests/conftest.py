@@ -60,7 +60,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test gets its own home, XDG dirs and model stores, no SPEAKCLI_* from the caller, and NO_COLOR."""
+    """Each test gets its own home, XDG dirs (the runtime dir too: no server another test or the user runs is
+    found for a warm start) and model stores, no SPEAKCLI_* from the caller, and NO_COLOR."""
     home = tmp_path / "home"
     home.mkdir()
     for key in list(os.environ):
@@ -71,6 +72,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local/share"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local/state"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
     monkeypatch.setenv("HF_HOME", str(home / ".cache/huggingface"))
     monkeypatch.setenv("HF_HUB_CACHE", str(home / ".cache/huggingface/hub"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import subprocess
@@ -12,14 +13,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import soundfile as sf
 
+from speakcli import engines
+from speakcli.engines import Engine
 from speakcli.service import SpeechService
 from speakcli.serving import Gateway, Limits
 from speakcli.settings import load_settings
-from speakcli.web.server import HttpServer
+from speakcli.web.server import HttpServer, Timeouts
 from speakcli.worker import Job
 
 
@@ -28,6 +32,28 @@ class Served:
     url: str
     gateway: Gateway
     jobs: list[Job[Any]] = field(default_factory=list)  # every job the gateway queued, in order
+    queued: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))  # released per job queued
+    answered: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))  # per audio answer begun
+    server: HttpServer | None = None
+    loop: asyncio.AbstractEventLoop | None = None  # the server's event loop, once it served a request
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Block the server's event loop until the block ends: to its clients, a stopped (SIGSTOP) server that
+        still accepts connections (the kernel does) and answers nothing."""
+        assert self.loop is not None, "the server has not served a request yet"
+        gate, blocked = threading.Event(), threading.Event()
+
+        def block() -> None:
+            blocked.set()
+            gate.wait(120)
+
+        self.loop.call_soon_threadsafe(block)
+        assert blocked.wait(30), "the server's loop never ran the block"
+        try:
+            yield
+        finally:
+            gate.set()
 
     @property
     def service(self) -> SpeechService:
@@ -54,11 +80,22 @@ class Served:
 
 @contextmanager
 def serving(
-    flags: dict[str, Any] | None = None, limits: Limits | None = None, api_key: str | None = None
+    flags: dict[str, Any] | None = None,
+    limits: Limits | None = None,
+    api_key: str | None = None,
+    timeouts: Timeouts | None = None,
+    *,
+    engine: Engine | None = None,
+    identity: str | None = None,
 ) -> Iterator[Served]:
-    """Piper (zero noise, so identical text gives identical audio) unless `flags` pick another engine."""
+    """Piper (zero noise, so identical text gives identical audio) unless `flags` pick another engine, or `engine`
+    is one to serve (a `speakcli.testing.FakeEngine`); `identity` is the secret /v1/identity proves."""
     settings = load_settings({"engine": "piper", **(flags or {})})
-    service = SpeechService(settings)
+    if engine is None:
+        service = SpeechService(settings)
+    else:
+        with mock.patch.dict(engines._REGISTRY, {"fake": lambda spec: engine}):
+            service = SpeechService(settings, engines.EngineSpec("fake"))
     if service.engine.name == "piper":
         service.engine.noise_scale = 0.0  # type: ignore[attr-defined]
         service.engine.noise_w_scale = 0.0  # type: ignore[attr-defined]
@@ -69,10 +106,12 @@ def serving(
     def spy(*args: Any, **kwargs: Any) -> Job[Any]:
         job = real_speak(*args, **kwargs)
         served.jobs.append(job)
+        served.queued.release()
         return job
 
     gateway.speak = spy  # type: ignore[method-assign]
-    server = HttpServer(gateway, "127.0.0.1", 0, api_key=api_key)
+    server = served.server = HttpServer(gateway, "127.0.0.1", 0, api_key=api_key, timeouts=timeouts, identity=identity)
+    server.app.add_middleware(_Answered, served=served)
     try:
         service.worker.call(lambda engine: None)  # loaded before the first request, as `speakcli serve` does
         server.start()
@@ -81,6 +120,26 @@ def serving(
     finally:
         server.stop()
         gateway.close()
+
+
+class _Answered:
+    """Outermost ASGI layer: releases `served.answered` once an audio response's headers are on their way, so a
+    test can act mid-stream (after the headers, before the end) in a known order."""
+
+    def __init__(self, app: Any, served: Served) -> None:
+        self.app = app
+        self.served = served
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.served.loop = asyncio.get_running_loop()
+
+        async def sent(message: Any) -> None:
+            await send(message)
+            headers = message.get("headers", ()) if message.get("type") == "http.response.start" else ()
+            if any(k == b"content-type" and v.startswith(b"audio/") for k, v in headers):
+                self.served.answered.release()
+
+        await self.app(scope, receive, sent)
 
 
 def decode(data: bytes) -> tuple[np.ndarray, int]:
@@ -115,8 +174,13 @@ def write_clip(path: Path) -> Path:
 @contextmanager
 def wyoming_serving(gateway: Gateway) -> Iterator[int]:
     """A Wyoming server over `gateway` on loopback port 0, on its own event loop thread; yields its port."""
-    import asyncio
+    with wyoming_on_loop(gateway) as (port, _):
+        yield port
 
+
+@contextmanager
+def wyoming_on_loop(gateway: Gateway) -> Iterator[tuple[int, asyncio.AbstractEventLoop]]:
+    """`wyoming_serving`, yielding the server's event loop too."""
     from speakcli.wyoming_api.server import WyomingServer
 
     loop = asyncio.new_event_loop()
@@ -126,7 +190,7 @@ def wyoming_serving(gateway: Gateway) -> Iterator[int]:
     server = WyomingServer(gateway, "tcp://127.0.0.1:0")
     try:
         asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
-        yield int(server.uri.rsplit(":", 1)[1])
+        yield int(server.uri.rsplit(":", 1)[1]), loop
     finally:
         asyncio.run_coroutine_threadsafe(server.stop(), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)

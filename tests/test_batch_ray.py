@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -262,3 +264,105 @@ def test_ray_flags_without_the_ray_executor_are_refused(tmp_path: Path, capsys: 
     lines.write_text("Never spoken.\n")
     assert main(["batch", str(lines), "-d", str(tmp_path / "out"), "--workers", "2"]) == ExitStatus.USAGE
     assert "--executor ray" in capsys.readouterr().err
+
+
+def _wait_for(found: Callable[[], bool], what: str, timeout: float = 240) -> None:
+    """Poll the file system (another process writes it) until `found()`, with a deadline."""
+    deadline = time.monotonic() + timeout
+    while not found():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_sigterm_ends_a_ray_run_as_ctrl_c_does_with_its_summary_and_final_manifest(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    # An earlier run's file whose line is gone from the input: only the final manifest lists it as removed.
+    (out / "old.wav").write_bytes(b"old")
+    old = {"index": 1, "source": "old.txt:1", "text": "Old.", "voice": None, "language": None, "output": "old.wav"}
+    old.update({"audio_seconds": 1.0, "synthesis_seconds": 1.0, "status": "ok", "key": "k", "bytes": 3})
+    (out / "manifest.jsonl").write_text(json.dumps(old) + "\n")
+    lines = tmp_path / "lines.txt"
+    lines.write_text("".join(f"Line {i} of a run that a service manager stops.\n" for i in range(30)))
+    # A subprocess with a Ray of its own, as a user's command: its ray.init sets the SIGTERM handlers at stake.
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "speakcli",
+            "batch",
+            str(lines),
+            "-d",
+            str(out),
+            "--engine",
+            "piper",
+            "--executor",
+            "ray",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_for(lambda: len(_manifest(out)) >= 2, "no item was made")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == ExitStatus.TERMINATED == 143, err.decode()[-2000:]
+    said = err.decode().splitlines()
+    assert said[0] == "speakcli: terminated; stopping after the current item (SIGTERM again to quit now)", said
+    assert len(said) == 2 and re.fullmatch(
+        r"speakcli: (\d+) made, 0 already done, 0 failed of 30, 1 kept file\(s\) of items no longer in the input; .* \(interrupted\)",
+        said[1],
+    )
+    made = int(said[1].split()[1])
+    records = _manifest(out)  # rewritten at the end: in order, the old file listed as removed
+    assert [r["status"] for r in records] == ["ok"] * made + ["removed"]
+    assert [r["index"] for r in records] == [*range(1, made + 1), None]
+    assert all((out / r["output"]).stat().st_size == r["bytes"] for r in records)
+
+
+def test_a_second_ctrl_c_while_ray_stops_the_pool_ends_the_run_without_a_traceback(
+    tmp_path: Path, exact_piper: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ray.data._internal.execution.streaming_executor import StreamingExecutor
+
+    lines = tmp_path / "lines.txt"
+    lines.write_text("".join(f"Line {i} of a run stopped twice.\n" for i in range(4)))
+    for p in exact_piper.glob("waiting-*"):
+        p.unlink()  # an earlier test's worker waited: only this run's count
+    hold = exact_piper / "hold"
+    hold.touch()
+    stopping = threading.Event()
+    shutdown = StreamingExecutor.shutdown
+
+    def shutdown_interrupted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if stopping.is_set():  # the second Ctrl-C comes while Ray stops the pool (it joins a thread for up to 2 s)
+            stopping.clear()
+            signal.raise_signal(signal.SIGINT)
+        return shutdown(self, *args, **kwargs)
+
+    monkeypatch.setattr(StreamingExecutor, "shutdown", shutdown_interrupted)
+    unraisable: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)  # where an exception raised in a finaliser goes
+
+    def first_ctrl_c_with_an_item_in_hand() -> None:
+        try:
+            _wait_for(lambda: any(exact_piper.glob("waiting-*")), "the worker never took an item", 90)
+            stopping.set()
+            os.kill(os.getpid(), signal.SIGINT)
+        finally:
+            hold.unlink()
+
+    first = threading.Thread(target=first_ctrl_c_with_an_item_in_hand, name="test-ctrl-c")
+    first.start()
+    try:
+        rc, summary = _batch(str(lines), "-d", str(tmp_path / "out"), "--executor", "ray", capsys=capsys)
+    finally:
+        first.join(timeout=120)
+    assert not stopping.is_set(), "the pool was never stopped after the first Ctrl-C"
+    assert unraisable == [], [u.exc_value for u in unraisable]
+    assert rc == ExitStatus.INTERRUPTED and summary["interrupted"], summary
+    assert "Traceback" not in capsys.readouterr().err
+    assert [r["status"] for r in _manifest(tmp_path / "out")] == ["ok"] * summary["ok"]

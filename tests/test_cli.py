@@ -105,6 +105,46 @@ def test_bad_input_is_one_line_with_its_exit_code(
     assert not Path("x.wav").exists()
 
 
+LONG = "a" * 300  # past the 255 bytes a file name may have
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["say", "hi", "-o", f"{LONG}.wav"],
+        ["say", "hi", "-o", f"{LONG}/x.wav"],
+        ["clone", "clip.wav", "--text", "hi", "-o", f"{LONG}.wav"],
+        ["batch", "in.txt", "-d", LONG],
+        ["batch", "in.txt", "--concat", f"{LONG}.wav"],
+        ["batch", "in.txt", "--name-template", LONG + "{slug}"],
+        ["watch", "in.txt", "--no-play", "-d", LONG],
+    ],
+    ids=["say", "say-folder", "clone", "batch-dir", "batch-concat", "batch-template", "watch-dir"],
+)
+def test_a_name_too_long_for_the_file_system_is_one_line_exit_6(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    Path("in.txt").write_text("Hello.\n")
+    assert main([*args, "--engine", "piper"]) == ExitStatus.OUTPUT
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("speakcli: error:"), err
+    assert "File name too long" in err[0] or "a file name holds at most 255" in err[0], err
+
+
+def test_a_batch_name_that_grows_too_long_from_its_text_is_refused_before_anything_is_made(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    Path("in.txt").write_text("A line whose slug makes the name too long.\n")
+    template = "b" * 230 + "{slug}"  # 230 + a 40-character slug + .wav: only the real text makes it too long
+    assert main(["batch", "in.txt", "-d", "out", "--engine", "piper", "--name-template", template]) == 6
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "speakcli: error: the name template makes a file name of 274 bytes, and a file name holds at most 255; "
+        "fix --name-template: use {slug}, {hash}, {index}, {source}"
+    ]
+    assert not Path("out").exists()
+
+
 def test_debug_shows_the_traceback(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--debug", "say", "hi", "--engine", "xtts", "-o", "x.wav"]) == ExitStatus.MODEL
     assert "Traceback" in capsys.readouterr().err

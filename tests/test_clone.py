@@ -19,7 +19,7 @@ import soundfile as sf
 from helpers import run_cli
 from speakcli.engines import EngineSpec, create_engine
 from speakcli.engines.base import Voice
-from speakcli.errors import ExitStatus, VoiceError
+from speakcli.errors import ExitStatus, OutputError, VoiceError
 from speakcli.latents import CacheKey, LatentCache, Latents
 from speakcli.testing import speech_like_wav, tone
 from speakcli.voices import VoiceLibrary, validate_name
@@ -109,6 +109,37 @@ def test_a_clone_that_fails_leaves_nothing_behind(tiny_xtts_dir: Path, tmp_path:
     # No new voice, no hidden staging folder, and the voice --force would have replaced is untouched.
     assert sorted(p.relative_to(voices_dir) for p in voices_dir.rglob("*")) == before
     assert [c.name for c in old.clips] == ["old.wav"]
+
+
+@pytest.mark.xtts
+@pytest.mark.slow
+def test_clone_refuses_a_language_the_model_lacks_before_anything_is_saved(
+    tiny_xtts_dir: Path, tmp_path: Path, voices_dir: Path
+) -> None:
+    ref = speech_like_wav(tmp_path / "me.wav", seconds=3)
+    result = run_cli(
+        "clone", str(ref), "--name", "me", "-l", "zz", "-q", "--model-dir", str(tiny_xtts_dir), timeout=120
+    )
+    stderr = result.stderr.decode()
+    assert result.returncode == ExitStatus.USAGE, stderr
+    assert stderr.count("\n") == 1 and "language 'zz' is not supported by the xtts engine" in stderr, stderr
+    assert not (voices_dir / "me").exists()
+
+
+def test_a_voice_committed_under_a_name_another_took_meanwhile_is_a_conflict(tmp_path: Path) -> None:
+    lib = VoiceLibrary(tmp_path / "voices")
+    clip = speech_like_wav(tmp_path / "a.wav")
+    first = lib.stage("same", [clip], {"language": "en"})
+    second = lib.stage("same", [clip], {"language": "en"})  # both checked the name before either was saved
+    try:
+        first.commit()
+        with pytest.raises(OutputError) as refused:
+            second.commit()
+    finally:
+        first.discard()
+        second.discard()
+    assert refused.value.code == "conflict" and "already exists" in str(refused.value)
+    assert sorted(p.name for p in (tmp_path / "voices").iterdir()) == ["same"]
 
 
 # --- memory: only what the model uses is read or stored ---------------------------------------------

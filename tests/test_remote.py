@@ -1,113 +1,246 @@
-"""Warm starts: a server's advert is found only when it is alive and speaks as the local run would."""
+"""Warm starts, in process: which adverts are trusted and matched, and what the client sends to whom."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from serve_helpers import reference, serving
-from speakcli.engines import choose_engine
-from speakcli.errors import VoiceError
-from speakcli.remote import Advert, Unavailable, advertise, adverts_dir, find_server, speak_remote, warm_server
-from speakcli.settings import load_settings
+from speakcli.adverts import Advert, advertise, adverts_dir, find_servers, new_secret
+from speakcli.engines import EngineSpec, choose_engine
+from speakcli.remote import Unavailable, open_speech
+from speakcli.settings import Settings, load_settings
+from speakcli.testing import FakeEngine
+from speakcli.warm import warm_speech
+
+TEXT = "Secret text for the server only."
+KEY = "key-0123456789"
 
 
-@pytest.fixture(autouse=True)
-def runtime_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
-    return tmp_path / "run"
+def piper() -> Settings:
+    return load_settings({"engine": "piper"})
 
 
-def test_a_live_matching_server_is_found_and_others_are_not() -> None:
-    piper = load_settings({"engine": "piper"})
-    spec = choose_engine(piper)
-    path = advertise(Advert.of("http://127.0.0.1:9", spec, piper, auth=False))
-    assert find_server(spec, piper) is not None
-    other = load_settings({"engine": "piper", "voices_dir": "/elsewhere"})
-    assert find_server(choose_engine(other), other) is None  # another voice library: not the same speech
-    # A dead server's advert is ignored and removed.
+def advert_for(url: str, settings: Settings | None = None, **changes: Any) -> Advert:
+    """The advert `speakcli serve` would write for a Piper server at `url` (this process's pid: alive)."""
+    settings = settings or piper()
+    made = Advert.of(url, choose_engine(settings), settings, auth=False, secret=new_secret(), max_text=4096)
+    return replace(made, **changes)
+
+
+def test_a_live_matching_server_is_found_and_a_dead_ones_advert_is_removed() -> None:
+    settings = piper()
+    spec = choose_engine(settings)
+    path = advertise(advert_for("http://127.0.0.1:9"))
+    assert [a.url for a in find_servers(spec, settings)] == ["http://127.0.0.1:9"]
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    stale = Advert(**{**json.loads(path.read_text()), "pid": int(dead.stdout)})
     path.unlink()
-    stale_path = advertise(stale)
-    assert find_server(spec, piper) is None and not stale_path.exists()
+    stale_path = advertise(advert_for("http://127.0.0.1:9", pid=int(dead.stdout)))
+    assert find_servers(spec, settings) == [] and not stale_path.exists()
 
 
-def test_an_advert_that_is_not_json_is_skipped(runtime_dir: Path) -> None:
+XTTS = EngineSpec("xtts", Path("/models/a"), "cpu", precision="int8")
+SERVER = {"voices_dir": "/voices", "pause": 0.2, "voice": None}
+
+
+@pytest.mark.parametrize(
+    ("spec", "settings", "found"),
+    [
+        (XTTS, {}, True),
+        (XTTS, {"voice": "alice"}, True),  # a request that names its voice: the server's default does not matter
+        (replace(XTTS, name="piper", model_dir=None), {}, False),
+        (replace(XTTS, model_dir=Path("/models/b")), {}, False),
+        (replace(XTTS, device="cuda"), {}, False),
+        (replace(XTTS, precision="fp32"), {}, False),  # `say --precision fp32` never speaks through an int8 server
+        (replace(XTTS, precision="auto"), {}, False),
+        (XTTS, {"voices_dir": "/elsewhere"}, False),
+        (XTTS, {"pause": 0.5}, False),
+    ],
+)
+def test_only_a_server_that_shapes_the_audio_as_the_local_run_would_is_used(
+    spec: EngineSpec, settings: dict[str, Any], found: bool
+) -> None:
+    server = load_settings(SERVER)
+    advertise(Advert.of("http://127.0.0.1:9", XTTS, server, auth=False, secret=new_secret(), max_text=4096))
+    assert bool(find_servers(spec, load_settings({**SERVER, **settings}))) is found
+
+
+def test_a_server_with_a_default_voice_serves_only_runs_that_name_theirs() -> None:
+    server = load_settings({**SERVER, "voice": "alice"})
+    advertise(Advert.of("http://127.0.0.1:9", XTTS, server, auth=False, secret=new_secret(), max_text=4096))
+    assert find_servers(XTTS, load_settings(SERVER)) == []  # it would speak as alice, the local run as the default
+    assert find_servers(XTTS, load_settings({**SERVER, "voice": "bob"}))
+
+
+def test_adverts_are_private_and_hold_no_key() -> None:
+    path = advertise(advert_for("http://127.0.0.1:9", auth=True))
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert os.stat(path.parent).st_mode & 0o777 == 0o700 and os.stat(path.parent.parent).st_mode & 0o777 == 0o700
+    assert KEY not in path.read_text() and "key" not in path.read_text().lower().replace('"auth"', "")
+
+
+def test_an_advert_that_is_not_json_is_skipped() -> None:
     folder = adverts_dir()
-    folder.mkdir(parents=True)
-    (folder / "1.json").write_bytes(b"\x80\x04\x95 not json, maybe a pickle")
-    piper = load_settings({"engine": "piper"})
-    assert find_server(choose_engine(piper), piper) is None
+    folder.mkdir(parents=True, mode=0o700)
+    folder.parent.chmod(0o700)
+    path = folder / "1.json"
+    path.write_bytes(b"\x80\x04\x95 not json, maybe a pickle")
+    path.chmod(0o600)
+    assert find_servers(choose_engine(piper()), piper()) == []
 
 
-def test_a_voice_given_as_a_file_stays_local() -> None:
-    piper = load_settings({"engine": "piper"})
-    advertise(Advert.of("http://127.0.0.1:9", choose_engine(piper), piper, auth=False))
-    assert warm_server(piper, None) == "http://127.0.0.1:9"
-    assert warm_server(piper, "me.wav") is None and warm_server(piper, "clips/me") is None
+class Impostor:
+    """An HTTP server on loopback that records every byte it receives and answers everything with audio, as a
+    program that took a dead server's port would; it knows no advert's secret."""
+
+    def __init__(self) -> None:
+        received = self.received = bytearray()
+        self.connections = 0
+        impostor = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _answer(self) -> None:
+                impostor.connections += 1
+                received.extend(self.requestline.encode() + b"\n" + bytes(self.headers))
+                length = int(self.headers.get("Content-Length") or 0)
+                received.extend(self.rfile.read(length))
+                if self.path.startswith("/v1/identity"):
+                    body = json.dumps({"proof": "0" * 64}).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                else:
+                    body = b"RIFF\xff\xff\xff\xffWAVEfmt " + bytes(28)
+                    self.send_response(200)
+                    self.send_header("Content-Type", "audio/wav")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, name="speakcli-test-impostor")
+
+    def __enter__(self) -> Impostor:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
+
+
+def test_an_impostor_at_a_live_adverts_address_never_gets_text_or_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPEAKCLI_API_KEY", KEY)
+    with Impostor() as impostor:
+        advertise(advert_for(impostor.url, auth=True))  # a server's advert; its port now someone else's
+        assert warm_speech(piper(), TEXT, buffered=True) is None
+    assert impostor.connections == 1 and impostor.received.startswith(b"GET /v1/identity?nonce=")  # it was asked
+    assert TEXT.encode() not in impostor.received and KEY.encode() not in impostor.received
+    assert b"authorization" not in impostor.received.lower()
+
+
+@pytest.mark.parametrize(
+    "plant",
+    ["folder open to all", "folder open to the group", "file open to others", "file of another user", "link"],
+)
+def test_an_advert_that_is_not_private_is_never_used(plant: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPEAKCLI_API_KEY", KEY)
+    with Impostor() as impostor:
+        path = advertise(advert_for(impostor.url, auth=True))
+        if plant == "folder open to all":
+            path.parent.chmod(0o777)
+        elif plant == "folder open to the group":
+            path.parent.parent.chmod(0o770)
+        elif plant == "file open to others":
+            path.chmod(0o644)
+        elif plant == "file of another user":
+            if os.getuid() != 0:
+                pytest.skip("only root can give a file to another user")
+            os.chown(path, 65534, 65534)
+        else:
+            target = path.with_name("real")
+            path.rename(target)
+            path.symlink_to(target)
+        assert warm_speech(piper(), TEXT, buffered=True) is None
+    assert impostor.connections == 0 and not impostor.received
+
+
+def test_a_fifo_for_an_advert_does_not_hang_the_lookup() -> None:
+    path = advertise(advert_for("http://127.0.0.1:9"))
+    path.unlink()
+    os.mkfifo(path, 0o600)
+    assert find_servers(choose_engine(piper()), piper()) == []
+
+
+@contextmanager
+def mute_listener() -> Iterator[socket.socket]:
+    """A socket that accepts connections (the kernel does, from its backlog) and never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+def test_a_server_that_accepts_and_never_answers_is_given_up_for_local_speech() -> None:
+    with mute_listener() as sock:
+        advertise(advert_for(f"http://127.0.0.1:{sock.getsockname()[1]}"))
+        assert warm_speech(piper(), TEXT, buffered=True) is None
+        sock.settimeout(10)
+        conn, _ = sock.accept()  # the client did connect: it gave up waiting for an answer
+        with conn:
+            conn.settimeout(10)
+            sent = conn.recv(65536)
+    assert sent.startswith(b"GET /v1/identity?nonce=") and TEXT.encode() not in sent
+
+
+def test_a_voice_given_as_a_file_and_ssml_stay_local(tmp_path: Path) -> None:
+    # The fake engine takes any name as a speaker: a server would speak each of these if it were asked.
+    with serving(engine=FakeEngine(), identity=(secret := new_secret())) as served:
+        advertise(advert_for(served.url, secret=secret))
+        (tmp_path / "myclip").write_bytes(b"RIFF")  # an existing file with no extension: a path, as locally
+        for voice in ("me.wav", "clips/me", "myclip"):
+            assert warm_speech(load_settings({"engine": "piper", "voice": voice}), TEXT, buffered=True) is None
+        assert warm_speech(piper(), "<speak>Hi.</speak>", buffered=True) is None
+        prolog = '<?xml version="1.0"?>\n<!-- a note -->\n<speak>Hi.</speak>'  # SSML after a prolog is SSML too
+        assert warm_speech(piper(), prolog, buffered=True) is None
+        assert warm_speech(piper(), "Hi.", ssml=True, buffered=True) is None
+        assert served.jobs == []
+        remote = warm_speech(load_settings({"engine": "piper", "voice": "nobody"}), TEXT, buffered=True)
+        assert remote is not None and list(remote) and len(served.jobs) == 1  # the control: a name goes there
 
 
 @pytest.mark.slow
-def test_speaking_through_a_running_server_gives_the_local_audio() -> None:
+def test_speaking_through_a_proven_server_gives_the_local_audio() -> None:
     text = "Spoken by the warm server."
-    with serving() as served:
-        settings = load_settings({"engine": "piper"})
-        remote = speak_remote(served.url, text, settings, None)
-        audio = np.concatenate(list(remote.chunks))
+    with serving(identity=(secret := new_secret())) as served:
+        advert = advert_for(served.url, secret=secret)
+        remote = open_speech(advert, text, piper(), None, buffered=True)
+        audio = np.concatenate(list(remote))
         assert remote.sample_rate == 22050
         assert np.array_equal(np.round(audio * 32767).astype(np.int16), reference(None, text))
-        with pytest.raises(VoiceError):
-            speak_remote(served.url, text, settings, "nobody")
-        url = served.url
-    with pytest.raises(Unavailable):
-        speak_remote(url, text, load_settings({"engine": "piper"}), None)
-
-
-def test_adverts_live_in_a_folder_only_the_user_can_read() -> None:
-    piper = load_settings({"engine": "piper"})
-    path = advertise(Advert.of("http://127.0.0.1:9", choose_engine(piper), piper, auth=True))
-    assert os.stat(path.parent).st_mode & 0o077 == 0
-    assert "key" not in path.read_text().lower().replace('"auth"', "")
-
-
-@pytest.mark.slow
-def test_say_speaks_through_a_running_server_and_stays_local_when_it_should(tmp_path: Path) -> None:
-    import httpx
-
-    from helpers import run_cli
-    from serve_helpers import serve_process
-
-    with serve_process("--engine", "piper") as (proc, url, _lines), httpx.Client(base_url=url) as client:
-        served = lambda: client.get("/v1/info").json()["served"]  # noqa: E731
-        assert run_cli("say", "Through the server.", "--engine", "piper", "-o", str(tmp_path / "a.wav")).returncode == 0
-        assert served() == 1
-        audio, rate = __import__("helpers").read(tmp_path / "a.wav")
-        assert rate == 22050 and len(audio) / rate > 0.5
-        # Streamed to stdout through the server too.
-        piped = run_cli("say", "Piped.", "--engine", "piper", "-o", "-")
-        assert piped.returncode == 0 and piped.stdout[:4] == b"RIFF" and served() == 2
-        # Local: asked not to, SSML, a pause of its own, a voice that is a file, another engine's settings.
-        clip = tmp_path / "clip.wav"
-        clip.write_bytes((tmp_path / "a.wav").read_bytes())
-        for extra in (["--no-server"], ["--pause", "0.5"], ["--voice", str(clip)]):
-            r = run_cli(
-                "say", "Here.", "--engine", "piper", "-o", str(tmp_path / f"{len(extra)}{extra[0]}.wav"), *extra
-            )
-            assert r.returncode in (0, 3), r.stderr  # a clip voice on Piper is a voice error, made locally
-        ssml = run_cli("say", "<speak>Hi.</speak>", "--engine", "piper", "-o", str(tmp_path / "s.wav"))
-        assert ssml.returncode == 0
-        assert served() == 2
-        # A voice the server does not have is its error, worded as ours.
-        r = run_cli("say", "Hi.", "--engine", "piper", "--voice", "nobody", "-o", str(tmp_path / "n.wav"))
-        assert r.returncode == 3 and b"nobody" in r.stderr
-        proc.send_signal(__import__("signal").SIGTERM)
-        assert proc.wait(30) == 0
-    # The server is gone (and its advert with it): say speaks locally.
-    assert run_cli("say", "Alone.", "--engine", "piper", "-o", str(tmp_path / "alone.wav")).returncode == 0
+        with pytest.raises(Unavailable):  # the right address, the wrong secret
+            open_speech(replace(advert, secret=new_secret()), text, piper(), None)
+    with pytest.raises(Unavailable):  # gone
+        open_speech(advert, text, piper(), None)

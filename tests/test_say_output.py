@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -109,6 +110,44 @@ def test_stdout_streams_from_the_first_sentence_and_the_whole_decodes() -> None:
     assert len(rest) > 10 * len(first)
     audio, rate = sf.read(io.BytesIO(first + rest), dtype="float32")  # the open-ended WAV header reads back
     assert rate == 22050 and len(audio) / rate > 40
+
+
+def test_a_reader_that_closes_the_pipe_ends_say_quietly_with_141() -> None:
+    text = " ".join(f"This is sentence number {i} of a text that takes a while." for i in range(200))
+    proc = subprocess.Popen(
+        [*SAY, text, "--engine", "piper", "-o", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout and proc.stderr
+    assert os.read(proc.stdout.fileno(), 100)[:4] == b"RIFF"  # as `| head -c 100` reads, then leaves
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(60) == ExitStatus.BROKEN_PIPE == 141
+    assert err == b""  # no message, no traceback, no "Exception ignored" at exit
+
+
+def test_a_closed_pipe_cancels_the_rest_of_the_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    from speakcli import engines
+    from speakcli.testing import FakeEngine
+
+    engine = FakeEngine(delay=0.02)  # 1,000 sentences: 20 s of work if the worker were left to finish them
+    monkeypatch.setitem(engines._REGISTRY, "piper", lambda spec: engine)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader left before the first byte
+    with io.TextIOWrapper(io.FileIO(write_end, "wb")) as closed:
+        monkeypatch.setattr(sys, "stdout", closed)
+        text = " ".join(f"Sentence {i}." for i in range(1000))
+        assert main(["say", text, "--engine", "piper", "--no-server", "-o", "-"]) == ExitStatus.BROKEN_PIPE
+    # The worker stopped after the sentence it was on (main joined it), not at the end of the text.
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("speakcli") and t.is_alive()]
+    assert 1 <= len(engine.texts) < 1000
+
+
+def test_say_to_a_closed_stdout_is_one_line_exit_6() -> None:
+    result = run_cli("say", "Hello.", "--engine", "piper", "-o", "-", preexec_fn=lambda: os.close(1))
+    assert result.returncode == ExitStatus.OUTPUT
+    assert result.stderr.decode().splitlines() == [
+        "speakcli: error: -o - writes audio to stdout, which is closed; redirect it (-o - > speech.wav) or use -o FILE"
+    ]
 
 
 @pytest.mark.parametrize(("fmt", "rate"), [("raw", 22050), ("mp3", 22050), ("opus", 48000), ("flac", 22050)])

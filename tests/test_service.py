@@ -29,6 +29,8 @@ CORE = [
     "speakcli.serving",
     "speakcli.serving.aio",
     "speakcli.remote",
+    "speakcli.adverts",
+    "speakcli.warm",
     "speakcli.audio.encode",
 ]
 FRONT_END_MODULES = ["typer", "click", "rich", "fastapi", "uvicorn", "sounddevice", "ray", "wyoming"]

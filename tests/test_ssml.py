@@ -13,7 +13,7 @@ from speakcli.cli import main
 from speakcli.errors import ExitStatus, UsageError
 from speakcli.service import SpeechService
 from speakcli.settings import load_settings
-from speakcli.ssml import Pause, Plan, Span, is_ssml, parse, speech_plan
+from speakcli.ssml import MAX_DEPTH, Pause, Plan, Span, is_ssml, parse, speech_plan
 from speakcli.testing import FakeEngine
 
 
@@ -99,8 +99,103 @@ def test_bad_markup_is_a_usage_error(text: str, message: str) -> None:
 def test_ssml_is_recognised_by_its_speak_element_only() -> None:
     assert is_ssml("  <speak>x</speak>") and is_ssml('<?xml version="1.0"?>\n<speak version="1.0">x</speak>')
     assert not is_ssml("<speaker> said hi") and not is_ssml("I <speak> up")
+    assert not is_ssml("<!-- unclosed <speak>x</speak>") and not is_ssml("<!DOCTYPE html><html>x</html>")
+    assert not is_ssml("\ufeffHello <speak>") and not is_ssml('<!DOCTYPE foo [<!ENTITY a "b">]><foo/>')
     assert speech_plan("a <b>c</b>").parts == [Span("a <b>c</b>")]  # plain text stays plain, tags and all
     assert speech_plan("a <b>c</b>", ssml=True).parts == [Span("a c")]  # a fragment given as SSML is wrapped
+
+
+# The W3C SSML 1.1 specification's example document, in its structure: XML declaration, DOCTYPE, a namespaced
+# <speak> with a schema location and xml:lang, a paragraph of sentences with a break and a prosody rate.
+W3C_EXAMPLE = """<?xml version="1.0"?>
+<!DOCTYPE speak PUBLIC "-//W3C//DTD SYNTHESIS 1.1//EN"
+                  "http://www.w3.org/TR/speech-synthesis11/synthesis.dtd">
+<speak version="1.1"
+       xmlns="http://www.w3.org/2001/10/synthesis"
+       xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+       xsi:schemaLocation="http://www.w3.org/2001/10/synthesis
+                 http://www.w3.org/TR/speech-synthesis11/synthesis.xsd"
+       xml:lang="en-US">
+  <p>
+    <s>You have 4 new messages.</s>
+    <s>The first is from Stephanie Williams and arrived at <break/> 3:45pm.
+    </s>
+    <s>
+      The subject is <prosody rate="-20%">ski trip</prosody>
+    </s>
+  </p>
+</speak>
+"""
+W3C_PLAN = [
+    Span("You have 4 new messages."),
+    Span("The first is from Stephanie Williams and arrived at"),
+    Pause(0.5),
+    Span("3:45pm."),
+    Span("The subject is"),
+    Span("ski trip", 0.8),
+]
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        W3C_EXAMPLE,
+        "<!-- a note for the author -->\n<speak>Hi <break/> there.</speak>",
+        "\ufeff<speak>Hi <break/> there.</speak>",
+        '\ufeff <?xml version="1.0" encoding="UTF-8"?><!-- a --><?style x?>\r\n<!-- b --><!DOCTYPE speak>'
+        "<speak>Hi <break/> there.</speak><!-- trailing -->\n",
+    ],
+    ids=["w3c", "comment", "bom", "all"],
+)
+def test_a_standard_document_is_recognised_and_parsed_with_or_without_ssml_true(document: str) -> None:
+    expected = W3C_PLAN if document is W3C_EXAMPLE else [Span("Hi"), Pause(0.5), Span("there.")]
+    assert is_ssml(document)
+    assert speech_plan(document).parts == expected  # recognised: never read aloud as markup
+    assert speech_plan(document, ssml=True).parts == expected  # --ssml: well-formed, so never "not well-formed"
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        # billion laughs
+        '<?xml version="1.0"?><!DOCTYPE speak [<!ENTITY a "ha"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
+        '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><speak>&c;</speak>',
+        # XXE: an entity that reads a local file
+        '<!DOCTYPE speak [<!ENTITY x SYSTEM "file:///etc/hostname">]>\n<speak>&x;</speak>',
+        # the subset behind an external id, no space before it, and behind a comment
+        '<!-- x --><!DOCTYPE speak SYSTEM "synthesis.dtd"[<!ENTITY x "secret">]><speak>&x;</speak>',
+    ],
+    ids=["laughs", "xxe", "external-id"],
+)
+def test_a_doctype_that_declares_entities_is_refused_and_nothing_is_expanded(document: str) -> None:
+    assert is_ssml(document)  # SSML, refused: not plain text read aloud with its declarations
+    for ssml in (None, True):
+        with pytest.raises(UsageError, match=r"internal subset, \[\.\.\.\]\), which speakcli never reads"):
+            speech_plan(document, ssml)
+
+
+def test_an_entity_from_an_external_dtd_is_never_fetched_it_is_undefined(tmp_path: Path) -> None:
+    dtd = tmp_path / "evil.dtd"
+    dtd.write_text('<!ENTITY x "from the dtd">')
+    document = f'<!DOCTYPE speak SYSTEM "{dtd.as_uri()}">\n<speak>a &x; b</speak>'
+    with pytest.raises(UsageError, match=r"not well-formed \(undefined entity: line 2, column 9\)"):
+        parse(document)
+    assert speech_plan("<!DOCTYPE speak>\n<speak>a &amp; &#66;</speak>").parts == [Span("a & B")]
+
+
+def test_nesting_is_bounded_with_a_usage_error_not_a_crash() -> None:
+    def nested(depth: int) -> str:  # <speak> is level 1
+        return "<speak>" + "<s>" * (depth - 1) + "x" + "</s>" * (depth - 1) + "</speak>"
+
+    assert parse(nested(MAX_DEPTH)).parts == [Span("x")]
+    for depth in (MAX_DEPTH + 1, 2000, 200_000):
+        with pytest.raises(UsageError, match=f"nests elements more than {MAX_DEPTH} deep; flatten the markup"):
+            parse(nested(depth))
+    deep_say_as = (
+        "<speak><say-as interpret-as='characters'>" + "<s>" * 2000 + "ab" + "</s>" * 2000 + "</say-as></speak>"
+    )
+    with pytest.raises(UsageError, match="deep"):
+        parse(deep_say_as)  # say-as reads its text recursively too
 
 
 def test_the_service_speaks_the_text_never_the_tags_and_makes_the_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -163,3 +258,19 @@ def test_cli_malformed_ssml_is_one_line_exit_2_and_unknown_tags_one_warning() ->
     assert ok.returncode == 0, ok.stderr
     warnings = [ln for ln in ok.stderr.decode().splitlines() if "warning" in ln]
     assert warnings == ["speakcli: warning: SSML: ignored <em>, <foo> (not supported; their text is spoken)"]
+
+
+@pytest.mark.slow
+def test_cli_reads_the_w3c_example_with_or_without_ssml_and_deep_nesting_is_one_line_exit_2(tmp_path: Path) -> None:
+    for flags in ((), ("--ssml",)):
+        out = tmp_path / f"w3c{len(flags)}.wav"
+        done = run_cli("say", W3C_EXAMPLE, *flags, "--engine", "piper", "--no-server", "-q", "-o", str(out))
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == b""  # no warning: every element of the example is in the subset
+        assert 4 < _seconds(out) < 20  # the sentences (9.4 s here), not the markup read aloud (74 s)
+    deep = "<speak>" + "<s>" * 2000 + "x" + "</s>" * 2000 + "</speak>"
+    bad = run_cli("say", deep, "--engine", "piper", "--no-server", "-o", str(tmp_path / "deep.wav"))
+    assert bad.returncode == ExitStatus.USAGE
+    assert bad.stderr.decode().splitlines() == [
+        f"speakcli: error: the SSML nests elements more than {MAX_DEPTH} deep; flatten the markup"
+    ]

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,12 +21,22 @@ from wyoming.audio import AudioChunk, AudioStart
 from wyoming.client import AsyncTcpClient, AsyncUnixClient
 from wyoming.event import Event, Eventable
 from wyoming.info import Describe, Info
+from wyoming.ping import Ping
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
 
-from serve_helpers import Served, long_text, reference, serve_addresses, serving, write_clip, wyoming_serving
+from serve_helpers import (
+    Served,
+    long_text,
+    reference,
+    serve_addresses,
+    serving,
+    write_clip,
+    wyoming_on_loop,
+    wyoming_serving,
+)
 from speakcli.engines.base import SynthesisOptions
 from speakcli.serving import Limits, SpeechRequest, Upload
-from speakcli.wyoming_api.sentences import SentenceBuffer
+from speakcli.streamtext import QUIET_SECONDS
 from speakcli.wyoming_api.server import WyomingServer
 
 pytestmark = pytest.mark.slow
@@ -188,6 +199,48 @@ def test_streamed_text_is_spoken_sentence_by_sentence_before_the_stream_stops(wy
     assert np.array_equal(reply.pcm, reference(None, whole))
 
 
+def test_a_sentence_is_spoken_when_the_text_pauses_before_the_next_one_begins(wyoming: Wyoming) -> None:
+    first, second = "The first sentence is complete. ", "The second one follows."
+
+    async def scenario() -> Reply:
+        async with wyoming.client() as client:
+            await client.write_event(SynthesizeStart().event())
+            await client.write_event(SynthesizeChunk(text=first).event())
+            # Nothing more is sent until its audio comes: it must not wait for the next sentence to begin.
+            reply = await read_until(client, "audio-chunk")
+            await client.write_event(SynthesizeChunk(text=second).event())
+            await client.write_event(SynthesizeStop().event())
+            return await read_until(client, "synthesize-stopped", reply)
+
+    reply = run(scenario)
+    assert reply.types.count("audio-start") == 1 and "error" not in reply.types
+    assert np.array_equal(reply.pcm, reference(None, first + second))
+
+
+SSML_PIECES = [
+    "<?xml version='1.0'?>\n<speak>Hello there. ",
+    "How are you? ",
+    "<break time='300ms'/>",
+    " Fine, <prosody rate='slow'>thank you</prosody>.",
+    "</speak>",
+]
+
+
+def test_ssml_streamed_at_a_human_pace_is_spoken_whole_as_ssml(wyoming: Wyoming) -> None:
+    async def scenario() -> Reply:
+        async with wyoming.client() as client:
+            await client.write_event(SynthesizeStart().event())
+            for piece in SSML_PIECES:
+                await client.write_event(SynthesizeChunk(text=piece).event())
+                await asyncio.sleep(QUIET_SECONDS * 1.5)  # a person's pace: each pause would end a plain sentence
+            await client.write_event(SynthesizeStop().event())
+            return await read_until(client, "synthesize-stopped")
+
+    reply = run(scenario)
+    assert "error" not in reply.types, reply.events
+    assert np.array_equal(reply.pcm, reference(None, "".join(SSML_PIECES)))  # as the document sent at once
+
+
 def test_a_stream_with_an_unknown_voice_gets_an_error_and_is_still_answered_at_its_stop(wyoming: Wyoming) -> None:
     async def scenario() -> Reply:
         async with wyoming.client() as client:
@@ -199,22 +252,6 @@ def test_a_stream_with_an_unknown_voice_gets_an_error_and_is_still_answered_at_i
     reply = run(scenario)
     assert reply.types == ["error", "synthesize-stopped"]  # no audio, and no client left waiting
     assert reply.events[0].data["code"] == "voice"
-
-
-def test_sentences_are_complete_once_the_next_begins() -> None:
-    buffer = SentenceBuffer("en")
-    assert buffer.add("Dr. Smith said hello") == []
-    assert buffer.add(". Then ") == ["Dr. Smith said hello."]
-    assert buffer.add("he left") == []
-    assert buffer.finish() == ["Then he left"]
-    assert SentenceBuffer("en").add("One. ... Two") == ["One."]  # a piece with nothing to say is not spoken
-    endless = SentenceBuffer("en", max_sentence=40)
-    parts = endless.add("word " * 30)  # no sentence end in sight: handed on at spaces all the same
-    assert parts and all(len(p) <= 40 for p in parts)
-    parts += endless.finish()
-    assert " ".join(parts) == " ".join(["word"] * 30)
-    whole = SentenceBuffer("en", max_sentence=40).add("word " * 30 + "end. Next")  # one long complete sentence
-    assert all(len(p) <= 40 for p in whole) and " ".join(whole) == " ".join(["word"] * 30 + ["end."])
 
 
 # -- many clients, one worker -----------------------------------------------------------------------------------
@@ -309,6 +346,116 @@ def test_a_full_queue_is_an_error_that_says_to_retry() -> None:
     assert error["code"] == "busy" and "try again" in error["text"]
 
 
+def test_streamed_text_past_its_bounds_is_too_large_and_the_stream_is_still_answered() -> None:
+    limits = Limits(max_text=100)  # so 1,600 characters may wait, and streamed SSML is at most 100
+
+    async def too_much(port: int, release: threading.Event) -> tuple[Reply, Reply]:
+        async with AsyncTcpClient("127.0.0.1", port, read_timeout=READ_TIMEOUT) as client:
+            await client.write_event(SynthesizeStart().event())
+            for _ in range(20):  # 2,000 characters while the worker is busy with the first sentence
+                await client.write_event(SynthesizeChunk(text="word " * 20).event())
+            await client.write_event(SynthesizeStop().event())
+            refused = await read_until(client, "error")  # at once, while the worker is still held
+            release.set()
+            return refused, await read_until(client, "synthesize-stopped")
+
+    async def ssml(port: int) -> Reply:
+        async with AsyncTcpClient("127.0.0.1", port, read_timeout=READ_TIMEOUT) as client:
+            await client.write_event(SynthesizeStart().event())
+            for piece in ["<speak>", "word " * 30, "</speak>"]:
+                await client.write_event(SynthesizeChunk(text=piece).event())
+            await client.write_event(SynthesizeStop().event())
+            return await read_until(client, "synthesize-stopped")
+
+    with serving(limits=limits) as served, wyoming_serving(served.gateway) as port:
+        with served.worker_held() as release:
+            refused, spoken = run(lambda: too_much(port, release))
+        long_ssml = run(lambda: ssml(port))
+    assert refused.types == ["error"] and refused.events[0].data["code"] == "too_large", refused.events
+    assert "1600 characters" in refused.events[0].data["text"]
+    # What was already handed to the worker is spoken; the rest is dropped, and the stream is answered at its stop.
+    assert spoken.types[0] == "audio-start" and spoken.types[-2:] == ["audio-stop", "synthesize-stopped"]
+    assert "error" not in spoken.types
+    assert long_ssml.types == ["error", "synthesize-stopped"] and long_ssml.events[0].data["code"] == "too_large"
+
+
+def test_a_text_past_the_limit_is_refused_at_once_not_when_its_turn_comes(wyoming: Wyoming) -> None:
+    async def scenario() -> tuple[dict[str, Any], Reply]:
+        async with wyoming.client() as client:
+            await client.write_event(Synthesize(text="First in line.").event())
+            error = await error_for(client, Synthesize(text="word " * 13_000))  # while the first still waits
+            release.set()
+            return error, await read_until(client, "audio-stop")
+
+    with wyoming.served.worker_held() as release:
+        error, reply = run(scenario)
+    assert error["code"] == "too_large" and "4096" in error["text"], error
+    assert np.array_equal(reply.pcm, reference(None, "First in line."))
+
+
+def test_requests_waiting_on_one_connection_are_bounded() -> None:
+    with (
+        serving(limits=Limits(max_queue=2)) as served,
+        wyoming_serving(served.gateway) as port,
+        served.worker_held() as release,
+    ):
+
+        async def scenario() -> tuple[dict[str, Any], Reply]:
+            async with AsyncTcpClient("127.0.0.1", port, read_timeout=READ_TIMEOUT) as client:
+                for text in ["One.", "Two."]:
+                    await client.write_event(Synthesize(text=text).event())
+                error = await error_for(client, Synthesize(text="Three."))
+                release.set()
+                reply = await read_until(client, "audio-stop")
+                return error, await read_until(client, "audio-stop", reply)
+
+        error, reply = run(scenario)
+    assert error["code"] == "busy" and "2 requests waiting" in error["text"], error
+    assert reply.types.count("audio-stop") == 2 and "error" not in reply.types
+
+
+def test_a_flood_of_chunks_and_huge_texts_leaves_the_event_loop_free() -> None:
+    """The loop that serves Wyoming (and HTTP, in `speakcli serve`) keeps answering while one client streams
+    13,000 tiny chunks and another sends 40 texts of 65,000 characters: a probe on it is never held up long."""
+    lags: list[float] = []
+
+    async def probe(stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            lags.append(loop.time() - before - 0.01)
+
+    async def flood(port: int) -> list[str]:
+        streamer = AsyncTcpClient("127.0.0.1", port, read_timeout=120)
+        sender = AsyncTcpClient("127.0.0.1", port, read_timeout=120)
+        async with streamer, sender:
+            await streamer.write_event(SynthesizeStart().event())
+            for i in range(10_000):
+                await streamer.write_event(SynthesizeChunk(text="word "[i % 5]).event())
+            for _ in range(3_000):
+                await streamer.write_event(SynthesizeChunk(text="word ").event())
+            huge = Synthesize(text="word " * 13_000).event()
+            for _ in range(40):
+                await sender.write_event(huge)
+            codes = [(await read_until(sender, "error")).events[-1].data["code"] for _ in range(40)]
+            await streamer.write_event(Ping(text="after the flood").event())
+            await read_until(streamer, "pong")  # every chunk before it was read and queued
+            return codes
+
+    with serving() as served, wyoming_on_loop(served.gateway) as (port, loop), served.worker_held():
+        stop = asyncio.Event()
+        probing = asyncio.run_coroutine_threadsafe(probe(stop), loop)
+        try:
+            codes = run(lambda: flood(port))
+        finally:
+            loop.call_soon_threadsafe(stop.set)
+            probing.result(30)
+    assert codes == ["too_large"] * 40
+    # Generous: the old code held the loop for seconds at a time (every chunk re-segmented the open text on it).
+    assert len(lags) > 10 and max(lags) < 1.0, f"the loop was held up {max(lags):.2f} s"
+
+
 # -- bad events -------------------------------------------------------------------------------------------------
 
 BAD_EVENTS: list[tuple[Eventable | Event | bytes, str]] = [
@@ -326,6 +473,11 @@ BAD_EVENTS: list[tuple[Eventable | Event | bytes, str]] = [
     (Synthesize(text="Hi.", voice=SynthesizeVoice(language="xx")), "unknown_language"),
     (SynthesizeChunk(text="No stream is open."), "invalid_input"),
     (SynthesizeStop(), "invalid_input"),
+    (Synthesize(text="word " * 13_000), "too_large"),  # past --max-text (4,096), as over HTTP
+    # Past the data or payload limit, or a header line past the reader's: skipped, and the next event is read.
+    (b'{"type": "synthesize", "data_length": 2000000}\n' + b"x" * 2_000_000, "invalid_event"),
+    (b'{"type": "audio-chunk", "payload_length": 5000000}\n' + bytes(5_000_000), "invalid_event"),
+    (b'{"type": "synthesize", "data": {"text": "' + b"a" * 200_000 + b'"}}\n', "invalid_event"),
 ]
 
 
@@ -333,12 +485,35 @@ def test_bad_events_get_an_error_and_the_connection_lives_on(wyoming: Wyoming) -
     async def scenario() -> list[str]:
         async with wyoming.client() as client:
             codes = [(await error_for(client, event))["code"] for event, _ in BAD_EVENTS]
+            await client.write_event(Ping(text="in step?").event())
+            assert (await read_until(client, "pong")).types == ["pong"]  # one error per bad event, no more
             await client.write_event(Synthesize(text="Still here.").event())
             reply = await read_until(client, "audio-stop")
             assert np.array_equal(reply.pcm, reference(None, "Still here."))
             return codes
 
     assert run(scenario) == [code for _, code in BAD_EVENTS]
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b'{"type": "synthesize", "data_length": "many"}\n',
+        b'{"type": "synthesize", "data_length": -1}\n',
+        b'{"type": "synthesize", "payload_length": 1000000000000}\n',  # far past anything worth skipping
+    ],
+)
+def test_a_length_that_cannot_be_followed_gets_an_error_then_the_connection_closes(
+    wyoming: Wyoming, header: bytes
+) -> None:
+    async def scenario() -> tuple[dict[str, Any], Event | None]:
+        async with wyoming.client() as client:
+            error = await error_for(client, header)
+            return error, await client.read_event()
+
+    error, after = run(scenario)
+    assert error["code"] == "invalid_event" and "clos" in error["text"], error
+    assert after is None  # where the next event would start is unknown: the server closed the connection
 
 
 @pytest.mark.parametrize("path", ["/etc/passwd", "../voices/joe", "voices/joe/reference.wav"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple
@@ -147,30 +147,68 @@ def speak(
     model_dir: str | Path | None = None,
     device: str | None = None,
     output_device: str | None = None,
+    server: bool = True,
 ) -> Speech:
     """Speak `text` in one call and return its audio; with `out`, also write it there; with `play=True`, play it.
 
     The format of `out` follows its extension (.wav, .flac, .ogg, .opus, .mp3, .pcm); an existing file is kept
-    unless `force=True`, and a file is written whole or not at all. Each call loads the engine: for many texts,
-    open a `Service` once. Settings not given come from the environment and config file, as for the CLI.
+    unless `force=True`, and a file is written whole or not at all. Settings not given come from the environment
+    and config file, as for the CLI. While a `speakcli serve` runs on this machine with the same model and settings,
+    the text is spoken through it (a warm start, as `speakcli say` does; `server=False` or `SPEAKCLI_NO_SERVER=1`
+    keeps it here); else each call loads the engine: for many texts, open a `Service` once.
     """
     from speakcli.audio import check_output_path, write_audio
 
     if out is not None:
         check_output_path(out, force)  # before the model loads
-    with Service(engine=engine, model_dir=model_dir, device=device, output_device=output_device) as service:
-        rate = service.sample_rate
-        chunks: list[np.ndarray] = []
-        if play:
-            from speakcli.audio.playback import Player
-
-            with Player(rate, service.core.settings.output_device) as player:
-                for chunk in service.speak(text, voice, language=language, speed=speed, ssml=ssml):
-                    player.write(chunk)
-                    chunks.append(chunk)
-        else:
-            chunks = list(service.speak(text, voice, language=language, speed=speed, ssml=ssml))
-    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    speech = None
+    if server:
+        speech = _through_server(text, voice, play, language, speed, ssml, engine, model_dir, device, output_device)
+    if speech is None:
+        with Service(engine=engine, model_dir=model_dir, device=device, output_device=output_device) as service:
+            chunks = service.speak(text, voice, language=language, speed=speed, ssml=ssml)
+            speech = _collect(chunks, service.sample_rate, play, service.core.settings.output_device)
     if out is not None:
-        write_audio(out, audio, rate)
-    return Speech(audio, rate)
+        write_audio(out, speech.audio, speech.sample_rate)
+    return speech
+
+
+def _collect(chunks: Iterable[np.ndarray], rate: int, play: bool, output_device: str | None) -> Speech:
+    """Every chunk, played as it comes with `play`."""
+    collected: list[np.ndarray] = []
+    if play:
+        from speakcli.audio.playback import Player
+
+        with Player(rate, output_device) as player:
+            for chunk in chunks:
+                player.write(chunk)
+                collected.append(chunk)
+    else:
+        collected = list(chunks)
+    return Speech(np.concatenate(collected) if collected else np.zeros(0, np.float32), rate)
+
+
+def _through_server(
+    text: str,
+    voice: str | None,
+    play: bool,
+    language: str | None,
+    speed: float | None,
+    ssml: bool | None,
+    engine: str | None,
+    model_dir: str | Path | None,
+    device: str | None,
+    output_device: str | None,
+) -> Speech | None:
+    """The speech from a running server that speaks as this call would; None to speak here."""
+    from speakcli.warm import Unavailable, warm_speech
+
+    flags = {"engine": engine, "model_dir": model_dir, "device": device, "output_device": output_device}
+    settings = load_settings({**flags, "voice": voice, "language": language, "speed": speed})
+    remote = warm_speech(settings, text, ssml=ssml, buffered=not play)
+    if remote is None:
+        return None
+    try:
+        return _collect(remote, remote.sample_rate, play, settings.output_device)
+    except Unavailable:
+        return None  # cut before any of its audio went out: speak here instead

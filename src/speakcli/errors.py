@@ -18,6 +18,8 @@ class ExitStatus(IntEnum):
     SYNTHESIS = 7  # the engine failed on this text
     PARTIAL = 8  # a multi-item run finished but some items failed
     INTERRUPTED = 130  # Ctrl-C
+    BROKEN_PIPE = 141  # stdout's reader left (`| head`): 128 + SIGPIPE, as a tool that SIGPIPE ends reports
+    TERMINATED = 143  # SIGTERM stopped a run part way: 128 + SIGTERM
 
 
 class Hint:
@@ -36,6 +38,7 @@ class Hint:
     OUTPUT_DIR = "output_dir"  # write output files to another folder
     NAME_TEMPLATE = "name_template"  # fix the output name template
     GIVE_TEXT = "give_text"  # give some text to speak
+    NO_SERVER = "no_server"  # speak without the running server
 
 
 class SpeakError(Exception):
@@ -57,8 +60,13 @@ class SpeakError(Exception):
 
     def prefixed(self, where: str) -> SpeakError:
         """The same error (class, code, hint), its message led by `where` (e.g. which item of many)."""
+        return self.reworded(f"{where}: {self}")
+
+    def reworded(self, message: str) -> SpeakError:
+        """The same error (class, code, hint and any other attribute) with another message."""
         err = type(self).__new__(type(self))
-        SpeakError.__init__(err, f"{where}: {self}", hint=self.hint, code=self.code)
+        err.__dict__.update(self.__dict__)
+        Exception.__init__(err, message)
         return err
 
 
@@ -110,9 +118,29 @@ class OutputError(SpeakError):
     code = "output"
 
 
+class ReaderGoneError(SpeakError):
+    """Stdout's reader closed the pipe (`speakcli say ... -o - | head -c 100`): its choice, so the CLI stops
+    making audio and exits quietly with 141, as a tool that SIGPIPE ends does; audio was cut, so never 0."""
+
+    exit_status = ExitStatus.BROKEN_PIPE
+    code = "reader_gone"
+
+    def __init__(self) -> None:
+        super().__init__("the reader of stdout closed it; the rest of the audio was not written")
+
+
 class SynthesisError(SpeakError):
     exit_status = ExitStatus.SYNTHESIS
     code = "synthesis"
+
+
+class StreamCutError(SynthesisError):
+    """A server's stream ended before its end after some audio already went out (played, or written to a pipe)."""
+
+    code = "stream_cut"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, hint=Hint.NO_SERVER)
 
 
 class BusyError(SpeakError):
@@ -143,3 +171,8 @@ class NotFoundError(UsageError):
     """A name a request gives (a job, an item, a voice sample) that does not exist."""
 
     code = "not_found"
+
+
+class UnwritableError(OutputError):
+    """A write failed in a way that every later write to the same folder would repeat (a full disk or quota, a
+    read-only file system, no permission, a file size limit): a run of many files stops instead of going on."""

@@ -1,148 +1,41 @@
-"""Warm starts: a running server advertises itself, and a one-off `say` speaks through its loaded model."""
+"""The warm-start client: proves a server is the one its advert names, then streams its audio, cut or whole."""
 
 from __future__ import annotations
 
-import contextlib
 import http.client
+import ipaddress
 import json
-import os
+import secrets
+import select
 import struct
-import tempfile
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
-from pathlib import Path
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
 
-from speakcli.engines import EngineSpec
-from speakcli.errors import (
-    BusyError,
-    LimitError,
-    ModelError,
-    SpeakError,
-    SynthesisError,
-    UsageError,
-    VoiceError,
-)
-from speakcli.fsutil import atomic_write
+from speakcli.adverts import Advert, proof
+from speakcli.errors import StreamCutError
 from speakcli.settings import Settings
 
+# Deadlines for a server on this machine. It answers its identity from the event loop at once, busy or not, so a
+# server that has not connected or answered by then is stopped, hung or not ours: the run speaks locally.
+CONNECT_SECONDS = 1.0
+REPLY_SECONDS = 2.0  # to the first byte of an answer the server gives at once (its identity, a probe)
+# A request's first audio waits for the queue and the first sentence; while it waits, the server is asked every
+# REPLY_SECONDS (on a second connection) to prove it is still alive. WAIT_SECONDS bounds the whole wait.
+WAIT_SECONDS = 300.0
+STALL_SECONDS = 30.0  # most time between two pieces of a stream once audio flows: a longer silence is a cut
+
 _WAV_HEADER = 44  # the server's streamed WAV: RIFF, one fmt chunk, then data
-
-
-def adverts_dir() -> Path:
-    """`$XDG_RUNTIME_DIR/speakcli/servers` (private to the user, gone at logout), else a per-user temp folder."""
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and os.path.isabs(runtime):
-        return Path(runtime) / "speakcli" / "servers"
-    return Path(tempfile.gettempdir()) / f"speakcli-{os.getuid()}" / "servers"
-
-
-def _ours(folder: Path) -> bool:
-    # A shared temp dir: a folder someone else made (or a link they planted) is not trusted either way.
-    try:
-        st = folder.lstat()
-    except OSError:
-        return False
-    return st.st_uid == os.getuid() and not folder.is_symlink()
-
-
-@dataclass(frozen=True)
-class Advert:
-    """What a client must know to use a server, and what the server's model is, to use only a matching one."""
-
-    url: str
-    pid: int
-    engine: str
-    model_dir: str | None
-    device: str
-    voices_dir: str
-    auth: bool  # the server wants an API key (SPEAKCLI_API_KEY); the key itself is never written here
-
-    @staticmethod
-    def of(url: str, spec: EngineSpec, settings: Settings, auth: bool) -> Advert:
-        return Advert(
-            url, os.getpid(), spec.name, str(spec.model_dir) if spec.model_dir else None, spec.device,
-            str(settings.voices_dir), auth,
-        )  # fmt: skip
-
-    def serves(self, spec: EngineSpec, settings: Settings) -> bool:
-        """Whether this server speaks as a local run with `spec` and `settings` would."""
-        model_dir = str(spec.model_dir) if spec.model_dir else None
-        return (self.engine, self.model_dir, self.device, self.voices_dir) == (
-            spec.name, model_dir, spec.device, str(settings.voices_dir),
-        )  # fmt: skip
-
-
-def advertise(advert: Advert) -> Path:
-    """Write the advert (atomically: a reader never sees half of it); remove it with `withdraw`."""
-    folder = adverts_dir()
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if not _ours(folder):
-        raise OSError(f"{folder} belongs to another user")
-    path = folder / f"{advert.pid}.json"
-    atomic_write(path, json.dumps(asdict(advert)).encode())
-    return path
-
-
-def withdraw(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        path.unlink()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process reuses the pid: not our server
-        return False
-    return True
-
-
-def find_server(spec: EngineSpec, settings: Settings) -> Advert | None:
-    """A live server on this machine whose model and voices match; adverts of dead servers are removed."""
-    folder = adverts_dir()
-    if not _ours(folder):
-        return None
-    try:
-        entries = sorted(folder.glob("*.json"))
-    except OSError:
-        return None
-    for path in entries:
-        try:
-            data = json.loads(path.read_text())  # JSON only: never unpickle what another program wrote
-            advert = Advert(**data)
-        except (OSError, ValueError, TypeError):
-            continue
-        if not _alive(advert.pid):
-            withdraw(path)
-            continue
-        if advert.serves(spec, settings):
-            return advert
-    return None
+_MAX_ANSWER = 64 * 1024  # an identity or an error is small; more is not our server
 
 
 class Unavailable(Exception):
-    """The server did not answer (gone, not listening): speak locally instead."""
-
-
-@dataclass
-class RemoteSpeech:
-    """Audio chunks streamed from a server, and their sample rate (known once the header arrived)."""
-
-    sample_rate: int
-    chunks: Iterator[np.ndarray]
-    close: Callable[[], None]
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        return self.chunks
-
-    def cancel(self) -> None:
-        """Stop: closing the connection makes the server cancel the rest."""
-        self.close()
+    """The server cannot serve this request as a local run would (gone, stopped, unproven, refusing it, or cut
+    before any of its audio went out): speak locally instead."""
 
 
 @dataclass
@@ -153,39 +46,136 @@ class RemoteSource:
     settings: Settings
 
 
-def _error(status: int, body: bytes) -> SpeakError:
-    try:
-        err = json.loads(body)["error"]
-        code, message = str(err["code"]), str(err["message"])
-    except (ValueError, KeyError, TypeError):
-        return SynthesisError(f"the server answered {status}")
-    if code == "busy":
-        return BusyError(f"the server is busy: {message}", retry_after=1)
-    if code == "voice":
-        return VoiceError(message)
-    if code in ("cannot_clone", "model"):
-        return ModelError(message, code=code)
-    if code == "too_large":
-        return LimitError(message)
-    if 400 <= status < 500:
-        return UsageError(message, code=code)
-    return SynthesisError(f"the server failed: {message}")
+class RemoteSpeech:
+    """A proven server's streamed audio: iterate it for mono float32 chunks at `sample_rate`.
+
+    The server ends a stream it did not finish (shut down, failed) without its last chunk, so a cut is never taken
+    for the end. Iterating then raises `Unavailable` when nothing was handed out yet, or when the caller is
+    `buffered` (it keeps every chunk until the end, as a file is written): nothing was lost, speak locally. Once
+    audio went out (played, piped), it raises `StreamCutError`.
+    """
+
+    def __init__(
+        self, url: str, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse, rate: int, buffered: bool
+    ) -> None:
+        self.url = url
+        self.sample_rate = rate
+        self.buffered = buffered
+        self.delivered = 0  # samples handed out
+        self._conn = conn
+        self._resp = resp
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        carry = b""
+        try:
+            while True:
+                try:
+                    data = self._resp.read1(64 * 1024)
+                except (http.client.HTTPException, OSError) as exc:  # IncompleteRead, reset, STALL_SECONDS passed
+                    raise self._cut(exc) from None
+                if not data:
+                    return  # the final chunk came: the server finished
+                data = carry + data
+                even = len(data) - len(data) % 2
+                carry = data[even:]
+                if even:
+                    chunk = np.frombuffer(data[:even], "<i2").astype(np.float32) / 32767.0
+                    self.delivered += len(chunk)
+                    yield chunk
+        finally:
+            self._conn.close()  # an early stop closes the connection: the server cancels the rest
+
+    def _cut(self, exc: BaseException) -> Exception:
+        why = type(exc).__name__ if isinstance(exc, http.client.HTTPException) else str(exc) or type(exc).__name__
+        if self.buffered or not self.delivered:
+            return Unavailable(f"the server's stream was cut ({why})")
+        return StreamCutError(
+            f"the server stopped after {self.delivered / self.sample_rate:.1f} s of audio; the rest was not spoken"
+        )
+
+    def cancel(self) -> None:
+        """Stop: closing the connection makes the server cancel the rest."""
+        self._conn.close()
 
 
-def speak_remote(
-    url: str,
-    text: str,
-    settings: Settings,
-    voice: str | None,
-    api_key: str | None = None,
-    timeout: float = 300.0,
-) -> RemoteSpeech:
-    """Ask the server at `url` for `text`, streamed; raises `Unavailable` if it does not answer, else its errors."""
+def _address(url: str) -> tuple[str, int]:
+    # Only ever this machine: an advert that names another host is not a warm start.
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=timeout)
+    host = parts.hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        port = parts.port
+    except ValueError:
+        loopback, port = False, None
+    if parts.scheme != "http" or not loopback or port is None:
+        raise Unavailable(f"{url} is not a server on this machine")
+    return host, port
+
+
+def _connect(advert: Advert) -> http.client.HTTPConnection:
+    """A connection to the advert's server that has proven it knows the advert's secret; else `Unavailable`."""
+    host, port = _address(advert.url)
+    conn = http.client.HTTPConnection(host, port, timeout=CONNECT_SECONDS)
+    try:
+        conn.connect()
+        assert conn.sock is not None
+        conn.sock.settimeout(REPLY_SECONDS)
+        nonce = secrets.token_hex(16)
+        conn.request("GET", f"/v1/identity?nonce={nonce}")
+        resp = conn.getresponse()
+        body = resp.read(_MAX_ANSWER + 1)
+        if resp.status != 200 or len(body) > _MAX_ANSWER or not resp.isclosed():
+            raise Unavailable(f"the server at {advert.url} did not prove its identity ({resp.status})")
+        given = json.loads(body).get("proof")
+        if not isinstance(given, str) or not secrets.compare_digest(given, proof(advert.secret, nonce)):
+            raise Unavailable(f"the server at {advert.url} is not the one its advert names")
+    except (OSError, http.client.HTTPException, ValueError, AttributeError) as exc:
+        conn.close()
+        raise Unavailable(f"the server at {advert.url} did not answer in time ({exc})") from None
+    except Unavailable:
+        conn.close()
+        raise
+    return conn
+
+
+def _await_answer(conn: http.client.HTTPConnection, advert: Advert) -> None:
+    """Wait for the first byte of the answer, as long as the server keeps proving it is alive; else `Unavailable`."""
+    assert conn.sock is not None
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        ready, _, _ = select.select([conn.sock], [], [], REPLY_SECONDS)
+        if ready:
+            return
+        if time.monotonic() > deadline:
+            raise Unavailable(f"the server at {advert.url} gave no audio in {WAIT_SECONDS:.0f} s")
+        _connect(advert).close()  # stopped (SIGSTOP) or hung: it cannot prove itself in time
+
+
+def _read_header(resp: http.client.HTTPResponse) -> int:
+    """The sample rate of the server's streamed 16-bit mono WAV, from its header."""
+    header = resp.read(_WAV_HEADER)
+    if len(header) < _WAV_HEADER or header[:4] != b"RIFF" or header[8:16] != b"WAVEfmt ":
+        raise ValueError("the server sent no WAV header")
+    fmt, channels, rate = struct.unpack("<HHI", header[20:28])
+    bits = struct.unpack("<H", header[34:36])[0]
+    if (fmt, channels, bits) != (1, 1, 16) or header[36:40] != b"data":
+        raise ValueError("the server's WAV is not 16-bit mono PCM")
+    return int(rate)
+
+
+def open_speech(
+    advert: Advert, text: str, settings: Settings, api_key: str | None, *, buffered: bool = False
+) -> RemoteSpeech:
+    """`text` streamed from the advert's server, spoken with `settings`' voice, language, speed and temperature.
+
+    Nothing (neither text nor key) is sent before the server proved its identity. Raises `Unavailable` when the
+    server cannot be reached in time, or answers anything but audio (busy, refused, a wrong key): the caller speaks
+    locally, as it would have without a server. `buffered`: see `RemoteSpeech`.
+    """
+    conn = _connect(advert)
     body: dict[str, Any] = {
         "text": text,
-        "voice": voice,
+        "voice": settings.voice,
         "language": settings.language,
         "speed": settings.speed,
         "temperature": settings.temperature,
@@ -197,55 +187,20 @@ def speak_remote(
         headers["Authorization"] = f"Bearer {api_key}"
     try:
         conn.request("POST", "/v1/synthesize", json.dumps(body), headers)
+        _await_answer(conn, advert)
+        assert conn.sock is not None
+        conn.sock.settimeout(STALL_SECONDS)
         resp = conn.getresponse()
-    except OSError as exc:
+        if resp.status != 200:
+            resp.read(_MAX_ANSWER)
+            raise Unavailable(f"the server refused the request ({resp.status})")
+        if not resp.chunked:  # without chunks, a closed connection would look like the end
+            raise Unavailable("the server's answer cannot tell a cut from the end")
+        rate = _read_header(resp)
+    except (OSError, http.client.HTTPException, ValueError) as exc:
         conn.close()
-        raise Unavailable(str(exc)) from None
-    if resp.status != 200:
-        data = resp.read()
+        raise Unavailable(f"the server at {advert.url} failed to answer ({exc})") from None
+    except Unavailable:
         conn.close()
-        raise _error(resp.status, data)
-    header = resp.read(_WAV_HEADER)
-    if len(header) < _WAV_HEADER or header[:4] != b"RIFF":
-        conn.close()
-        raise SynthesisError("the server sent no audio")
-    rate = struct.unpack("<I", header[24:28])[0]
-
-    def chunks() -> Iterator[np.ndarray]:
-        carry = b""
-        try:
-            while True:
-                data = resp.read1(64 * 1024)
-                if not data:
-                    return
-                data = carry + data
-                even = len(data) - len(data) % 2
-                carry = data[even:]
-                if even:
-                    yield np.frombuffer(data[:even], "<i2").astype(np.float32) / 32767.0
-        finally:
-            conn.close()  # an early stop closes the connection: the server cancels the rest
-
-    return RemoteSpeech(rate, chunks(), conn.close)
-
-
-def warm_server(settings: Settings, voice: str | None) -> str | None:
-    """The URL of a running server that speaks as this run would, or None (then speak locally).
-
-    Costs a directory listing and a small file read; never imports the engine. A voice that is a file path
-    is not something a server takes, so such a run stays local.
-    """
-    if os.environ.get("SPEAKCLI_NO_SERVER") == "1":
-        return None
-    if voice is not None and ("/" in voice or "\\" in voice or os.path.splitext(voice)[1]):
-        return None
-    from speakcli.engines import choose_engine
-
-    try:
-        spec = choose_engine(settings)
-    except SpeakError:
-        return None
-    advert = find_server(spec, settings)
-    if advert is None or (advert.auth and not os.environ.get("SPEAKCLI_API_KEY")):
-        return None
-    return advert.url
+        raise
+    return RemoteSpeech(advert.url, conn, resp, rate, buffered)

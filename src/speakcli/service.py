@@ -279,6 +279,8 @@ class SpeechService:
         from speakcli.refaudio import check_references
 
         cloner = self.cloner
+        # A saved voice speaks in its language: one the engine lacks would fail every request that uses it.
+        language = self.options(language).language  # UnknownLanguageError for that
         if name is not None:
             self.library.check_new(name, force)
         max_seconds = cloner.max_reference_seconds()
@@ -291,7 +293,7 @@ class SpeechService:
             status = self.worker.call(lambda e: cloning_engine(e).ensure_latents(voice))  # type: ignore[union-attr]
             return CloneResult(voice, status, report.total_seconds, report.warnings, None)
         meta = {
-            "language": language or self.settings.language,
+            "language": language,
             "description": description or f"cloned from {', '.join(p.name for p in references)}",
             "source": "speakcli clone",
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

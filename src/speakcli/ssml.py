@@ -15,7 +15,17 @@ log = logging.getLogger("speakcli")
 STRENGTHS = {"none": 0.0, "x-weak": 0.1, "weak": 0.25, "medium": 0.5, "strong": 0.75, "x-strong": 1.0}
 MAX_BREAK = 10.0  # what common SSML services accept; a typo like time="200s" fails instead of making silence
 RATES = {"x-slow": 0.5, "slow": 0.75, "medium": 1.0, "default": 1.0, "fast": 1.25, "x-fast": 1.75}
-_SSML_START = re.compile(r"\s*(<\?xml[^>]*\?>\s*)?<speak[\s>/]")
+# Real SSML nests a few levels; a bound keeps a hostile document from exhausting the reader's recursion.
+MAX_DEPTH = 64
+_SPEAK = re.compile(r"<speak[\s>/]")
+_NOT_XML_SPACE = re.compile(r"[^ \t\r\n]")
+# A DOCTYPE's name and optional external id, up to its end (">") or the start of an internal subset ("[").
+_LITERAL = r"""(?:"[^"]*"|'[^']*')"""
+_DOCTYPE = re.compile(
+    rf"<!DOCTYPE[ \t\r\n]+(?P<name>[^ \t\r\n>\[]+)"
+    rf"(?:[ \t\r\n]+(?:SYSTEM[ \t\r\n]+{_LITERAL}|PUBLIC[ \t\r\n]+{_LITERAL}[ \t\r\n]+{_LITERAL}))?"
+    r"[ \t\r\n]*(?P<end>[>\[])"
+)
 _TIME = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s)")
 _RATE = re.compile(r"([+-]?)(\d+(?:\.\d*)?|\.\d+)(%?)")
 _SPACES = re.compile(r"\s+")
@@ -45,9 +55,47 @@ class Plan:
     ignored: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Prolog:
+    """What comes before a document's root element: where the root starts, and a DOCTYPE's name and whether it
+    has an internal subset (then `start` is where that DOCTYPE begins, and nothing after it was read)."""
+
+    start: int
+    doctype: str | None = None
+    subset: bool = False
+
+
+def _prolog(text: str) -> _Prolog:
+    """Skip what XML allows before the root element: a BOM, whitespace, the XML declaration, comments,
+    processing instructions and a DOCTYPE. Nothing here is interpreted; it is only found and passed over."""
+    i = 1 if text.startswith("\ufeff") else 0
+    doctype = None
+    while True:
+        m = _NOT_XML_SPACE.search(text, i)
+        i = m.start() if m else len(text)
+        if text.startswith("<?", i):  # the XML declaration, or a processing instruction
+            end, close = text.find("?>", i + 2), 2
+        elif text.startswith("<!--", i):
+            end, close = text.find("-->", i + 4), 3
+        elif (m := _DOCTYPE.match(text, i)) is not None:
+            doctype = m.group("name")
+            if m.group("end") == "[":
+                return _Prolog(i, doctype, subset=True)
+            end, close = m.end() - 1, 1
+        else:
+            return _Prolog(i, doctype)
+        if end < 0:
+            return _Prolog(i, doctype)  # unclosed: not a prolog, so not a document
+        i = end + close
+
+
 def is_ssml(text: str) -> bool:
-    """Whether `text` is an SSML document: it starts with a `<speak>` element (after an optional XML declaration)."""
-    return _SSML_START.match(text) is not None
+    """Whether `text` is an SSML document: a `<speak>` element, after what XML allows before it (a BOM, the XML
+    declaration, comments, processing instructions, a DOCTYPE)."""
+    prolog = _prolog(text)
+    if prolog.subset:
+        return prolog.doctype == "speak"
+    return _SPEAK.match(text, prolog.start) is not None
 
 
 def plain(text: str) -> Plan:
@@ -65,20 +113,47 @@ def speech_plan(text: str, ssml: bool | None = None) -> Plan:
 def parse(text: str) -> Plan:
     """Read SSML (a `<speak>` document, or a fragment that is wrapped in one) into a plan; tags are never spoken.
 
-    Unknown elements are dropped (their text is kept) with one warning; malformed markup is a UsageError.
+    Unknown elements are dropped (their text is kept) with one warning; malformed markup, a DOCTYPE that declares
+    entities and nesting past MAX_DEPTH are UsageErrors.
     """
-    if not is_ssml(text):
-        text = f"<speak>{text}</speak>"
-    try:
-        root = ET.fromstring(text)
-    except ET.ParseError as exc:
-        raise UsageError(f"the SSML is not well-formed ({exc}); fix the markup, or pass plain text") from None
+    root = _tree(_document(text))
     reader = _Reader()
     reader.element(root, 1.0)
     plan = Plan(reader.done(), sorted(reader.ignored))
     if plan.ignored:
         log.warning("SSML: ignored %s (not supported; their text is spoken)", ", ".join(plan.ignored))
     return plan
+
+
+def _document(text: str) -> str:
+    """The markup the XML parser reads: the text from its root element on, wrapped in `<speak>` unless that is the
+    root. The prolog before it is left out, so no DOCTYPE can declare an entity for the parser to expand."""
+    prolog = _prolog(text)
+    if prolog.subset:
+        raise UsageError(
+            "the SSML's DOCTYPE declares its own entities or elements (an internal subset, [...]), which speakcli "
+            "never reads; remove the [...] part"
+        )
+    # The prolog's lines stay as empty lines, so the parser's line numbers are those of the text as given.
+    lines = "\n" * text.count("\n", 0, prolog.start)
+    if _SPEAK.match(text, prolog.start) is None:
+        return f"<speak>{lines}{text[prolog.start :]}</speak>"
+    return lines + text[prolog.start :]
+
+
+def _tree(document: str) -> ET.Element:
+    """The element tree of a `<speak>` document, nested at most MAX_DEPTH deep."""
+    try:
+        root = ET.fromstring(document)
+    except ET.ParseError as exc:
+        raise UsageError(f"the SSML is not well-formed ({exc}); fix the markup, or pass plain text") from None
+    level: list[tuple[ET.Element, int]] = [(root, 1)]
+    while level:  # iteratively: the reader that walks it recurses, and Python's stack is what this bound protects
+        element, depth = level.pop()
+        if depth > MAX_DEPTH:
+            raise UsageError(f"the SSML nests elements more than {MAX_DEPTH} deep; flatten the markup")
+        level.extend((child, depth + 1) for child in element)
+    return root
 
 
 def _tag(element: ET.Element) -> str:

@@ -112,6 +112,11 @@ def _sentences_in(text: str, language: str) -> list[str]:
     return [s for s in out if s.strip()]
 
 
+def sentence_ends(text: str, language: str = "en") -> list[int]:
+    """Where the segmenter ends each sentence of raw `text`, as offsets (trailing spaces included); keep it short."""
+    return [span.end for span in _segmenter(language).segment(text)]
+
+
 def _windowed(paragraph: str, language: str) -> Iterator[str]:
     """Sentences of a paragraph of any length in linear time: pysbd runs on bounded windows.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import re
 import shutil
@@ -154,7 +155,7 @@ class VoiceLibrary:
         validate_name(name)
         target = self.user_dir / name
         if target.exists() and not force:
-            raise OutputError(f"voice {name!r} already exists in {self.user_dir}", hint=Hint.FORCE, code="conflict")
+            raise _exists(name, self.user_dir)
         return target
 
     def stage(
@@ -226,7 +227,7 @@ class StagedVoice:
         target, name = self.target, self.name
         try:
             if target.exists() and not self.force:
-                raise OutputError(f"voice {name!r} already exists in {target.parent}", hint=Hint.FORCE)
+                raise _exists(name, target.parent)
             old = None
             if target.exists():
                 old = target.with_name(f".{name}.old")
@@ -234,9 +235,11 @@ class StagedVoice:
                 target.rename(old)
             try:
                 self.staging.rename(target)
-            except OSError:
+            except OSError as exc:
                 if old is not None:  # put the replaced voice back: --force must not lose it on a failure
                     old.rename(target)
+                if exc.errno in (errno.EEXIST, errno.ENOTEMPTY) and not self.force:
+                    raise _exists(name, target.parent) from None  # another clone of this name got there first
                 raise
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
@@ -257,6 +260,10 @@ class VoiceEntry:
     source: Path
     voice: Voice | None
     error: str | None
+
+
+def _exists(name: str, folder: Path) -> OutputError:
+    return OutputError(f"voice {name!r} already exists in {folder}", hint=Hint.FORCE, code="conflict")
 
 
 def _toml_str(value: str) -> str:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from speakcli.audio.encode import AUDIO_FORMATS, EXTENSIONS, AudioFormat, encode
-from speakcli.errors import Hint, OutputError, VoiceError
-from speakcli.fsutil import atomic_write
+from speakcli.errors import Hint, OutputError, ReaderGoneError, VoiceError
+from speakcli.fsutil import atomic_write, write_error
 
 FORMATS = EXTENSIONS  # output formats by file extension
 
@@ -31,17 +32,30 @@ def check_output_path(path: str | Path, force: bool = False) -> None:
     """Fail before any synthesis if `path` cannot be written or would overwrite work."""
     output_format(path)
     if str(path) == "-":
+        stdout()
         return
     p = Path(path)
-    if p.is_dir():
-        raise OutputError(f"{p} is a directory; give a file name such as {p / 'speech.wav'}")
-    if p.exists() and not force:
-        raise OutputError(f"{p} already exists", hint=Hint.FORCE)
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"folder {parent} does not exist; create it or choose another output path")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"folder {parent} is not writable; choose another output path")
+    try:
+        if p.is_dir():
+            raise OutputError(f"{p} is a directory; give a file name such as {p / 'speech.wav'}")
+        if p.exists() and not force:
+            raise OutputError(f"{p} already exists", hint=Hint.FORCE)
+        parent = p.parent if str(p.parent) else Path(".")
+        if not parent.is_dir():
+            raise OutputError(f"folder {parent} does not exist; create it or choose another output path")
+        if not os.access(parent, os.W_OK):
+            raise OutputError(f"folder {parent} is not writable; choose another output path")
+    except OSError as exc:  # a name too long for the file system (ENAMETOOLONG), a loop of links...
+        raise OutputError(f"cannot write {p} ({exc.strerror or exc}); choose another output path") from None
+
+
+def stdout() -> BinaryIO:
+    """The binary stdout that `-o -` writes to; an output error when the process was started with it closed."""
+    if sys.stdout is None:  # Python's stdout when file descriptor 1 was closed (`speakcli say hi -o - >&-`)
+        raise OutputError(
+            "-o - writes audio to stdout, which is closed; redirect it (-o - > speech.wav) or use -o FILE"
+        )
+    return sys.stdout.buffer
 
 
 def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
@@ -49,11 +63,12 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
 
     data = encode(audio, sample_rate, output_format(path))
     if str(path) == "-":
+        out = stdout()
         try:
-            sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
+            out.write(data)
+            out.flush()
         except BrokenPipeError:
-            raise  # the reader left on purpose (`| head`); the CLI ends quietly
+            raise ReaderGoneError() from None  # the reader left on purpose (`| head`); the CLI ends quietly
         except OSError as exc:
             raise OutputError(f"could not write audio to stdout: {exc.strerror or exc}") from None
         return
@@ -61,7 +76,7 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
     try:
         atomic_write(p, data)
     except OSError as exc:
-        raise OutputError(f"could not write {p}: {exc.strerror or exc}") from None
+        raise write_error(f"could not write {p}", exc) from None
 
 
 def read_audio(path: Path) -> tuple[np.ndarray, int]:

@@ -12,7 +12,7 @@ import numpy as np
 from speakcli.audio import write_audio
 from speakcli.batch.items import Item
 from speakcli.batch.manifest import Result, result_for
-from speakcli.errors import SpeakError
+from speakcli.errors import SpeakError, UnwritableError
 from speakcli.settings import Settings
 
 if TYPE_CHECKING:
@@ -56,7 +56,8 @@ def make_item(
     out_dir: Path,
     voices: dict[str | None, Voice | None] | None = None,
 ) -> Result:
-    """Speak one planned item with `service` and write its file whole or not at all; a failure fails it alone.
+    """Speak one planned item with `service` and write its file whole or not at all; a failure fails it alone,
+    except a write that would fail for every item (`UnwritableError`), which is raised.
 
     Besides the service it takes only picklable inputs, so an executor can call it in a worker process that
     built its own service. `voices` caches resolved voices across the calls of one process.
@@ -72,6 +73,8 @@ def make_item(
         audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
         path = out_dir / item.output
         write_audio(path, audio, service.sample_rate)
+    except UnwritableError:
+        raise  # not this item's fault: every later item would fail the same way, so the run stops
     except SpeakError as exc:
         return result_for(item, "failed", error=str(exc))
     except Exception as exc:  # an engine's own error (a missing package, a crash on odd text): this item only

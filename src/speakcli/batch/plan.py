@@ -15,7 +15,8 @@ from typing import Any
 from speakcli.audio import FORMATS
 from speakcli.batch.items import Item
 from speakcli.batch.manifest import MANIFEST
-from speakcli.errors import Hint, UsageError
+from speakcli.errors import Hint, OutputError, UsageError
+from speakcli.fsutil import NAME_MAX, name_bytes
 from speakcli.settings import Settings
 
 # No {index} by default: a name must not change when a line is inserted above it (resume goes by name and content).
@@ -60,9 +61,19 @@ def check_template(template: str) -> None:
         bad = [f for f in fields if f not in TEMPLATE_FIELDS]
         if bad:
             raise ValueError(f"unknown field {{{bad[0]}}}")
-        template.format(index=1, slug="x", source="x", hash="x")
+        shortest = template.format(index=1, slug="x", source="x", hash="x")
     except (KeyError, IndexError, ValueError, TypeError) as exc:
         raise UsageError(f"name template {template!r} is invalid ({exc})", hint=Hint.NAME_TEMPLATE) from None
+    _check_length(shortest)
+
+
+def _check_length(name: str) -> None:
+    """A name the template makes must fit the file system, or every item would fail when written."""
+    if name_bytes(name) > NAME_MAX:
+        raise OutputError(
+            f"the name template makes a file name of {name_bytes(name)} bytes, and a file name holds at most {NAME_MAX}",
+            hint=Hint.NAME_TEMPLATE,
+        )
 
 
 def plan_outputs(
@@ -87,7 +98,9 @@ def plan_outputs(
         if not item.out:
             continue
         name = safe_name(item.out, ext)
-        if (out_dir / name).resolve().parent != out_dir.resolve():  # belt and braces: safe_name kept it plain
+        if name_bytes(name) > NAME_MAX:
+            item.error = f"output name {name!r} is longer than the {NAME_MAX} bytes a file name holds"
+        elif (out_dir / name).resolve().parent != out_dir.resolve():  # belt and braces: safe_name kept it plain
             item.error = f"output name {item.out!r} leaves the output folder"
         elif name in used or name == MANIFEST:
             item.error = f"output name {name!r} is already used by item {used.get(name, 'the manifest')}"
@@ -103,6 +116,7 @@ def plan_outputs(
         while name in used:
             n += 1
             name = _with_suffix_number(base, n)
+        _check_length(name)
         used[name] = item.index
         item.output = name
     for item in todo:

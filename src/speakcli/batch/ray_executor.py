@@ -8,9 +8,11 @@ import json
 import logging
 import os
 import pickle
+import signal
 import socket
 import sys
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from speakcli.batch.executor import Task, make_item, settled
 from speakcli.batch.manifest import Result, result_for
 from speakcli.engines import EngineSpec
-from speakcli.errors import ModelError, SpeakError, UsageError
+from speakcli.errors import ModelError, SpeakError, UnwritableError, UsageError
 from speakcli.settings import Settings
 
 if TYPE_CHECKING:
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 INSTALL = "pip install 'speakcli[ray]'"
 # Only small pickled tasks and JSON results travel through the object store: a local Ray needs little of it.
 LOCAL_OBJECT_STORE_BYTES = 200 * 1024**2
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,10 @@ class ItemMaker:
         for blob in batch["task"]:
             task: Task = pickle.loads(blob)  # the driver's own pickle of plain data, handed over by Ray
             assert task.settings is not None
-            result = make_item(self.service, task.item, task.settings, self.out_dir, self.voices)
+            try:
+                result = make_item(self.service, task.item, task.settings, self.out_dir, self.voices)
+            except UnwritableError as exc:  # each item fails alone here; only a local run stops at the first
+                result = result_for(task.item, "failed", error=str(exc))
             results.append(json.dumps(asdict(result)))
         return {"result": results}
 
@@ -180,7 +186,8 @@ class RayExecutor:
         finally:
             close = getattr(rows, "close", None)
             if close is not None:
-                close()  # stops the pool now: nothing more is started once the caller asked to stop
+                with _signals_held():
+                    close()  # stops the pool now: nothing more is started once the caller asked to stop
         return made
 
     @contextlib.contextmanager
@@ -192,7 +199,7 @@ class RayExecutor:
             return
         quiet = {"log_to_driver": False, "logging_level": logging.ERROR, "configure_logging": True}
         try:
-            with _quiet_core():
+            with _quiet_core(), _signals_held():
                 if opts.address:
                     ray.init(address=opts.address, **quiet)
                 else:
@@ -211,7 +218,8 @@ class RayExecutor:
         try:
             yield
         finally:
-            ray.shutdown()
+            with _signals_held():
+                ray.shutdown()
 
 
 def _check_reachable(address: str, timeout: float = 10.0) -> None:
@@ -226,6 +234,29 @@ def _check_reachable(address: str, timeout: float = 10.0) -> None:
             f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}); start its head with "
             "`ray start --head` there, or pass the address it printed"
         ) from None
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM while Ray starts or stops, then hand them to the caller's handlers.
+
+    Raised inside Ray's own cleanup (a `__del__` that joins the pool's thread for up to 2 s), a second Ctrl-C's
+    KeyboardInterrupt cannot propagate: Python prints it as a traceback. And `ray.init` sets SIGTERM to
+    `sys.exit(15)` while its core adds a C handler that prints a crash banner and aborts, skipping the summary
+    and the final manifest: setting the caller's handlers again afterwards replaces both.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals are handled on the main thread only, and Ray sets no handler from another
+        return
+    missed: list[int] = []
+    kept = {sig: signal.signal(sig, lambda signum, frame: missed.append(signum)) for sig in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in kept.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        for signum in missed:
+            signal.raise_signal(signum)  # runs the caller's handler now, in the caller's code: it may raise
 
 
 @contextlib.contextmanager

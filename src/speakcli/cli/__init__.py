@@ -9,18 +9,14 @@ import traceback
 from typing import Annotated
 
 import typer
+from typer._click import exceptions as cx  # typer's own copy of click (0.28, as pyproject pins)
 
 from speakcli import __version__
 from speakcli.cli import batch, clone, devices, download, info, languages, precompute, say, serve, voices, watch
 from speakcli.cli import options as o
 from speakcli.cli.command import SpeakGroup, SpeakTyper
 from speakcli.cli.scope import command_scope
-from speakcli.errors import ExitStatus, SpeakError
-
-try:  # Typer >= 0.29 vendors its own click; older Typer uses the click package.
-    from typer._click import exceptions as cx
-except ImportError:  # pragma: no cover - depends on the installed Typer
-    from click import exceptions as cx  # type: ignore[no-redef]
+from speakcli.errors import ExitStatus, ReaderGoneError, SpeakError
 
 EXAMPLES = """
 speakcli say "Good morning."                   # speak with the default voice
@@ -98,6 +94,19 @@ def _setup_logging() -> None:
         logger.propagate = False
 
 
+def _silence_stdout() -> None:
+    """Point stdout's file descriptor at /dev/null, so what is still buffered is flushed there at exit."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # no stdout, or not a real file (a test's capture)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
 def _debug() -> bool:
     """--debug was given, before or after the command name (or SPEAKCLI_DEBUG=1)."""
     return o.debug_requested() or os.environ.get("SPEAKCLI_DEBUG") == "1"
@@ -129,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         _err("interrupted")
         return ExitStatus.INTERRUPTED
+    except ReaderGoneError:
+        # The reader went away (`speakcli say - -o - | head -c 10`): its choice, so no message; the job was
+        # cancelled on the way out. Stdout now points at /dev/null, so the flush at exit cannot fail again.
+        _silence_stdout()
+        return ExitStatus.BROKEN_PIPE
     except SpeakError as exc:
         if _debug():
             traceback.print_exc()
@@ -136,10 +150,6 @@ def main(argv: list[str] | None = None) -> int:
 
         _err(f"error: {render(exc, next((a for a in args if a in app_commands()), None))}")
         return exc.exit_status
-    except BrokenPipeError:
-        # The reader went away (e.g. `speakcli say - -o - | head -c 10`): nothing useful to report.
-        sys.stderr.close()
-        return ExitStatus.ERROR
     except Exception as exc:
         if _debug():
             traceback.print_exc()

@@ -148,7 +148,7 @@ def batch(
     service = open_service(settings)
     announce(service, quiet or as_json)
 
-    stop = _CtrlC()
+    stop = _Stop()
     progress = _Progress(len(items), disable=quiet or as_json)
     with stop.installed(), progress:
         _, summary = run_batch(service, items, out_dir, options, pool, on_result=progress.advance, stop=stop)
@@ -156,8 +156,9 @@ def batch(
         print(json.dumps(asdict(summary), indent=2))
     elif not quiet:
         _print_summary(summary, progress.speed, out_dir)
+    summary.raise_if_stopped()  # a full disk or a read-only folder stopped the run: exit 6, after the summary
     if summary.interrupted:
-        return int(ExitStatus.INTERRUPTED)
+        return stop.exit_status
     return int(ExitStatus.PARTIAL) if summary.failed else 0
 
 
@@ -198,28 +199,39 @@ def _executor(
     )
 
 
-class _CtrlC:
-    """Ctrl-C once: stop after the current item (a `stop` for run_batch); twice: quit now (KeyboardInterrupt)."""
+class _Stop:
+    """Ctrl-C or SIGTERM once: stop after the current item (a `stop` for run_batch); a second either: quit now
+    (KeyboardInterrupt). The first signal decides the exit code."""
 
     def __init__(self) -> None:
-        self.requested = False
+        self.first: int | None = None
 
     def __call__(self) -> bool:
-        return self.requested
+        return self.first is not None
 
-    def _on_sigint(self, signum: int, frame: Any) -> None:
-        if self.requested:
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.first is not None:
             raise KeyboardInterrupt
-        self.requested = True
-        print("\nspeakcli: stopping after the current item (Ctrl-C again to quit now)", file=sys.stderr)
+        self.first = signum
+        if signum == signal.SIGINT:  # after the terminal's "^C"
+            print("\nspeakcli: stopping after the current item (Ctrl-C again to quit now)", file=sys.stderr)
+        else:
+            print("speakcli: terminated; stopping after the current item (SIGTERM again to quit now)", file=sys.stderr)
+
+    @property
+    def exit_status(self) -> int:
+        from speakcli.errors import ExitStatus
+
+        return int(ExitStatus.TERMINATED if self.first == signal.SIGTERM else ExitStatus.INTERRUPTED)
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
-        previous = signal.signal(signal.SIGINT, self._on_sigint)
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 class _Progress:

@@ -11,9 +11,10 @@ import numpy as np
 
 from speakcli.audio import check_output_path, output_format, write_audio
 from speakcli.audio.encode import AUDIO_FORMATS, AudioFormat, StreamEncoder, audio_format
+from speakcli.audio.files import stdout as binary_stdout
 from speakcli.cli.progress import SpeakProgress
 from speakcli.engines import xtts_installed
-from speakcli.errors import OutputError, UsageError
+from speakcli.errors import OutputError, ReaderGoneError, UsageError
 
 if TYPE_CHECKING:
     from speakcli.remote import RemoteSource
@@ -62,7 +63,7 @@ class _Stdout:
 
     def __init__(self, fmt: AudioFormat, rate: int) -> None:
         self.encoder = StreamEncoder(fmt, rate)
-        self.file: BinaryIO = sys.stdout.buffer
+        self.file: BinaryIO = binary_stdout()
 
     def _send(self, data: bytes) -> None:
         if not data:
@@ -71,7 +72,7 @@ class _Stdout:
             self.file.write(data)
             self.file.flush()
         except BrokenPipeError:
-            raise  # the reader left on purpose (`| head`); the CLI ends quietly
+            raise ReaderGoneError() from None  # the reader left on purpose (`| head`); the CLI ends quietly
         except OSError as exc:
             raise OutputError(f"could not write audio to stdout: {exc.strerror or exc}") from None
 

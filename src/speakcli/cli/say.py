@@ -64,9 +64,7 @@ def say(
         o.AudioFormat | None,
         typer.Option("--format", help="Encoding of -o (raw: 16-bit PCM); stdout's default is WAV.", show_default=False),
     ] = None,
-    ssml: Annotated[
-        bool, typer.Option("--ssml", help="Read TEXT as SSML (automatic when it starts with <speak>).")
-    ] = False,
+    ssml: Annotated[bool, typer.Option("--ssml", help="Read TEXT as SSML (automatic for a <speak> document).")] = False,
     play: Annotated[
         bool | None,
         typer.Option("--play/--no-play", help="Play the audio (default: when no --out).", show_default=False),
@@ -102,9 +100,7 @@ def say(
     )
     play = check_outputs(out, play, force, fmt)
     text = read_text(text)
-    # A warm start: SSML and a --pause of this call's own are this process's to render, so those stay local.
-    local_only = ssml or text.lstrip().startswith("<speak") or pause is not None
-    if server and not local_only and _through_server(settings, text, out, play, quiet, fmt):
+    if server and _through_server(settings, text, ssml, out, play, quiet, fmt):
         return
     service = open_service(settings)
     announce(service, quiet)
@@ -117,21 +113,21 @@ def say(
         emit(service, job, out, play, quiet, fmt, progress)
 
 
-def _through_server(settings: Settings, text: str, out: Path | None, play: bool, quiet: bool, fmt: str | None) -> bool:
-    """Speak through a running server whose model matches these settings; False when there is none to use."""
-    import os
-
+def _through_server(
+    settings: Settings, text: str, ssml: bool, out: Path | None, play: bool, quiet: bool, fmt: str | None
+) -> bool:
+    """Speak through a running server that speaks as this run would; False when there is none, or it could not."""
     from speakcli.cli.common import emit
-    from speakcli.remote import RemoteSource, Unavailable, speak_remote, warm_server
+    from speakcli.warm import RemoteSource, Unavailable, warm_speech
 
-    url = warm_server(settings, settings.voice)
-    if url is None:
+    # -o FILE is written only once whole, so a cut stream is never written: the run starts over here.
+    remote = warm_speech(settings, text, ssml=ssml or None, buffered=not play and str(out) != "-")
+    if remote is None:
         return False
-    try:
-        remote = speak_remote(url, text, settings, settings.voice, os.environ.get("SPEAKCLI_API_KEY"))
-    except Unavailable:
-        return False  # it went away: speak here
     if not quiet and sys.stderr.isatty():
-        print(f"speakcli: speaking through the server at {url}", file=sys.stderr)
-    emit(RemoteSource(remote.sample_rate, settings), remote, out, play, quiet, fmt)
+        print(f"speakcli: speaking through the server at {remote.url}", file=sys.stderr)
+    try:
+        emit(RemoteSource(remote.sample_rate, settings), remote, out, play, quiet, fmt)
+    except Unavailable:
+        return False  # cut before any of its audio went out: speak here instead
     return True

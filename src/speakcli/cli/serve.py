@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -76,6 +78,7 @@ def serve(
     debug: o.Debug = False,
 ) -> None:
     """Serve speech over HTTP and/or Wyoming until Ctrl-C or SIGTERM; every request goes through one worker."""
+    start = _StartSignals(quiet)  # from here on, SIGTERM stops with 0 whatever the moment
     from speakcli.errors import UsageError
     from speakcli.settings import load_settings
 
@@ -90,23 +93,23 @@ def serve(
 
         address = parse_address(wyoming)
     _check_extras(http=not no_http, wyoming=address is not None)
+    from speakcli.adverts import Advert, advertise, new_secret, withdraw
     from speakcli.cli.scope import open_service
-    from speakcli.remote import Advert, advertise, withdraw
     from speakcli.serving import Gateway, Limits
     from speakcli.serving.net import is_loopback
 
-    # SIGTERM is how service managers stop a server: end with 0, also while the model loads (once serving,
-    # _serve_until_signal handles it).
-    signal.signal(signal.SIGTERM, _exit_quietly)
     service = open_service(settings)
     adverts: list[Path] = []
     gateway = Gateway(service, Limits(max_queue=max_queue, max_text=max_text))
     try:
         http = None
+        # On loopback, a one-off `say` on this machine may use this server: it proves itself with this secret.
+        secret = new_secret() if is_loopback(host) and not no_http else None
         if not no_http:
             from speakcli.web.server import HttpServer
 
-            http = HttpServer(gateway, host, port, api_key, cors or ())
+            http = HttpServer(gateway, host, port, api_key, cors or (), identity=secret)
+            http.listen()  # a port in use is refused now, not after the model has loaded
             if not is_loopback(host) and not api_key:
                 _warn(f"listening on {host} without --api-key: anyone who can reach it can use it")
         wyoming_server = None
@@ -122,20 +125,21 @@ def serve(
 
         def listening() -> None:
             assert http is not None
-            if is_loopback(host):  # a one-off `say` on this machine may now use this server's model
+            if secret is not None:  # a one-off `say` on this machine may now use this server's model
+                advert = Advert.of(
+                    http.url, service.spec, settings, auth=bool(api_key), secret=secret, max_text=max_text
+                )
                 try:
-                    adverts.append(advertise(Advert.of(http.url, service.spec, settings, bool(api_key))))
+                    adverts.append(advertise(advert))
                 except OSError as exc:
                     _warn(f"cannot advertise to say ({exc})")
             _say(quiet, f"serving on {http.url} (Ctrl-C to stop)")
 
         import asyncio  # here, not at the top: every CLI command imports this module
 
-        asyncio.run(_serve_until_signal(http, wyoming_server, quiet, listening))
-    except SystemExit as exc:  # SIGTERM while loading (see _exit_quietly): a normal stop
-        if exc.code not in (0, None):
-            raise
+        asyncio.run(_serve_until_signal(http, wyoming_server, quiet, listening, start.over))
     finally:
+        start.over()
         for path in adverts:
             withdraw(path)
         gateway.close()
@@ -144,12 +148,16 @@ def serve(
 
 
 async def _serve_until_signal(
-    http: HttpServer | None, wyoming: WyomingServer | None, quiet: bool, http_listening: Callable[[], None]
+    http: HttpServer | None,
+    wyoming: WyomingServer | None,
+    quiet: bool,
+    http_listening: Callable[[], None],
+    handling: Callable[[], None],
 ) -> None:
     """Both servers on this one loop until SIGTERM (return) or Ctrl-C (KeyboardInterrupt, after the same stop).
 
     Stopping cancels every job first, so open streams end after their sentence; a second signal stops HTTP
-    without waiting for its open responses.
+    without waiting for its open responses. `handling()` is called once this function handles the signals.
     """
     import asyncio
 
@@ -164,6 +172,7 @@ async def _serve_until_signal(
             loop.call_soon_threadsafe(http.request_stop, True)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    handling()
     http_task: asyncio.Task[None] | None = None
     try:
         if wyoming is not None:
@@ -213,5 +222,40 @@ def _warn(message: str) -> None:
     print(f"speakcli: warning: {message}", file=sys.stderr)
 
 
-def _exit_quietly(signum: int, frame: object) -> None:
-    raise SystemExit(0)
+class _StartSignals:
+    """SIGTERM and Ctrl-C while `serve` starts (and after its servers ran); `_serve_until_signal` handles them between.
+
+    While starting, the model may be loading on the worker thread, in native code that cannot be interrupted; an
+    ordinary exit then tears that thread down mid-call at interpreter shutdown, and libtorch aborts ("terminate
+    called without an active exception", status 134). So a signal ends the process at once: SIGTERM with 0,
+    Ctrl-C with 130. Nothing is held yet that needs undoing (no request taken, no advert written). Once the
+    servers have run, their stop is under way and bounded, and a repeated signal is ignored.
+    """
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self._starting = True
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._on_signal)
+
+    def over(self) -> None:
+        """Start-up is over: from now on a signal here is one more during a stop, and is ignored."""
+        self._starting = False
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        if not self._starting:
+            return
+        if signum == signal.SIGTERM:
+            _exit_now(0, None if self.quiet else "stopped")
+        _exit_now(130, "interrupted")
+
+
+def _exit_now(status: int, message: str | None) -> NoReturn:
+    """End the process now, after what was printed, without interpreter shutdown (see `_StartSignals`)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # the signal may have come while the main thread wrote there
+            stream.flush()
+    if message is not None:
+        with contextlib.suppress(OSError):
+            os.write(2, f"speakcli: {message}\n".encode())
+    os._exit(status)

@@ -28,6 +28,7 @@ class AsyncSpeech:
 
         self.job: Job[np.ndarray] = gateway.speak(request, notify)
         self.sample_rate = gateway.service.sample_rate
+        self.finished = False  # every chunk was read and the job ran to its end, not cancelled on the way
 
     async def chunks(self, gone: Callable[[], Awaitable[bool]] | None = None) -> AsyncGenerator[np.ndarray, None]:
         """The audio as the worker makes it. When `gone()` says the client left, or the consumer stops early,
@@ -41,6 +42,7 @@ class AsyncSpeech:
                 for item in items:
                     yield item
                 if ended:
+                    self.finished = not self.job.cancelled
                     return
                 # Asked every POLL_SECONDS whether items come or not: a steady stream must not hide a departure.
                 if gone is not None and loop.time() - checked >= POLL_SECONDS:

@@ -141,8 +141,11 @@ class BatchJobs:
         items, seen = [], set()
         for index, (item_id, request) in enumerate(requests):
             ident = str(index + 1) if item_id is None else item_id
-            if not ident or len(ident) > 64 or not set(ident) <= _ID_CHARS:
-                raise UsageError(f"item id {ident!r} is not allowed; use up to 64 letters, digits, '.', '_', '-'")
+            # An id of dots only would be a dot segment in its URL, which clients resolve away (to the job's URL).
+            if not ident or len(ident) > 64 or not set(ident) <= _ID_CHARS or set(ident) == {"."}:
+                raise UsageError(
+                    f"item id {ident!r} is not allowed; use up to 64 letters, digits, '.', '_', '-', not only dots"
+                )
             if ident in seen:
                 raise UsageError(f"item id {ident!r} is given twice; ids must be unique")
             seen.add(ident)
@@ -165,10 +168,10 @@ class BatchJobs:
         service = self.gateway.service
         try:
             for item in job.items:
-                if job.cancelled.is_set() or self._stop.is_set() or item.work is None:
+                work = item.work  # None only once the item has ended
+                if job.cancelled.is_set() or self._stop.is_set() or work is None:
                     break
                 item.status = "running"
-                work = item.work
                 try:
                     job.current = service.speak(work.text, work.voice, work.options)
                     chunks = list(job.current)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import re
 import tempfile
 import threading
 import time
@@ -16,9 +18,9 @@ import numpy as np
 
 from speakcli import __version__
 from speakcli.engines.base import SynthesisOptions, Voice
-from speakcli.errors import BusyError, LimitError, SpeakError, UsageError, VoiceError
+from speakcli.errors import BusyError, LimitError, OutputError, SpeakError, UsageError, VoiceError
 from speakcli.service import CloneResult, PrecomputeResult, SpeechService, VoiceInfo, check_speakable
-from speakcli.voices import AUDIO_EXTS, validate_name
+from speakcli.voices import validate_name
 from speakcli.worker import Job
 
 
@@ -48,10 +50,29 @@ class SpeechRequest:
 
 @dataclass(frozen=True)
 class Upload:
-    """A reference clip a client sent: its name as sent (only its extension is used) and its bytes."""
+    """A reference clip a client sent: its file name as sent (made safe, it names the clip) and its bytes."""
 
     filename: str
     data: bytes
+
+
+def upload_name(filename: str, index: int, taken: set[str]) -> str:
+    """A safe file name for the `index`th uploaded clip: the client's own base name, or `clip-N` when it gave none.
+
+    Letters, digits, spaces, '.', '_' and '-' only, no leading dot, at most 120 bytes, not one in `taken`: one
+    plain file in a private folder, which error messages and the saved voice show as the client named it.
+    """
+    base = re.sub(r"[^\w .-]", "_", filename.replace("\\", "/").rsplit("/", 1)[-1]).strip(" .")
+    suffix = Path(base).suffix[:16]
+    stem = base[: len(base) - len(suffix)] if suffix else base
+    while stem and len((stem + suffix).encode()) > 120:
+        stem = stem[:-1]
+    stem = stem or f"clip-{index + 1}"
+    name, n = stem + suffix, 1
+    while name in taken:  # the same name twice: a-2.wav, as batch names do
+        n += 1
+        name = f"{stem}-{n}{suffix}"
+    return name
 
 
 class Gateway:
@@ -66,6 +87,7 @@ class Gateway:
         self._lock = threading.Lock()
         self._in_flight: set[Job[Any]] = set()  # admitted jobs not yet finished
         self._held = 0  # places held by work that is not one job (a clone)
+        self._clones: set[str] = set()  # voice names being cloned now
         self.served = 0  # requests finished (made, failed or cancelled)
         self._seconds_per_job = 2.0  # running estimate, for Retry-After
         self._closing = threading.Event()
@@ -226,15 +248,33 @@ class Gateway:
             if len(up.data) > self.limits.max_upload_bytes:
                 raise LimitError(f"clip {up.filename!r} is larger than {self.limits.max_upload_bytes} bytes")
         self.service.cloner  # noqa: B018 - refuse before writing anything when this engine cannot clone
-        with self.admitted(), tempfile.TemporaryDirectory(prefix="speakcli-upload-") as tmp:
-            paths = []
+        with self._cloning(name), self.admitted(), tempfile.TemporaryDirectory(prefix="speakcli-upload-") as tmp:
+            paths: list[Path] = []
             for i, up in enumerate(uploads):
-                suffix = Path(up.filename).suffix.lower()
-                # Only the extension of the client's name is used, and only one libsndfile knows.
-                path = Path(tmp) / f"clip{i + 1}{suffix if suffix in AUDIO_EXTS else '.wav'}"
+                path = Path(tmp) / upload_name(up.filename, i, {p.name for p in paths})
                 path.write_bytes(up.data)
                 paths.append(path)
-            return self.service.clone(paths, name, language, description, force=False)
+            try:
+                return self.service.clone(paths, name, language, description, force=False)
+            except SpeakError as exc:
+                # The client knows its clips by its own names, and nothing of this server's folders.
+                message = str(exc).replace(f"{tmp}{os.sep}", "")
+                for folder in self.service.library.dirs():
+                    message = message.replace(str(folder), "the server's voices folder")
+                raise exc.reworded(message) from None
+
+    @contextlib.contextmanager
+    def _cloning(self, name: str) -> Iterator[None]:
+        """Hold `name` while a clone makes it: a second clone of the same name is refused at once (409)."""
+        with self._lock:
+            if name in self._clones:
+                raise OutputError(f"voice {name!r} is being cloned by another request", code="conflict")
+            self._clones.add(name)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._clones.discard(name)
 
     def precompute(self, names: Sequence[str] | None = None) -> list[PrecomputeResult]:
         with self.admitted():

@@ -24,8 +24,9 @@ class FakeEngine:
 
     It records the texts it was asked for (`texts`) and those it finished (`spoken`), the threads that called it,
     how often it loaded, and how often a call began while another was running (`overlaps`). `started` is set once
-    a call begins; while `gate` is clear, calls wait for it (up to `gate_timeout`), to hold the engine busy.
-    `failures` maps a trigger word to a factory of what a text containing it raises.
+    a call begins, and `begun` released at each; while `gate` is clear, calls wait for it (up to `gate_timeout`), to
+    hold the engine busy. With `steps`, each call first takes one permit of it: a test that releases N permits lets
+    the engine make exactly N pieces. `failures` maps a trigger word to a factory of what a text containing it raises.
     """
 
     capabilities = Capabilities()
@@ -40,6 +41,7 @@ class FakeEngine:
         level: float = 0.5,
         failures: Mapping[str, Callable[[], BaseException]] = DEFAULT_FAILURES,
         gate_timeout: float = 30.0,
+        steps: threading.Semaphore | None = None,
     ) -> None:
         self.name = name
         self.sample_rate = sample_rate
@@ -51,6 +53,8 @@ class FakeEngine:
         self.gate = threading.Event()
         self.gate.set()
         self.started = threading.Event()
+        self.begun = threading.Semaphore(0)
+        self.steps = steps
         self.loads = 0
         self.threads: set[int] = set()
         self.texts: list[str] = []
@@ -79,7 +83,10 @@ class FakeEngine:
             self.threads.add(threading.get_ident())
             self.texts.append(text)
             self.started.set()
+            self.begun.release()
             self.gate.wait(self.gate_timeout)
+            if self.steps is not None:
+                self.steps.acquire(timeout=self.gate_timeout)
             for trigger, make_error in self.failures.items():
                 if trigger in text:
                     raise make_error()

@@ -90,8 +90,14 @@ class FolderSink:
 
     @staticmethod
     def check(folder: Path) -> None:
-        """Refuse a folder that is a file, before anything is loaded."""
-        if folder.exists() and not folder.is_dir():
+        """Refuse a folder that is a file, or that cannot be looked up (a name too long), before anything is loaded."""
+        try:
+            is_file = folder.exists() and not folder.is_dir()
+        except OSError as exc:
+            raise OutputError(
+                f"cannot use output folder {folder} ({exc.strerror or exc})", hint=Hint.OUTPUT_DIR
+            ) from None
+        if is_file:
             raise OutputError(f"output folder {folder} is a file; pass a folder (it is created if missing)")
 
     def prepare(self) -> None:

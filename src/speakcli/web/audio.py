@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -10,9 +11,12 @@ from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
 from speakcli.audio.encode import AudioFormat, StreamEncoder, encode
-from speakcli.errors import BusyError
+from speakcli.errors import BusyError, SpeakError
 from speakcli.serving import Gateway, SpeechRequest
 from speakcli.serving.aio import AsyncSpeech
+from speakcli.web.guard import StreamCut
+
+log = logging.getLogger("speakcli")
 
 
 async def audio_response(
@@ -35,9 +39,16 @@ async def audio_response(
         first = await iterator.__anext__()
     except StopAsyncIteration:
         first = np.zeros(0, np.float32)
+    if speech.job.cancelled and not speech.finished:
+        # Cut (by shutdown) before any byte went out: refused, as a request that arrives now is, never a 200
+        # with less audio than asked for.
+        await iterator.aclose()
+        raise BusyError("the server is shutting down; send the request again", retry_after=5)
     encoder = StreamEncoder(fmt, speech.sample_rate)
 
     async def body() -> AsyncIterator[bytes]:
+        # A stream the job did not finish ends without its last chunk (see StreamCut): every HTTP client then
+        # sees an incomplete transfer, never a shorter file that looks whole.
         try:
             data = await asyncio.to_thread(encoder.feed, first)
             if data:
@@ -46,7 +57,12 @@ async def audio_response(
                 data = await asyncio.to_thread(encoder.feed, chunk)
                 if data:
                     yield data
+            if not speech.finished:
+                raise StreamCut("the job was cancelled (the server is stopping, or the client left)")
             yield await asyncio.to_thread(encoder.finish)
+        except SpeakError as exc:
+            log.warning("a streamed response failed after its first audio (%s); its connection is cut", exc)
+            raise StreamCut(str(exc)) from None
         finally:
             await iterator.aclose()
 

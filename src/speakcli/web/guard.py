@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+from speakcli.web.errors import error_body
 
 log = logging.getLogger("speakcli")
 
@@ -16,15 +19,26 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-OPEN_PATHS = {"/v1/health"}  # answered without the API key, for load balancers and service managers
+# Answered without the API key: for load balancers and service managers, and the identity a client checks before
+# it sends a key.
+OPEN_PATHS = {"/v1/health", "/v1/identity"}
 
 
 class BodyTooLarge(Exception):
     pass
 
 
+class StreamCut(Exception):
+    """A response whose headers went out cannot be finished: its connection is closed without the end, so the
+    client sees an incomplete transfer (HTTP/1.1 chunked: no last chunk) rather than a shorter whole."""
+
+
+# What uvicorn logs when a response is left unfinished; the guard only leaves one so on purpose, and says why.
+UNFINISHED = "ASGI callable returned without completing response."
+
+
 async def send_error(send: Send, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-    body = json.dumps({"error": {"code": code, "message": " ".join(message.split())}}).encode()
+    body = json.dumps(error_body(code, message)).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
@@ -35,10 +49,13 @@ class Guard:
     """Wraps the app. Plain ASGI rather than Starlette's BaseHTTPMiddleware, under which a request handler can no
     longer see its client disconnect (and so could not cancel its job).
 
-    - With `api_key`, every route but /v1/health (and CORS preflights) needs `Authorization: Bearer KEY`.
+    - With `api_key`, every route but /v1/health, /v1/identity (and CORS preflights) needs `Authorization: Bearer KEY`.
     - A body past `limit_for(path)` bytes is refused with 413: at once from its Content-Length, or as soon as
       that many bytes arrived when it is sent in chunks. Clip uploads must say their length.
-    - An exception no handler turned into a response becomes a JSON 500 and one log line, not a traceback.
+    - An exception no handler turned into a response becomes a JSON 500 and one log line, not a traceback; after
+      the headers went out (and on `StreamCut`) the response is left unfinished, so uvicorn cuts the connection.
+    - A request still unanswered when uvicorn's shutdown grace ends (it cancels the request) gets a 503 with
+      Retry-After, as every request refused during a shutdown.
     """
 
     def __init__(self, app: ASGIApp, api_key: str | None, limit_for: Callable[[str], int]) -> None:
@@ -91,6 +108,13 @@ class Guard:
 
         try:
             await self.app(scope, counted, tracked)
+        except StreamCut:
+            log.debug("%s %s: the stream was cut", scope.get("method"), path)
+        except asyncio.CancelledError:
+            if not started:
+                await send_error(
+                    send, 503, "busy", "the server is shutting down; send the request again", {"Retry-After": "5"}
+                )
         except BodyTooLarge:
             if not started:
                 await send_error(send, 413, "too_large", f"the request body is larger than {limit} bytes")

@@ -1,4 +1,4 @@
-"""speakcli's own routes under /v1: synthesize, clone, batch jobs, precompute, voices, info, health."""
+"""speakcli's own routes under /v1: synthesize, clone, batch jobs, precompute, voices, info, health, identity."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from speakcli.adverts import proof
 from speakcli.audio.encode import AudioFormat, audio_format
 from speakcli.errors import LimitError, NotFoundError, UsageError
 from speakcli.serving import SpeechRequest, Upload
-from speakcli.web.app import gateway_of, run_blocking
 from speakcli.web.audio import audio_response
+from speakcli.web.routing import gateway_of, run_blocking
 
 router = APIRouter(prefix="/v1")
 
@@ -62,7 +63,7 @@ async def _read_upload(upload: UploadFile, limit: int) -> Upload:
     data = await upload.read(limit + 1)  # one byte past the limit is enough to refuse it
     if len(data) > limit:
         raise LimitError(f"clip {upload.filename!r} is larger than {limit} bytes")
-    return Upload(upload.filename or "clip.wav", data)
+    return Upload(upload.filename or "", data)
 
 
 @router.post("/clone-voice", status_code=201, response_model=None)
@@ -171,3 +172,14 @@ async def info(request: Request) -> dict[str, Any]:
 async def health(request: Request) -> dict[str, Any]:
     gateway = gateway_of(request)
     return {"status": "stopping" if gateway.closing else "ok"}
+
+
+@router.get("/identity")
+async def identity(request: Request, nonce: str) -> dict[str, str]:
+    """Proof that this is the server the advert names: HMAC of the client's nonce under the advert's secret."""
+    secret: str | None = request.app.state.identity
+    if secret is None:
+        raise NotFoundError("this server wrote no advert, so it has no identity to prove")
+    if not 16 <= len(nonce) <= 128 or nonce.strip("0123456789abcdef"):
+        raise UsageError("nonce: send 16 to 128 lowercase hex digits")
+    return {"proof": proof(secret, nonce)}

@@ -18,12 +18,12 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 
 from speakcli.audio.encode import pcm16
 from speakcli.errors import BusyError, SpeakError, UsageError
-from speakcli.service import check_speakable
 from speakcli.serving import Gateway, SpeechRequest
 from speakcli.serving.aio import AsyncSpeech
+from speakcli.serving.streamed import StreamedText
+from speakcli.streamtext import TextStream
 from speakcli.wyoming_api.events import BadEvent, read_event
 from speakcli.wyoming_api.info import PROGRAM, describe
-from speakcli.wyoming_api.sentences import SentenceBuffer
 from speakcli.wyoming_api.utterance import Utterance
 
 log = logging.getLogger("speakcli")
@@ -87,6 +87,8 @@ class SpeechHandler(AsyncEventHandler):
                     continue
                 if event is None or not await self.handle_event(event):
                     break
+                # Events already buffered are read without a pause: let the loop serve others between them.
+                await asyncio.sleep(0)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass  # the client went away mid-event
         finally:
@@ -119,18 +121,14 @@ class SpeechHandler(AsyncEventHandler):
             if self._stream is not None:
                 return  # Home Assistant repeats a stream's whole text for older servers: it is being spoken
             text = _text(data)
-            check_speakable(text)
-            utterance = self._utterance(*_voice(data), streaming=False)
-            try:
-                utterance.add(text)
-            finally:
-                utterance.close()
+            self.gateway.check_text(text)  # as HTTP does: past --max-text it is refused, not spoken in parts
+            self._utterance(*_voice(data), text=text)
         elif SynthesizeStart.is_type(kind):
             if self._stream is not None:
                 raise UsageError("a stream is already open; send synthesize-stop first")
-            self._utterance(*_voice(data), streaming=True)
+            self._utterance(*_voice(data))
         elif SynthesizeChunk.is_type(kind):
-            self._open_stream(kind).add(_text(data))
+            self._open_stream(kind).text.put(_text(data))
         elif SynthesizeStop.is_type(kind):
             self._open_stream(kind).close()
             self._stream = None
@@ -142,12 +140,16 @@ class SpeechHandler(AsyncEventHandler):
             raise UsageError(f"{kind} without synthesize-start; start a stream first")
         return self._stream
 
-    def _utterance(self, voice: str | None, language: str | None, streaming: bool) -> Utterance:
-        """A new request in the speaking order; its voice and language are checked now, before any text.
+    def _utterance(self, voice: str | None, language: str | None, text: str | None = None) -> Utterance:
+        """A new request in the speaking order, whole `text` or (None) a stream; its voice and language are checked
+        now, before any text.
 
         A saved voice named without a language speaks its own (Home Assistant lists it under that language and
         sends only the name).
         """
+        most = self.gateway.limits.max_queue
+        if len(self._unfinished) >= most:  # they wait here before the gateway's queue: bounded here too
+            raise BusyError(f"this connection has {most} requests waiting; send more as their audio comes", 5)
         refused: SpeakError | None = None
         try:
             resolved = self.gateway.voice(voice)
@@ -156,11 +158,14 @@ class SpeechHandler(AsyncEventHandler):
             self.gateway.options(SpeechRequest("", voice, language))
         except SpeakError as exc:
             refused = exc
-        settings = self.gateway.service.settings
-        limit = self.gateway.limits.max_text
-        utterance = Utterance(
-            voice, language, streaming, SentenceBuffer(language or settings.language, limit), limit * PENDING_FACTOR
-        )
+        streaming = text is None
+        if text is not None:
+            content = StreamedText.whole(text)
+        else:
+            limit = self.gateway.limits.max_text
+            stream = TextStream(language or self.gateway.service.settings.language, limit)
+            content = StreamedText(stream, limit * PENDING_FACTOR)
+        utterance = Utterance(voice, language, streaming, content)
         self._queue.put_nowait(utterance)  # queued even when refused: a stream is still answered at its stop
         self._unfinished.add(utterance)
         if streaming:
@@ -191,7 +196,14 @@ class SpeechHandler(AsyncEventHandler):
         rate = self.gateway.service.sample_rate
         gap = np.zeros(round(self.gateway.service.settings.pause * rate), np.float32)
         started = False
-        while (text := await utterance.take(self.gateway.limits.max_text)) is not None:
+        while True:
+            try:
+                text = await utterance.text.take(self.gateway.limits.max_text)
+            except SpeakError as exc:  # the stream cannot be spoken (it failed)
+                await self._error(exc.code, str(exc))
+                continue
+            if text is None:
+                break
             try:
                 speech = AsyncSpeech(self.gateway, SpeechRequest(text, utterance.voice, utterance.language))
                 async with contextlib.aclosing(speech.chunks()) as chunks:
