@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
@@ -11,9 +12,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -35,40 +35,14 @@ from speakcli.batch import (
     settled,
     text_hash,
 )
-from speakcli.errors import ExitStatus, SpeakError, UsageError
+from speakcli.errors import ExitStatus, OutputError, SpeakError, UnwritableError, UsageError
+from speakcli.fsutil import write_error
 from speakcli.settings import Settings
+from speakcli.testing import FunctionService
 
 
 def _manifest(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
-
-
-class _Job(list):
-    elapsed = 0.5
-
-
-class _FunctionService:
-    """The parts of SpeechService a batch uses, with a plain function as its engine: real files, no model."""
-
-    sample_rate = 8000
-    settings = Settings()
-    spec = SimpleNamespace(name="engine", model_dir=None)
-    worker = SimpleNamespace(max_batch=1)
-
-    def __init__(self, audio: Callable[[str], np.ndarray]) -> None:
-        self.audio = audio
-
-    def voice(self, name: str | None = None) -> None:
-        return None
-
-    def options(self, language: str | None = None, speed: float | None = None, stream: bool = True) -> None:
-        return None
-
-    def load(self) -> None:
-        pass
-
-    def speak(self, text: str, voice: object, options: object, **kwargs: object) -> _Job:
-        return _Job([self.audio(text)])
 
 
 # --- reading and naming, no engine ------------------------------------------------------------------
@@ -204,9 +178,25 @@ def test_key_follows_the_content_and_the_settings(tmp_path: Path) -> None:
     assert len(set(keys)) == 4 and key() == keys[0]
 
 
+@pytest.mark.parametrize("change", [{"pause": 0.5}, {"temperature": 0.3}, {"speed": 1.5}])
+def test_a_rerun_with_another_setting_of_the_key_remakes_every_item(tmp_path: Path, change: dict[str, float]) -> None:
+    # The settings that decide the audio are in each item's key: another --pause (silence between sentences) or
+    # XTTS temperature makes other audio, so a resume must not keep the files; the same settings keep them all.
+    def run(settings: Settings) -> tuple[int, int, list[str]]:
+        service: Any = FunctionService(lambda text: np.full(100 + len(text), 0.1, np.float32), settings)
+        results, summary = run_batch(service, [Item(1, "b:1", "One."), Item(2, "b:2", "Two.")], tmp_path)
+        return summary.ok, summary.already_done, [r.output or "" for r in results]
+
+    made, kept, names = run(Settings())
+    assert (made, kept) == (2, 0)
+    assert run(Settings()) == (0, 2, names)
+    assert run(replace(Settings(), **change)) == (2, 0, names)  # made again, under the same names
+    assert run(replace(Settings(), **change)) == (0, 2, names)
+
+
 def test_a_stopped_run_keeps_the_records_of_items_it_did_not_reach(tmp_path: Path) -> None:
     # run_batch with a plain function as its engine: real files and manifest, no model needed.
-    service: Any = _FunctionService(lambda text: np.full(100 + len(text), 0.1, np.float32))
+    service: Any = FunctionService(lambda text: np.full(100 + len(text), 0.1, np.float32))
 
     def run(texts: list[str], stop_after: int | None = None) -> tuple[list[dict], dict]:
         items = [Item(i, f"b:{i}", t) for i, t in enumerate(texts, 1)]
@@ -235,7 +225,7 @@ def test_files_listed_by_an_older_manifest_are_kept_as_removed(tmp_path: Path) -
     gone = {**old, "output": "0002-gone.wav"}  # its file was deleted by the user: not listed any more
     (tmp_path / "manifest.jsonl").write_text(json.dumps(old) + "\n" + json.dumps(gone) + "\n")
     items = [Item(1, "b:1", "New.")]
-    service: Any = _FunctionService(lambda text: np.zeros(80, np.float32))
+    service: Any = FunctionService(lambda text: np.zeros(80, np.float32))
     _, summary = run_batch(service, items, tmp_path, BatchOptions())
     assert summary.removed == 1
     assert [(r["output"], r["status"], r["index"]) for r in _manifest(tmp_path)] == [
@@ -246,7 +236,7 @@ def test_files_listed_by_an_older_manifest_are_kept_as_removed(tmp_path: Path) -
 
 
 def test_an_item_speed_out_of_range_fails_alone(tmp_path: Path) -> None:
-    service: Any = _FunctionService(lambda text: np.zeros(80, np.float32))
+    service: Any = FunctionService(lambda text: np.zeros(80, np.float32))
     items = [Item(1, "b:1", "Fast.", speed=9.0), Item(2, "b:2", "Still.", speed=0.0), Item(3, "b:3", "Fine.")]
     results, summary = run_batch(service, items, tmp_path)
     assert (summary.ok, summary.failed) == (1, 2)
@@ -255,7 +245,7 @@ def test_an_item_speed_out_of_range_fails_alone(tmp_path: Path) -> None:
 
 
 def test_a_run_is_refused_before_anything_is_made(tmp_path: Path) -> None:
-    service: Any = _FunctionService(lambda text: np.zeros(80, np.float32))
+    service: Any = FunctionService(lambda text: np.zeros(80, np.float32))
     tmp_path /= "work"  # tmp_path also holds the test's home folder
     tmp_path.mkdir()
     (tmp_path / "file").write_text("x")
@@ -294,7 +284,7 @@ def test_another_executor_plugs_in_and_may_finish_out_of_order(tmp_path: Path) -
             return results
 
     lengths = {"One.": 100, "Two.": 200}
-    service: Any = _FunctionService(lambda text: np.full(lengths[text], 0.1, np.float32))
+    service: Any = FunctionService(lambda text: np.full(lengths[text], 0.1, np.float32))
     items = [Item(1, "b:1", "One."), Item(2, "b:2", "Two.")]
     seen: list[int] = []
     joined = tmp_path / "all.wav"
@@ -611,3 +601,53 @@ def test_an_output_folder_that_cannot_be_written_is_exit_6_in_one_line() -> None
     assert result.returncode == ExitStatus.OUTPUT, result.stderr
     lines = result.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and "cannot write in /proc/speakcli-out" in lines[0] and "--output-dir" in lines[0]
+
+
+@pytest.mark.slow
+def test_a_write_that_would_fail_for_every_item_stops_the_run_with_exit_6(tmp_path: Path) -> None:
+    # A real write failure, unprivileged: a file size limit (RLIMIT_FSIZE) below one item's audio and above the
+    # manifest's size, so writing the first new item fails with EFBIG, as a full disk fails with ENOSPC.
+    import resource
+
+    lines = ["First line.", "Second line.", "Third line, too long to write.", "Fourth line, never made."]
+    out = tmp_path / "out"
+
+    def run(texts: list[str], limit: int | None = None) -> subprocess.CompletedProcess[bytes]:
+        def small_files() -> None:
+            if limit is not None:
+                resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+        data = "".join(t + "\n" for t in texts).encode()
+        return run_cli("batch", "-", "-d", str(out), "--engine", "piper", "--json", input=data, preexec_fn=small_files)
+
+    assert run(lines[:2]).returncode == 0
+    made = sorted(out.glob("*.wav"))
+    result = run(lines, limit=16 * 1024)
+    assert result.returncode == ExitStatus.OUTPUT, result.stderr
+    error = result.stderr.decode().strip().splitlines()
+    assert len(error) == 1 and "could not write" in error[0] and "File too large" in error[0], error
+    assert "--output-dir" in error[0] and "Traceback" not in error[0]
+    summary = json.loads(result.stdout)
+    assert (summary["total"], summary["already_done"], summary["ok"], summary["failed"]) == (4, 2, 0, 0)
+    assert summary["stopped"] and "File too large" in summary["stopped"] and not summary["interrupted"]
+    # Stopped at the first new item: the later one was never made (a run that went on would list it as failed).
+    assert [(r["text"], r["status"]) for r in _manifest(out)] == [(t, "ok") for t in lines[:2]]
+    assert sorted(out.glob("*.wav")) == made and not list(out.glob(".*.part"))
+
+
+@pytest.mark.parametrize(
+    ("code", "stops"),
+    [
+        (errno.ENOSPC, True),
+        (errno.EDQUOT, True),
+        (errno.EROFS, True),
+        (errno.EACCES, True),
+        (errno.EFBIG, True),
+        (errno.EIO, False),
+        (errno.ENAMETOOLONG, False),
+    ],
+)
+def test_write_failures_that_recur_for_every_file_stop_a_run(code: int, stops: bool) -> None:
+    error = write_error("could not write out/a.wav", OSError(code, os.strerror(code)))
+    assert isinstance(error, UnwritableError) == stops and isinstance(error, OutputError)
+    assert str(error) == f"could not write out/a.wav: {os.strerror(code)}"

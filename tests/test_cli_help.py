@@ -224,7 +224,11 @@ def test_languages_of_xtts_come_from_its_config_without_loading_weights(tmp_path
     (model / "vocab.json").write_text("{}")
     result = _probe("languages", "--engine", "xtts", "--model-dir", str(model), "--json")
     assert result.returncode == 0, result.stderr
-    assert [lang["code"] for lang in json.loads(result.stdout)["languages"]] == ["en", "de", "zh"]
+    assert [(lang["code"], lang["name"]) for lang in json.loads(result.stdout)["languages"]] == [
+        ("en", "English"),
+        ("de", "German"),
+        ("zh", "Chinese"),
+    ]
     assert result.stderr.strip().endswith("HEAVY="), result.stderr
 
 

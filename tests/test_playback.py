@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
+import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -91,7 +97,74 @@ def test_say_plays_speech_through_the_default_device() -> None:
     assert elapsed > 1.0  # it waited for the audio to play out
 
 
-def test_output_device_by_name() -> None:
-    name = next(d["name"] for d in output_devices() if d["default"])
-    result = run_cli("say", "Pick a device.", "--engine", "piper", "--output-device", name)
+SECOND_DEVICE = "speakcli_second"  # the ALSA name PortAudio lists for the second sink
+
+
+@pytest.fixture
+def second_sink(isolated_env: Path) -> Iterator[str]:
+    """A second PulseAudio null sink, not the default, that PortAudio lists as the device `speakcli_second`
+    (through an ALSA pulse device in the test's ~/.asoundrc); unloaded afterwards. Yields the sink's name."""
+    if not os.environ.get("PULSE_SERVER") or not (shutil.which("pactl") and shutil.which("parec")):
+        pytest.skip("needs a PulseAudio server and its pactl and parec (pulseaudio-utils)")
+    sink = f"speakcli_second_{secrets.token_hex(4)}"  # the sound server may be shared: a name of its own
+    loaded = subprocess.run(
+        ["pactl", "load-module", "module-null-sink", f"sink_name={sink}"], capture_output=True, text=True
+    )
+    if loaded.returncode != 0:
+        pytest.skip(f"cannot load a second null sink: {loaded.stderr.strip()}")
+    (isolated_env / ".asoundrc").write_text(f'pcm.{SECOND_DEVICE} {{\n  type pulse\n  device "{sink}"\n}}\n')
+    try:
+        yield sink
+    finally:
+        subprocess.run(["pactl", "unload-module", loaded.stdout.strip()], capture_output=True)
+
+
+class SinkRecording:
+    """Records a sink's monitor with parec (16-bit mono at RATE), read by a thread of its own."""
+
+    def __init__(self, sink: str) -> None:
+        self.data = bytearray()
+        self.flowing = threading.Event()  # the first bytes came: the recording is running
+        cmd = ["parec", "-d", f"{sink}.monitor", "--format=s16le", f"--rate={RATE}", "--channels=1", "--raw"]
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
+        self._reader = threading.Thread(target=self._read, name="test-parec-reader")
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        while chunk := self._proc.stdout.read1(65536):
+            self.data += chunk
+            self.flowing.set()
+
+    def __enter__(self) -> SinkRecording:
+        self._reader.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._proc.terminate()
+        self._proc.wait(10)
+        self._reader.join(10)
+
+    def loud_seconds(self) -> float:
+        samples = np.frombuffer(bytes(self.data[: len(self.data) // 2048 * 2048]), np.int16) / 32768.0
+        rms = np.sqrt(np.mean(samples.reshape(-1, 1024) ** 2, axis=1))
+        return int(np.sum(rms > 0.02)) * 1024 / RATE
+
+
+def output_devices_of_a_fresh_process() -> list[dict[str, Any]]:
+    """The devices `speakcli devices` lists now (this process's PortAudio read the ALSA config at its start)."""
+    result = run_cli("devices", "--json")
     assert result.returncode == 0, result.stderr
+    devices: list[dict[str, Any]] = json.loads(result.stdout)
+    assert not any(d["default"] and d["name"] == SECOND_DEVICE for d in devices)
+    return devices
+
+
+def test_output_device_by_name_plays_on_that_device(second_sink: str) -> None:
+    # Not the default device: an --output-device that were ignored would play on the default sink, and this
+    # sink's monitor would stay silent.
+    assert SECOND_DEVICE in [d["name"] for d in output_devices_of_a_fresh_process()]
+    with SinkRecording(second_sink) as rec:
+        assert rec.flowing.wait(10)
+        result = run_cli("say", "Pick a device.", "--engine", "piper", "--output-device", "second")
+    assert result.returncode == 0, result.stderr
+    assert rec.loud_seconds() > 0.4, f"{len(rec.data)} bytes recorded, none loud"

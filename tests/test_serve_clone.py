@@ -1,4 +1,5 @@
-"""Cloning over HTTP on the tiny XTTS: one name at a time, languages the engine speaks, clips named as sent."""
+"""HTTP on the tiny XTTS: cloning one name at a time, in languages the engine speaks, clips named as sent; the
+language list."""
 
 from __future__ import annotations
 
@@ -99,3 +100,12 @@ def test_clone_errors_name_clips_as_the_client_did_never_a_server_path(
     again = clone(server.url, "mine", [("take 1.wav", clip)])
     assert again.status_code == 409
     assert again.json()["error"]["message"] == "voice 'mine' already exists in the server's voices folder"
+
+
+def test_the_xtts_api_language_list_names_every_language_the_model_speaks(server: Served) -> None:
+    # SillyTavern shows these names and sends the code back: Chinese is "zh" here (coqui's "zh-cn").
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        listed = client.get("/languages").json()["languages"]
+    codes = server.service.engine.languages()
+    assert sorted(listed.values()) == sorted(codes) and listed["Chinese"] == "zh" and listed["German"] == "de"
+    assert all(name != code for name, code in listed.items())  # none shown as its bare code

@@ -20,6 +20,7 @@ from speakcli.errors import ExitStatus, UsageError
 from speakcli.scheduling import SpeechTask
 from speakcli.ssml import plain
 from speakcli.testing import FakeEngine
+from speakcli.testing.watch import Passes
 from speakcli.watch import EventLog, Line, WatchDaemon, WatchOptions, check_encoding
 from speakcli.watch.follower import Follower
 from speakcli.watch.queue import LineQueue
@@ -42,6 +43,7 @@ class Harness:
             return self.worker.submit(SpeechTask(plain(text), None, SynthesisOptions(pause=0)))
 
         self.daemon = WatchDaemon(target, speak, self.engine.sample_rate, options, player=player, events=log)
+        self.passes = Passes(self.daemon)
 
     def _record(self, event: dict[str, Any]) -> None:
         with self.cv:
@@ -201,7 +203,7 @@ def test_partial_line_waits_for_its_newline(tmp_path: Path) -> None:
     path.touch()
     with Harness(path) as h:
         append(path, "hello wor")
-        assert h.daemon.wait_polls(3)
+        assert h.passes.wait(3)
         assert h.of("read") == []
         append(path, "ld\n")
         assert h.wait_spoken(1) == ["hello world"]
@@ -229,7 +231,9 @@ def test_truncation_restarts_at_the_new_content(tmp_path: Path) -> None:
         with path.open("w") as fh:  # truncate, then write less than before
             fh.write("3\n")
         h.wait_spoken(3)
-        with path.open("w") as fh:  # rewritten in place, longer than before
+        # Rewritten in place, longer than before, in one write over the old bytes: the file is never shorter than
+        # what was read, so only its changed first bytes can tell (a truncation first would let the size tell).
+        with path.open("r+") as fh:
             fh.write("four is longer\nfive\n")
         h.wait_spoken(5)
     assert h.spoken_texts() == ["one", "two", "3", "four is longer", "five"]
@@ -259,7 +263,7 @@ def test_rotation_finishes_the_old_file_then_follows_the_new(tmp_path: Path, how
 def test_a_file_that_does_not_exist_yet(tmp_path: Path) -> None:
     path = tmp_path / "later.txt"
     with Harness(path) as h:
-        assert h.daemon.wait_polls(2)
+        assert h.passes.wait(2)
         path.write_text("first\nsecond\n")
         assert h.wait_spoken(2) == ["first", "second"]
 

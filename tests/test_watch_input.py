@@ -17,6 +17,7 @@ import pytest
 
 from speakcli.errors import ExitStatus, UsageError
 from speakcli.fsutil import atomic_write
+from speakcli.testing.watch import Passes
 from speakcli.watch import EventLog, Line, StateFile, WatchDaemon, WatchOptions
 from speakcli.watch.follower import POLL_LINES, READ_BLOCK, Follower
 from test_watch import FakeEngine, Harness, _events, _wait_events, _watch_proc, append
@@ -48,16 +49,6 @@ class Warned(logging.Handler):
 
     def __exit__(self, *exc: object) -> None:
         logging.getLogger("speakcli").removeHandler(self)
-
-
-def _polls_stay(daemon: WatchDaemon, seconds: float, since: int | None = None) -> bool:
-    """Whether the producer makes no pass (after pass number `since`, default now) within `seconds`.
-
-    A negative: waiting out the window is the test.
-    """
-    with daemon.polled:
-        start = daemon.polls if since is None else since
-        return not daemon.polled.wait_for(lambda: daemon.polls != start, timeout=seconds)
 
 
 # --- 1. rewritten in place while the daemon was down ------------------------------------------------------
@@ -143,7 +134,7 @@ def test_the_path_becoming_a_fifo_then_a_file_warns_once_and_goes_on(tmp_path: P
         h.wait_spoken(1)
         path.unlink()
         os.mkfifo(path)
-        assert h.daemon.wait_polls(5)  # the producer is not stuck opening the FIFO
+        assert h.passes.wait(5)  # the producer is not stuck opening the FIFO
         assert [m for m in warned.messages if "FIFO" in m] == [
             f"{path} is a FIFO; only regular files are followed: waiting for one"
         ]
@@ -166,20 +157,19 @@ def test_a_warning_logged_into_the_watched_folder_does_not_loop(tmp_path: Path) 
         harness.daemon.opts.poll_interval = 30  # only pokes and real wakes make passes
         with Warned() as warned, harness as h:
             path.mkdir()  # the followed path becomes a folder: a warning
-            assert h.daemon.wait_polls(10)  # ten passes (pokes): still one warning, not one per pass
+            assert h.passes.wait(10)  # ten passes (pokes): still one warning, not one per pass
             assert [m for m in warned.messages if "is a folder" in m] == [
                 f"{path} is a folder; only regular files are followed: waiting for one"
             ]
             # Under load the mkdir's own events can still be on their way after those passes (one woke the
             # producer inside the window below in CI): touch the folder and wait for the pass its event brings,
             # so every earlier event has been delivered before the window starts.
-            with h.daemon.polled:
-                start = h.daemon.polls
+            start = h.passes.count
             os.utime(path)
-            assert not _polls_stay(h.daemon, 10, since=start)
+            assert not h.passes.none_within(10, since=start)
             log_file.stream.write("another line\n")  # what a further warning would write, surely in the window
             log_file.flush()
-            assert _polls_stay(h.daemon, 1.5)  # writes to watch.log do not wake the producer
+            assert h.passes.none_within(1.5)  # writes to watch.log do not wake the producer
             path.rmdir()
     finally:
         logger.removeHandler(log_file)
@@ -197,21 +187,21 @@ def test_the_daemons_own_writes_in_the_watched_folder_never_wake_it(tmp_path: Pa
     )
     events = EventLog(str(folder / "events.txt"))
     daemon = WatchDaemon(folder, lambda text: None, 1000, options, events=events)
+    passes = Passes(daemon)
     daemon.start()
     try:
-        assert daemon.wait_polls(1)
-        assert _polls_stay(daemon, 0.5)  # quiet before the test's own writes
+        assert passes.wait(1)
+        assert passes.none_within(0.5)  # quiet before the test's own writes
         line = Line(1, "x", folder / "a.txt", 0, 2, (0, 0), 0.0, 0.0)
-        before = daemon.polls
+        before = passes.count
         for _ in range(5):
             daemon.state.record(line, 0.0, force=True)  # state.txt through a temp and a rename
             events.emit("note")  # events.txt: matches the pattern, yet is never followed
             atomic_write(out / "000001-x.wav", b"RIFF")
-        assert _polls_stay(daemon, 1.5, since=before)
+        assert passes.none_within(1.5, since=before)
         assert sorted(p.name for p in daemon.producer.followers) == ["a.txt"]
         append(folder / "a.txt", "a line\n")  # and a followed file still wakes it, even with output beside it
-        with daemon.polled:
-            assert daemon.polled.wait_for(lambda: daemon.stats.read == 1, timeout=10)
+        assert passes.wait_for(lambda: daemon.stats.read == 1, timeout=10)
     finally:
         daemon.stop()
         assert daemon.join(10)
@@ -261,7 +251,7 @@ def test_stop_during_a_burst_reads_no_further(tmp_path: Path) -> None:
     with Harness(path, engine, max_queue=5) as h:
         append(path, "".join(f"line {i}\n" for i in range(200_000)))
         h.wait(lambda: len(h.of("read")) >= 5)
-        assert h.daemon.wait_polls(0)
+        assert h.passes.wait(0)
         h.daemon.stop()
         engine.gate.set()
         assert h.daemon.join(10)
@@ -274,6 +264,7 @@ def test_peak_memory_is_bounded_by_the_queue_not_the_append(tmp_path: Path) -> N
         f"""
         import resource, threading
         from pathlib import Path
+        from speakcli.testing.watch import Passes
         from speakcli.watch import EventLog, WatchDaemon, WatchOptions
         path = Path({str(tmp_path)!r}) / "chat.txt"
         path.touch()
@@ -286,6 +277,7 @@ def test_peak_memory_is_bounded_by_the_queue_not_the_append(tmp_path: Path) -> N
             return None
         opts = WatchOptions(poll_interval=0.2, max_queue=10, use_watchdog=False)
         daemon = WatchDaemon(path, speak, 1000, opts, events=log)
+        passes = Passes(daemon)
         daemon.start()
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         with path.open("ab") as fh:
@@ -293,7 +285,7 @@ def test_peak_memory_is_bounded_by_the_queue_not_the_append(tmp_path: Path) -> N
                 fh.write(b"a short chat line of some length, say forty-odd bytes\\n" * 20_000)
         for _ in range(11):
             assert reads.acquire(timeout=20)
-        daemon.wait_polls(0)
+        passes.wait(0)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         daemon.stop()
         gate.set()
@@ -338,10 +330,10 @@ def test_the_watched_folder_deleted_and_made_again(tmp_path: Path) -> None:
         append(folder / "a.txt", "first\n")
         h.wait_spoken(1)
         shutil.rmtree(folder)
-        assert h.daemon.wait_polls(3)
+        assert h.passes.wait(3)
         assert h.daemon.error is None
         folder.mkdir()
-        assert h.daemon.wait_polls(1)  # the pass that finds the folder back points watchdog at it
+        assert h.passes.wait(1)  # the pass that finds the folder back points watchdog at it
         (folder / "b.txt").write_text("back again\n")
         assert h.wait_spoken(2, timeout=10) == ["first", "back again"]
 
@@ -355,6 +347,7 @@ def test_more_files_than_the_open_file_limit(tmp_path: Path) -> None:
         f"""
         import resource, threading
         from pathlib import Path
+        from speakcli.testing.watch import Passes
         from speakcli.watch import EventLog, WatchDaemon, WatchOptions
         resource.setrlimit(resource.RLIMIT_NOFILE, (100, 100))
         folder = Path({str(folder)!r})
@@ -368,11 +361,12 @@ def test_more_files_than_the_open_file_limit(tmp_path: Path) -> None:
         log.listeners.append(record)
         opts = WatchOptions(poll_interval=0.2, state_file=folder.parent / "state.json")
         daemon = WatchDaemon(folder, lambda text: None, 1000, opts, events=log)
+        passes = Passes(daemon)
         daemon.start()
         with open(folder / "f000.txt", "a") as fh:
             fh.write("still reading\\n")
         assert done.wait(20)
-        daemon.wait_polls(3)
+        passes.wait(3)
         daemon.stop()
         daemon.join(10)
         print(daemon.error, spoken, (folder.parent / "state.json").exists())

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 
 from speakcli.errors import ExitStatus, OutputError
+from speakcli.testing import StalledPlayer
 from speakcli.watch import EventLog, FolderSink, Line
 from test_watch import Harness, _events, _spawn_watch, _wait_events, append
 
@@ -78,7 +78,7 @@ def test_nothing_to_say_and_engine_errors_are_skipped_recorded_and_not_retried(t
         append(path, "... !!! ???\nbefore\nCRASH here\n")  # the failing line last: nothing after it to record
         h.wait(lambda: len(h.of("skipped")) == 2)
     assert h.engine.spoken == ["before"]
-    assert [e["reason"] for e in h.of("skipped")] == ["nothing to say", "error: RuntimeError('the engine blew up')"]
+    assert [e["reason"] for e in h.of("skipped")] == ["nothing to say", "error: the engine failed: RuntimeError: the engine blew up"]
     assert h.of("stopped")[-1]["failed"] == 1 and h.of("stopped")[-1]["skipped"] == 2
     assert _offset(state, path) == path.stat().st_size
     append(path, "next\n")
@@ -124,30 +124,6 @@ def test_a_full_disk_stops_the_daemon_without_recording_the_line(full_fs: tuple[
     assert isinstance(h.daemon.error, OutputError) and "No space left" in str(h.daemon.error)
     assert _offset(state, path) == len("one\n")  # nothing past the last line delivered
     assert [e["seq"] for e in h.of("written")] == [1]
-
-
-class StalledPlayer:
-    """An audio device that stopped pulling audio: writes block until the player is closed."""
-
-    def __init__(self) -> None:
-        self.writing = threading.Event()
-        self.closed = threading.Event()
-
-    def mark(self) -> int:
-        return 0
-
-    def reached(self, index: int) -> float | None:
-        return None
-
-    def write(self, chunk: np.ndarray) -> None:
-        self.writing.set()
-        self.closed.wait(60)
-
-    def wait_until_buffered_below(self, seconds: float, timeout: float | None = None) -> bool:
-        return self.closed.wait(60 if timeout is None else timeout)
-
-    def close(self, drain: bool = True) -> None:
-        self.closed.set()
 
 
 def test_stop_never_hangs_on_a_stalled_output(tmp_path: Path) -> None:

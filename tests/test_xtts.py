@@ -18,7 +18,7 @@ from speakcli.engines.base import SynthesisOptions, Voice
 from speakcli.errors import ExitStatus
 from speakcli.service import SpeechService, utterance
 from speakcli.settings import load_settings
-from speakcli.testing import tone, write_clip
+from speakcli.testing import tone, voiced, write_clip
 
 pytestmark = [pytest.mark.xtts, pytest.mark.slow]
 
@@ -82,6 +82,50 @@ def test_latents_depend_on_the_reference_audio(tiny_xtts_dir: Path, tone_wav) ->
     assert np.array_equal(a[0], a_again[0]) and np.array_equal(a[1], a_again[1])
     assert not np.array_equal(a[1], b[1])
     assert a[1].shape == (1, 512, 1)
+
+
+def test_multi_clip_latents_are_coquis_over_every_clip(
+    tiny_xtts_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A voice of several clips conditions on all of them: the GPT latent on their joined audio, the speaker
+    # embedding the mean of each clip's. The reference is coqui's own get_conditioning_latents over the same
+    # files, with the model's latent settings, on the same folder loaded by coqui's code alone.
+    import soundfile as sf
+    import torch
+    import torchaudio
+
+    from speakcli.engines.xtts import XttsEngine
+    from speakcli.testing.tiny_xtts import load_coqui_xtts
+
+    def decode(path: str) -> tuple[torch.Tensor, int]:
+        # torchaudio.load decodes through torchcodec, which needs FFmpeg's libraries; a 16-bit WAV decodes to the
+        # same floats through libsndfile. Only the decoder is swapped: the rest of coqui's load_audio runs.
+        data, rate = sf.read(path, dtype="float32", always_2d=True)
+        return torch.from_numpy(data.T.copy()), rate
+
+    monkeypatch.setattr(torchaudio, "load", decode)
+
+    clips = (
+        write_clip(tmp_path / "a.wav", voiced(3.0, 22050, f0=120, seed=1), 22050),
+        write_clip(tmp_path / "b.wav", voiced(4.0, 22050, f0=210, seed=2), 22050),
+        write_clip(tmp_path / "c.wav", voiced(2.5, 22050, f0=160, seed=3), 22050),
+    )
+    engine = XttsEngine(tiny_xtts_dir, device="cpu")
+    latent, embedding = engine.compute_latents(clips)
+    p = engine._latent_params
+    with torch.inference_mode():
+        want_latent, want_embedding = load_coqui_xtts(tiny_xtts_dir).get_conditioning_latents(
+            [str(c) for c in clips],
+            max_ref_length=p["max_ref_len"],
+            gpt_cond_len=p["gpt_cond_len"],
+            gpt_cond_chunk_len=p["gpt_cond_chunk_len"],
+            sound_norm_refs=p["sound_norm_refs"],
+        )
+    assert latent.shape == tuple(want_latent.shape) and embedding.shape == tuple(want_embedding.shape)
+    np.testing.assert_allclose(latent, want_latent.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(embedding, want_embedding.numpy(), rtol=1e-5, atol=1e-6)
+    first_only = engine.compute_latents(clips[:1])  # the test can tell: one clip alone gives other latents
+    assert not np.allclose(first_only[0], latent) and not np.allclose(first_only[1], embedding)
 
 
 def test_long_text_reaches_xtts_in_pieces_under_the_limit(tiny_xtts_dir: Path) -> None:

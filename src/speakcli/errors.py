@@ -171,3 +171,8 @@ class NotFoundError(UsageError):
     """A name a request gives (a job, an item, a voice sample) that does not exist."""
 
     code = "not_found"
+
+
+class UnwritableError(OutputError):
+    """A write failed in a way that every later write to the same folder would repeat (a full disk or quota, a
+    read-only file system, no permission, a file size limit): a run of many files stops instead of going on."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 from pathlib import Path
 
-from speakcli.errors import Hint, OutputError
+from speakcli.errors import Hint, OutputError, UnwritableError
 
 PART_SUFFIX = ".part"
 # File names are limited to 255 bytes on common file systems; the temp name must fit whatever the final name is.
@@ -46,6 +47,22 @@ def atomic_write(path: Path, data: bytes, fsync: bool = True, mode: int = 0o666)
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+# A write failing with one of these fails again for every file in that folder: a full disk or quota, a read-only file
+# system, no permission on the folder (a file is written as a new temp file there), a size limit (RLIMIT_FSIZE).
+_FOLDER_ERRNOS = {
+    code
+    for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG)
+    if code is not None
+}
+
+
+def write_error(message: str, exc: OSError, hint: str | None = None) -> OutputError:
+    """A failed write as an output error, `message` followed by the system's reason: an `UnwritableError` when every
+    later write in the same folder would fail too (so a run of many files can stop)."""
+    kind = UnwritableError if exc.errno in _FOLDER_ERRNOS else OutputError
+    return kind(f"{message}: {exc.strerror or exc}", hint=hint)
 
 
 def clean_stale_parts(folder: Path) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 from speakcli import dirs
 from speakcli.engines import choose_engine, create_engine, find_xtts_folder, xtts_installed
 from speakcli.errors import SpeakError
+from speakcli.language_names import language_name
 from speakcli.settings import Settings
 from speakcli.voices import bundled_voices_dir
 
@@ -23,14 +24,6 @@ _PACKAGES = (
     "sounddevice",
     "soundfile",
 )
-
-
-# The languages XTTS v2 and the bundled voice speak, by the codes the engines report.
-LANGUAGE_NAMES = {
-    "ar": "Arabic", "cs": "Czech", "de": "German", "en": "English", "es": "Spanish", "fr": "French",
-    "hi": "Hindi", "hu": "Hungarian", "it": "Italian", "ja": "Japanese", "ko": "Korean", "nl": "Dutch",
-    "pl": "Polish", "pt": "Portuguese", "ru": "Russian", "tr": "Turkish", "zh": "Chinese",
-}  # fmt: skip
 
 
 def _version(name: str) -> str | None:
@@ -53,7 +46,7 @@ def languages(settings: Settings) -> dict[str, Any]:
     return {
         "engine": spec.name,
         "note": spec.note,
-        "languages": [{"code": c, "name": LANGUAGE_NAMES.get(c, c)} for c in codes],
+        "languages": [{"code": c, "name": language_name(c)} for c in codes],
     }
 
 

@@ -10,6 +10,7 @@ import numpy as np
 from speakcli.audio import faded
 from speakcli.engines.base import Engine, SynthesisOptions, Voice
 from speakcli.errors import EmptyTextError, NothingToSayError
+from speakcli.heap import release_free_memory
 from speakcli.scheduling.jobs import ProgressCallback
 from speakcli.ssml import Pause, Plan, Span, plain
 from speakcli.text import has_speech, split_text
@@ -83,16 +84,18 @@ def render(
     done = 0
     if on_progress is not None:
         on_progress(0, total)
-    for piece in pieces:
-        if piece.text is None:
-            yield silence(piece.pause, engine.sample_rate)
-            continue
-        yield from faded(
-            engine.synthesize(piece.text, voice, sentence_options(options, piece, done)), engine.sample_rate
-        )
-        done += 1
-        if on_progress is not None:
-            on_progress(done, total)
+    try:
+        for piece in pieces:
+            if piece.text is None:
+                yield silence(piece.pause, engine.sample_rate)
+                continue
+            opts = sentence_options(options, piece, done)
+            yield from faded(engine.synthesize(piece.text, voice, opts), engine.sample_rate)
+            done += 1
+            if on_progress is not None:
+                on_progress(done, total)
+    finally:
+        release_free_memory()  # finished, failed or cancelled: a server must not keep this utterance's peak
 
 
 def silence(seconds: float, sample_rate: int) -> np.ndarray:

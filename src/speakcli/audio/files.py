@@ -11,7 +11,7 @@ import numpy as np
 
 from speakcli.audio.encode import AUDIO_FORMATS, EXTENSIONS, AudioFormat, encode
 from speakcli.errors import Hint, OutputError, ReaderGoneError, VoiceError
-from speakcli.fsutil import atomic_write
+from speakcli.fsutil import atomic_write, write_error
 
 FORMATS = EXTENSIONS  # output formats by file extension
 
@@ -76,7 +76,7 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
     try:
         atomic_write(p, data)
     except OSError as exc:
-        raise OutputError(f"could not write {p}: {exc.strerror or exc}") from None
+        raise write_error(f"could not write {p}", exc) from None
 
 
 def read_audio(path: Path) -> tuple[np.ndarray, int]:

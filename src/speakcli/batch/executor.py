@@ -13,7 +13,7 @@ import numpy as np
 from speakcli.audio import write_audio
 from speakcli.batch.items import Item
 from speakcli.batch.manifest import Result, result_for
-from speakcli.errors import SpeakError
+from speakcli.errors import SpeakError, UnwritableError
 from speakcli.scheduling.jobs import Job, Priority
 from speakcli.settings import Settings
 
@@ -73,7 +73,8 @@ def start_item(
 
 
 def finish_item(service: SpeechService, item: Item, job: Job[np.ndarray] | Result, out_dir: Path) -> Result:
-    """Wait for an item's audio and write its file whole or not at all; a failure fails it alone."""
+    """Wait for an item's audio and write its file whole or not at all; a failure fails it alone, except a write
+    that would fail for every item (`UnwritableError`), which is raised."""
     if isinstance(job, Result):
         return job
     assert item.output is not None
@@ -82,6 +83,8 @@ def finish_item(service: SpeechService, item: Item, job: Job[np.ndarray] | Resul
         audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
         path = out_dir / item.output
         write_audio(path, audio, service.sample_rate)
+    except UnwritableError:
+        raise  # not this item's fault: every later item would fail the same way, so the run stops
     except SpeakError as exc:
         return result_for(item, "failed", error=str(exc))
     return result_for(

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from speakcli.batch.executor import Task, finish_item, settled, start_item
 from speakcli.batch.manifest import Result, result_for
 from speakcli.engines import EngineSpec
-from speakcli.errors import ModelError, SpeakError, UsageError
+from speakcli.errors import ModelError, SpeakError, UnwritableError, UsageError
 from speakcli.settings import Settings
 
 if TYPE_CHECKING:
@@ -84,7 +84,12 @@ class ItemMaker:
         # Every item of the batch is handed to the worker before any is awaited, so a batching engine steps them
         # together.
         started = [(t, start_item(self.service, t.item, t.settings, self.voices)) for t in tasks if t.settings]
-        results = [finish_item(self.service, t.item, job, self.out_dir) for t, job in started]
+        results = []
+        for task, job in started:
+            try:
+                results.append(finish_item(self.service, task.item, job, self.out_dir))
+            except UnwritableError as exc:  # each item fails alone here; only a local run stops at the first
+                results.append(result_for(task.item, "failed", error=str(exc)))
         return {"result": [json.dumps(asdict(r)) for r in results]}
 
     def __del__(self) -> None:

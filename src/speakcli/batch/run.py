@@ -17,8 +17,8 @@ from speakcli.batch.executor import Executor, LocalExecutor, Task
 from speakcli.batch.items import Item
 from speakcli.batch.manifest import Manifest, Result, done_record, load_manifest
 from speakcli.batch.plan import DEFAULT_TEMPLATE, check_template, plan_outputs, resolve_settings
-from speakcli.errors import Hint, OutputError, SpeakError, UsageError
-from speakcli.fsutil import check_folder, clean_stale_parts
+from speakcli.errors import Hint, OutputError, SpeakError, UnwritableError, UsageError
+from speakcli.fsutil import check_folder, clean_stale_parts, write_error
 from speakcli.settings import Settings
 
 if TYPE_CHECKING:
@@ -50,6 +50,8 @@ class Summary:
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
     interrupted: bool = False
+    # Why the run stopped part way: a write that would fail for every item (a full disk, a read-only folder).
+    stopped: str | None = None
     concat: str | None = None
     failures: list[dict[str, Any]] = field(default_factory=list)
 
@@ -65,6 +67,11 @@ class Summary:
         else:
             self.failed += 1
             self.failures.append({"index": result.index, "source": result.source, "error": result.error})
+
+    def raise_if_stopped(self) -> None:
+        """Raise the error that stopped the run part way (exit 6), once the summary has been shown."""
+        if self.stopped is not None:
+            raise UnwritableError(self.stopped, hint=Hint.OUTPUT_DIR)
 
 
 def check_batch(out_dir: Path, options: BatchOptions) -> None:
@@ -92,7 +99,9 @@ def run_batch(
     template, a default voice or language the engine cannot use) raises before anything is made.
 
     `on_result` sees each item's result as it finishes; once `stop()` is true no new item is started, and the
-    summary says `interrupted`. Ctrl-C (KeyboardInterrupt) also ends the run with a summary.
+    summary says `interrupted`. Ctrl-C (KeyboardInterrupt) also ends the run with a summary. A write that would
+    fail for every item (a full disk, a read-only folder: `UnwritableError`) ends the run at once, the summary
+    saying why in `stopped` (see `Summary.raise_if_stopped`); the manifest keeps what was made.
     """
     options = options or BatchOptions()
     check_batch(out_dir, options)
@@ -132,6 +141,9 @@ def run_batch(
         # Ctrl-C twice: the item in progress is dropped (its file is written whole or not at all); what is
         # done is kept, and the summary still comes.
         summary.interrupted = finished = True
+    except UnwritableError as exc:
+        # Every later item would be made only to fail the same way: stop now, keep what was made.
+        summary.stopped = str(exc)
     finally:
         try:
             with _writing(out_dir):
@@ -141,7 +153,7 @@ def run_batch(
                 raise
         summary.wall_seconds = time.monotonic() - started
     results.sort(key=lambda r: r.index)  # an executor may finish items out of order
-    if options.concat is not None and not summary.interrupted:
+    if options.concat is not None and not summary.interrupted and summary.stopped is None:
         made = [out_dir / r.output for r in results if r.status == "ok" and r.output]
         concat(made, options.concat, service.sample_rate, service.settings.pause)
         summary.concat = str(options.concat)
@@ -154,7 +166,7 @@ def _writing(out_dir: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise OutputError(f"cannot write in {out_dir} ({exc.strerror or exc})", hint=Hint.OUTPUT_DIR) from None
+        raise write_error(f"cannot write in {out_dir}", exc, hint=Hint.OUTPUT_DIR) from None
 
 
 def _to_make(item: Item) -> bool:

@@ -9,6 +9,7 @@ import traceback
 from typing import Annotated
 
 import typer
+from typer._click import exceptions as cx  # typer's own copy of click (0.28, as pyproject pins)
 
 from speakcli import __version__
 from speakcli.cli import batch, clone, devices, download, info, languages, precompute, say, serve, voices, watch
@@ -16,11 +17,6 @@ from speakcli.cli import options as o
 from speakcli.cli.command import SpeakGroup, SpeakTyper
 from speakcli.cli.scope import command_scope
 from speakcli.errors import ExitStatus, ReaderGoneError, SpeakError
-
-try:  # Typer >= 0.29 vendors its own click; older Typer uses the click package.
-    from typer._click import exceptions as cx
-except ImportError:  # pragma: no cover - depends on the installed Typer
-    from click import exceptions as cx  # type: ignore[no-redef]
 
 EXAMPLES = """
 speakcli say "Good morning."                   # speak with the default voice

@@ -160,6 +160,7 @@ def batch(
         print(json.dumps(asdict(summary), indent=2))
     elif not quiet:
         _print_summary(summary, progress.speed, out_dir)
+    summary.raise_if_stopped()  # a full disk or a read-only folder stopped the run: exit 6, after the summary
     if summary.interrupted:
         return stop.exit_status
     return int(ExitStatus.PARTIAL) if summary.failed else 0

@@ -7,18 +7,14 @@ from pathlib import Path
 from typing import Any, get_args
 
 import typer
+from typer._click import Context, HelpFormatter  # typer's own copy of click (0.28, as pyproject pins)
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from speakcli.cli.options import HIDDEN_ALIASES
 
-try:  # Typer >= 0.29 vendors its own click; older Typer uses the click package.
-    from typer._click import Context, HelpFormatter
-except ImportError:  # pragma: no cover - depends on the installed Typer
-    from click import Context, HelpFormatter  # type: ignore[assignment,no-redef]
-
 # A metavar for a parameter declared without one, by its value's type: never a Python type name.
 _TYPE_METAVARS: dict[type, str] = {Path: "PATH", str: "TEXT", int: "N", float: "NUMBER"}
-# Before typer 0.29 a parameter names no annotation: its click type's class stands in for it.
+# A parameter names no annotation: its click type's class stands in for it.
 _CLICK_TYPES: dict[str, type] = {
     "TyperPath": Path,
     "StringParamType": str,
@@ -33,11 +29,10 @@ def _fallback_metavar(param: Any) -> str | None:
         return param.name.upper() if param.name else "ARG"
     if getattr(param, "is_flag", False) or getattr(param, "count", False):
         return None
-    desc = getattr(param, "type_descriptor", None)
     choices = _choices(param)
     if choices:
         return "[" + "|".join(choices) + "]"
-    annotation = getattr(desc, "annotation", None) or _CLICK_TYPES.get(type(param.type).__name__, str)
+    annotation: Any = _CLICK_TYPES.get(type(param.type).__name__, str)
     args = get_args(annotation)
     if args and not isinstance(annotation, type):  # list[X]: one X per use
         annotation = args[0]
@@ -52,10 +47,8 @@ def _with_choices(param: Any) -> None:
 
 
 def _choices(param: Any) -> list[str]:
-    """A choice option's values: typer 0.29 describes them on `type_descriptor`, earlier ones on a Choice type."""
-    choices = getattr(getattr(param, "type_descriptor", None), "choices", None)
-    if choices is None:
-        choices = getattr(getattr(param, "type", None), "choices", None)
+    """A choice option's values, from its click Choice type (none for another type)."""
+    choices = getattr(getattr(param, "type", None), "choices", None)
     return [str(getattr(c, "value", c)) for c in choices or ()]
 
 

@@ -14,7 +14,8 @@ import typer
 from speakcli.cli import options as o
 
 if TYPE_CHECKING:  # imported lazily: `speakcli --help` must not load the watch package
-    from speakcli.watch import WatchDaemon
+    from speakcli.service import SpeechService
+    from speakcli.watch import EventLog, WatchDaemon, WatchOptions
 
 EXAMPLES = """
 speakcli watch chat.txt                             # speak each new line, like tail -F
@@ -98,35 +99,13 @@ def watch(
     debug: o.Debug = False,
 ) -> int:
     """Follow TARGET like `tail -F` and speak each new line; Ctrl-C or SIGTERM stops after the current line."""
-    import re
-
-    from speakcli.audio.playback import StreamPlayer
-    from speakcli.cli.common import announce, format_named
+    from speakcli.cli.common import announce
     from speakcli.cli.scope import open_service
-    from speakcli.errors import ExitStatus, UsageError
+    from speakcli.errors import ExitStatus
     from speakcli.settings import load_settings
-    from speakcli.watch import (
-        EventLog,
-        FolderSink,
-        WatchDaemon,
-        WatchOptions,
-        check_encoding,
-        check_target,
-        default_state_file,
-    )
+    from speakcli.watch import EventLog, FolderSink, WatchOptions, check_encoding, check_target, default_state_file
 
-    if long_lines not in ("split", "truncate"):
-        raise UsageError(f"--long-lines {long_lines!r}: use split or truncate")
-    if overflow not in ("block", "drop-oldest", "drop-newest"):
-        raise UsageError(f"--overflow {overflow!r}: use block, drop-oldest or drop-newest")
-    out_format = format_named(format_out, "--format-out").name
-    if not play and output_dir is None:
-        raise UsageError("--no-play needs --output-dir DIR, or nothing would come out")
-    if skip_regex is not None:
-        try:
-            re.compile(skip_regex)
-        except re.error as exc:
-            raise UsageError(f"--skip-regex {skip_regex!r} is not a valid regex ({exc})") from None
+    out_format = _check_flags(play, output_dir, format_out, long_lines, overflow, skip_regex)
     enc = check_encoding(encoding)
     target = target.expanduser()
     # Checked before the model loads, so a bad path fails at once.
@@ -134,6 +113,7 @@ def watch(
     if output_dir is not None:
         FolderSink.check(output_dir)
     log = EventLog(events)  # opened before the model loads, so a bad path fails at once
+    silent = quiet or events == "-"  # with the events on stdout, nothing else is said
     try:
         settings = load_settings(
             {
@@ -146,10 +126,7 @@ def watch(
             }
         )
         speaker = open_service(settings)
-        announce(speaker, quiet or events == "-")
-        opts = speaker.options(stream=play)
-        chosen = speaker.voice()
-        player = StreamPlayer(speaker.sample_rate, settings.output_device) if play else None
+        announce(speaker, silent)
         options = WatchOptions(
             from_start=from_start,
             encoding=enc,
@@ -169,48 +146,87 @@ def watch(
             output_format=out_format,
             state_file=None if no_state else (state_file or default_state_file(target)),
         )
-        try:
-            daemon = WatchDaemon(
-                target,
-                lambda text: speaker.speak(text, chosen, opts),
-                speaker.sample_rate,
-                options,
-                player=player,
-                events=log,
-            )
-        except BaseException:  # e.g. another daemon holds the state file: the player opened above is ours to close
-            if player is not None:
-                player.close(drain=False)
-            raise
-        first_signal: list[int] = []
-
-        def on_signal(signum: int, frame: Any) -> None:
-            first_signal.append(signum)
-            if len(first_signal) > 1:
-                os._exit(ExitStatus.INTERRUPTED)  # a second signal: leave now; the state holds the last whole line
-            daemon.stop()
-
-        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            if not quiet and events != "-":
-                what = "folder" if target.is_dir() else "file"
-                print(f"speakcli: watching {what} {target}; Ctrl-C to stop", file=sys.stderr)
-            try:
-                daemon.start()
-            except BaseException:  # a start that fails half way releases what it took (lock, observer, player)
-                daemon.abort()
-                daemon.join(5)
-                raise
-            _wait(daemon, quiet or events == "-")
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
+        daemon = _daemon(speaker, target, options, play, log)
+        first_signal = _run(daemon, silent)
     finally:
         log.close()
     if daemon.error is not None:
         raise daemon.error  # reported once, by the CLI's error boundary, with its exit code
     # Ctrl-C is an interruption (130); SIGTERM is how a service manager stops a service cleanly (0).
-    return ExitStatus.INTERRUPTED if first_signal[:1] == [signal.SIGINT] else ExitStatus.OK
+    return ExitStatus.INTERRUPTED if first_signal == signal.SIGINT else ExitStatus.OK
+
+
+def _check_flags(
+    play: bool, output_dir: Path | None, format_out: str, long_lines: str, overflow: str, skip_regex: str | None
+) -> str:
+    """Refuse flags that cannot work together, before anything loads; returns the --format-out format's name."""
+    import re
+
+    from speakcli.cli.common import format_named
+    from speakcli.errors import UsageError
+
+    if long_lines not in ("split", "truncate"):
+        raise UsageError(f"--long-lines {long_lines!r}: use split or truncate")
+    if overflow not in ("block", "drop-oldest", "drop-newest"):
+        raise UsageError(f"--overflow {overflow!r}: use block, drop-oldest or drop-newest")
+    out_format = format_named(format_out, "--format-out").name
+    if not play and output_dir is None:
+        raise UsageError("--no-play needs --output-dir DIR, or nothing would come out")
+    if skip_regex is not None:
+        try:
+            re.compile(skip_regex)
+        except re.error as exc:
+            raise UsageError(f"--skip-regex {skip_regex!r} is not a valid regex ({exc})") from None
+    return out_format
+
+
+def _daemon(speaker: SpeechService, target: Path, options: WatchOptions, play: bool, log: EventLog) -> WatchDaemon:
+    """The daemon speaking through `speaker`'s worker, playing on the output device when `play`."""
+    from speakcli.audio.playback import StreamPlayer
+    from speakcli.watch import WatchDaemon
+
+    opts = speaker.options(stream=play)
+    chosen = speaker.voice()
+    player = StreamPlayer(speaker.sample_rate, speaker.settings.output_device) if play else None
+    try:
+        return WatchDaemon(
+            target, lambda text: speaker.speak(text, chosen, opts), speaker.sample_rate, options, player, log
+        )
+    except BaseException:  # e.g. another daemon holds the state file: the player opened above is ours to close
+        if player is not None:
+            player.close(drain=False)
+        raise
+
+
+def _run(daemon: WatchDaemon, quiet: bool) -> int | None:
+    """Run the daemon until it ends: the first Ctrl-C or SIGTERM stops it, a second exits at once. Returns the
+    first signal (None when the daemon ended by itself, on an error)."""
+    from speakcli.errors import ExitStatus
+
+    first_signal: list[int] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        first_signal.append(signum)
+        if len(first_signal) > 1:
+            os._exit(ExitStatus.INTERRUPTED)  # a second signal: leave now; the state holds the last whole line
+        daemon.stop()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if not quiet:
+            what = "folder" if daemon.target.is_dir() else "file"
+            print(f"speakcli: watching {what} {daemon.target}; Ctrl-C to stop", file=sys.stderr)
+        try:
+            daemon.start()
+        except BaseException:  # a start that fails half way releases what it took (lock, observer, player)
+            daemon.abort()
+            daemon.join(5)
+            raise
+        _wait(daemon, quiet)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return first_signal[0] if first_signal else None
 
 
 def _wait(daemon: WatchDaemon, quiet: bool) -> None:

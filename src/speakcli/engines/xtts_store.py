@@ -1,10 +1,13 @@
-"""Where XTTS v2 weights are: a folder the user names, or coqui's own download store; found without importing TTS."""
+"""Where XTTS v2 weights are (a folder the user names, or coqui's own download store; found without importing TTS),
+and getting them with coqui's downloader."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from speakcli.errors import Hint, ModelError
 from speakcli.settings import Settings
@@ -74,3 +77,58 @@ def find_xtts_folder(settings: Settings) -> tuple[Path | None, str]:
     if found is not None:
         return found, f"coqui's downloaded XTTS v2 ({found})"
     return None, "no XTTS model found"
+
+
+@dataclass(frozen=True)
+class Download:
+    """Where the XTTS v2 folder is after `download_xtts`, and whether it was there already (nothing fetched)."""
+
+    folder: Path
+    already: bool
+
+
+def download_xtts(dest: Path | None = None) -> Download:
+    """Fetch XTTS v2 with coqui's downloader into its store (None) or into the folder `dest`, after coqui's own
+    licence check: it asks on stdin, or takes COQUI_TOS_AGREED=1. Needs a network; fails as a ModelError."""
+    if not xtts_installed():
+        raise ModelError("downloading XTTS needs coqui-tts and torch; pip install 'speakcli[xtts]'")
+    found = coqui_store_model() if dest is None else (dest if all((dest / f).is_file() for f in MODEL_FILES) else None)
+    if found is not None:
+        return Download(found, already=True)
+    from TTS.utils.manage import ModelManager
+
+    try:
+        manager = ModelManager(progress_bar=True)
+        if dest is None:
+            model_path = Path(manager.download_model(XTTS_MODEL_NAME)[0])
+            folder = model_path.parent if model_path.is_file() else model_path
+        else:
+            folder = _download_to(manager, dest)
+    except EOFError:
+        raise ModelError(
+            "download stopped: the licence question needs an answer on a terminal; "
+            "run it in a terminal, or set COQUI_TOS_AGREED=1 to accept the licence"
+        ) from None
+    except RuntimeError as exc:  # coqui's "You must agree to the terms of service"
+        raise ModelError(f"download stopped: {exc}; accept the licence (or set COQUI_TOS_AGREED=1)") from None
+    except Exception as exc:
+        # The whole reason, on one line (the error boundary joins its lines): an offline or proxy error says which
+        # setting to change.
+        raise ModelError(
+            f"could not download XTTS v2 ({type(exc).__name__}: {exc}); check your connection and run it again"
+        ) from None
+    return Download(folder, already=False)
+
+
+def _download_to(manager: Any, dest: Path) -> Path:
+    """The XTTS v2 files coqui would fetch, into `dest` itself, after coqui's own licence check and prompt."""
+    from huggingface_hub import snapshot_download
+
+    item = manager.models_dict["tts_models"]["multilingual"]["multi-dataset"]["xtts_v2"]
+    dest.mkdir(parents=True, exist_ok=True)
+    if not manager.tos_agreed(item, dest) and not manager.ask_tos(dest):
+        raise RuntimeError("you must agree to the terms of service to use this model")
+    snapshot_download(
+        item["repo_id"], allow_patterns=item.get("allow"), ignore_patterns=item.get("ignore"), local_dir=dest
+    )
+    return dest

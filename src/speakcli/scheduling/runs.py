@@ -8,6 +8,7 @@ from typing import Any
 from speakcli.audio.signal import Fader
 from speakcli.engines.base import BatchingEngine, Engine, Sentence
 from speakcli.errors import SpeakError, SynthesisError
+from speakcli.heap import release_free_memory
 from speakcli.scheduling.jobs import CallTask, Job, Priority, SpeechTask
 from speakcli.speech import Piece, script, sentence_options, silence
 
@@ -193,3 +194,4 @@ class SpeechRun(Run):
         if self.sentence is not None:
             self.sentence.close()
             self.sentence = None
+        release_free_memory()  # finished, failed or cancelled: a server must not keep this utterance's peak

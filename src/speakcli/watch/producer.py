@@ -48,8 +48,6 @@ class Producer:
         self.enqueue = enqueue
         self.open_files = OpenFiles() if is_dir else None
         self.followers: dict[Path, Follower] = {}
-        self.polls = 0  # passes over the files, for tests and status
-        self.polled = threading.Condition()
 
     def offsets(self) -> dict[str, int]:
         return {str(p): f.offset for p, f in self.followers.items()}
@@ -100,9 +98,6 @@ class Producer:
         # A poll hands out a bounded number of lines and the queue blocks when full: memory stays bounded.
         while self._read_round():
             pass
-        with self.polled:
-            self.polls += 1
-            self.polled.notify_all()
 
     def _read_round(self) -> bool:
         """One poll of every file, its lines queued; whether some file has more waiting."""

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,10 +14,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from speakcli import __version__
 from speakcli.errors import BusyError, SpeakError
 from speakcli.serving import Gateway
+from speakcli.web import openai_api, seed, xtts_api
+from speakcli.web.errors import error_body
 from speakcli.web.guard import BodyTooLarge, Guard
 
 log = logging.getLogger("speakcli")
-T = TypeVar("T")
 
 # Core error codes to HTTP statuses; anything not named is a server-side failure (500).
 _STATUS = {
@@ -39,10 +37,8 @@ _STATUS = {
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """The one error shape every route uses: {"error": {"code", "message"}}, the message on one line."""
-    return JSONResponse(
-        {"error": {"code": code, "message": " ".join(message.split())}}, status_code=status, headers=headers
-    )
+    """An error as a route answers it, in the one shape (`error_body`)."""
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
 def _speak_error(request: Request, exc: Exception) -> Response:
@@ -74,8 +70,6 @@ def create_app(
     """The HTTP API over `gateway`: speakcli's own routes, OpenAI's speech API and xtts-api-server's.
 
     `identity` is the secret of the server's advert, which /v1/identity proves knowing (None: no advert)."""
-    from speakcli.web import openai_api, seed, xtts_api
-
     app = FastAPI(title="speakcli", version=__version__, docs_url="/docs", redoc_url=None)
     app.state.gateway = gateway
     app.state.identity = identity
@@ -102,33 +96,3 @@ def create_app(
     app.include_router(openai_api.router)
     app.include_router(xtts_api.router)
     return app
-
-
-async def run_blocking(fn: Callable[..., T], *args: Any) -> T:
-    """`fn(*args)` on a thread of its own, for work that waits on the worker (clone, precompute).
-
-    Not the loop's shared pool: a few clones waiting their turn would use it up and stall the listings. The
-    gateway admits only so many, so threads stay few, and each ends with its call.
-    """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def settle(value: Any, failed: bool) -> None:
-        if not future.done():  # the request may have been cancelled meanwhile
-            future.set_exception(value) if failed else future.set_result(value)
-
-    def target() -> None:
-        try:
-            result = fn(*args)
-        except BaseException as exc:
-            loop.call_soon_threadsafe(settle, exc, True)
-        else:
-            loop.call_soon_threadsafe(settle, result, False)
-
-    threading.Thread(target=target, name="speakcli-http-blocking", daemon=True).start()
-    return await future
-
-
-def gateway_of(request: Request) -> Gateway:
-    gateway: Gateway = request.app.state.gateway
-    return gateway

@@ -9,6 +9,8 @@ import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from speakcli.web.errors import error_body
+
 log = logging.getLogger("speakcli")
 
 Scope = MutableMapping[str, Any]
@@ -36,7 +38,7 @@ UNFINISHED = "ASGI callable returned without completing response."
 
 
 async def send_error(send: Send, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-    body = json.dumps({"error": {"code": code, "message": " ".join(message.split())}}).encode()
+    body = json.dumps(error_body(code, message)).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})

@@ -13,8 +13,8 @@ from pydantic import BaseModel, Field
 from speakcli.audio.encode import AUDIO_FORMATS
 from speakcli.errors import UsageError
 from speakcli.serving import Gateway, SpeechRequest
-from speakcli.web.app import gateway_of
 from speakcli.web.audio import audio_response
+from speakcli.web.routing import gateway_of
 
 router = APIRouter(prefix="/v1")
 

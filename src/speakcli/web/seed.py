@@ -13,8 +13,8 @@ from speakcli.adverts import proof
 from speakcli.audio.encode import AudioFormat, audio_format
 from speakcli.errors import LimitError, NotFoundError, UsageError
 from speakcli.serving import SpeechRequest, Upload
-from speakcli.web.app import gateway_of, run_blocking
 from speakcli.web.audio import audio_response
+from speakcli.web.routing import gateway_of, run_blocking
 
 router = APIRouter(prefix="/v1")
 

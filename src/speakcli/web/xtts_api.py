@@ -11,18 +11,12 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 
 from speakcli.audio.encode import AUDIO_FORMATS
+from speakcli.language_names import language_name
 from speakcli.serving import Gateway, SpeechRequest
-from speakcli.web.app import gateway_of
 from speakcli.web.audio import audio_response
+from speakcli.web.routing import gateway_of
 
 router = APIRouter()
-
-# xtts-api-server answers /languages with display names; these are XTTS v2's.
-LANGUAGE_NAMES = {
-    "ar": "Arabic", "pt": "Brazilian Portuguese", "zh-cn": "Chinese", "cs": "Czech", "nl": "Dutch",
-    "en": "English", "fr": "French", "de": "German", "it": "Italian", "pl": "Polish", "ru": "Russian",
-    "es": "Spanish", "tr": "Turkish", "ja": "Japanese", "ko": "Korean", "hu": "Hungarian", "hi": "Hindi",
-}  # fmt: skip
 
 
 class TtsBody(BaseModel):
@@ -59,8 +53,9 @@ async def speakers_list(request: Request) -> list[str]:
 
 @router.get("/languages")
 async def languages(request: Request) -> dict[str, Any]:
+    # xtts-api-server answers with display names, each naming the code to send.
     codes = gateway_of(request).service.engine.languages()
-    return {"languages": {LANGUAGE_NAMES.get(c, c): c for c in codes}}
+    return {"languages": {language_name(c): c for c in codes}}
 
 
 @router.post("/set_tts_settings")

@@ -1,0 +1,42 @@
+"""A stand-in for SpeechService in batch runs: a plain function of the text is the engine; files are real."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import SimpleNamespace
+
+import numpy as np
+
+from speakcli.settings import Settings
+
+
+class FunctionJob(list[np.ndarray]):
+    """A finished job: its chunks, and the synthesis time a batch records."""
+
+    elapsed = 0.5
+
+
+class FunctionService:
+    """The parts of SpeechService a batch uses (`settings`, `spec`, `sample_rate`, `worker.max_batch`, `load`,
+    `voice`, `options`, `speak`), with `audio(text)` as its engine: real files and manifest, no model. Set
+    `settings` to run with others."""
+
+    sample_rate = 8000
+
+    def __init__(self, audio: Callable[[str], np.ndarray], settings: Settings | None = None) -> None:
+        self.audio = audio
+        self.settings = settings or Settings()
+        self.spec = SimpleNamespace(name="engine", model_dir=None)
+        self.worker = SimpleNamespace(max_batch=1)  # one item at a time, as an engine that does not batch
+
+    def load(self) -> None:
+        return None
+
+    def voice(self, name: str | None = None) -> None:
+        return None
+
+    def options(self, language: str | None = None, speed: float | None = None, stream: bool = True) -> None:
+        return None
+
+    def speak(self, text: str, voice: object, options: object, **kwargs: object) -> FunctionJob:
+        return FunctionJob([self.audio(text)])

@@ -1,0 +1,243 @@
+"""The watch daemon's three loops, a thread each: read lines into the queue, submit them, deliver their audio."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from speakcli.errors import SpeakError
+from speakcli.watch.delivery import Delivery
+from speakcli.watch.events import EventLog
+from speakcli.watch.lines import Line
+from speakcli.watch.observer import FolderObserver
+from speakcli.watch.options import Stats, WatchOptions
+from speakcli.watch.producer import Producer
+from speakcli.watch.queue import LineQueue, Skips
+from speakcli.watch.sinks import Sink
+from speakcli.watch.state import StateFile
+from speakcli.watch.stopping import StopControl
+
+log = logging.getLogger("speakcli")
+
+
+class Tally:
+    """What became of each line: counted in the stats and told as events."""
+
+    def __init__(self, stats: Stats, events: EventLog) -> None:
+        self.stats = stats
+        self.events = events
+
+    def read(self, line: Line) -> None:
+        self.stats.add("read")
+        self.events.emit("read", line, file=str(line.path), offset=line.start, text=line.text)
+
+    def skipped(self, line: Line, reason: str) -> None:
+        self.stats.add("skipped")
+        self.events.emit("skipped", line, reason=reason)
+
+    def spoken(self) -> None:
+        self.stats.add("spoken")
+
+    def failed(self, line: Line, exc: Exception) -> None:
+        self.stats.add("failed")
+        log.warning("line %d failed: %s", line.seq, " ".join(str(exc).split()) or type(exc).__name__)
+        self.skipped(line, f"error: {exc}" if isinstance(exc, SpeakError) else f"error: {exc!r}")
+
+
+class Intake:
+    """Queues each line the producer reads (a full queue blocks or drops, by `overflow`), and tallies it."""
+
+    def __init__(self, lines: LineQueue, tally: Tally, stop: StopControl, overflow: str) -> None:
+        self.lines = lines
+        self.tally = tally
+        self.stop = stop
+        self.overflow = overflow
+
+    def __call__(self, line: Line) -> None:
+        self.tally.read(line)
+        dropped = self.lines.put(line, self.stop.requested)
+        if dropped is not None:  # LineQueue counts drops; this says which line
+            log.warning("queue full: dropped line %d (%s)", dropped.seq, self.overflow)
+        if line.skip is not None and line is not dropped:
+            self.tally.skipped(line, line.skip)
+        if dropped is not None:
+            self.tally.skipped(dropped, "overflow")
+
+
+class Handoff:
+    """Consumer -> player: (line, job or None, submitted) or Skips, in order, then the end. At most two jobs are
+    out at once: one line playing, one being synthesized ahead."""
+
+    def __init__(self) -> None:
+        self._items: queue.Queue[Any] = queue.Queue()
+        self._slots = threading.Semaphore(2)
+        self._end = object()
+
+    def put(self, item: Any) -> None:
+        self._items.put(item)
+
+    def close(self) -> None:
+        """Nothing more comes: the player ends once it gets here (more than one close is harmless)."""
+        self._items.put(self._end)
+
+    def get(self) -> Any | None:
+        """The next item, waiting for it; None at the end."""
+        item = self._items.get()
+        return None if item is self._end else item
+
+    def take_slot(self, letting_go: Callable[[], bool]) -> bool:
+        """Wait for room for one more job; False when `letting_go()` turns true meanwhile."""
+        while not self._slots.acquire(timeout=0.2):
+            if letting_go():
+                return False
+        return True
+
+    def free_slot(self) -> None:
+        self._slots.release()
+
+
+class ReadLoop:
+    """The producer thread: on a file change (or every poll interval), read every file and queue its lines."""
+
+    def __init__(
+        self,
+        producer: Producer,
+        observer: FolderObserver | None,
+        lines: LineQueue,
+        stop: StopControl,
+        opts: WatchOptions,
+        wake: threading.Event,
+    ) -> None:
+        self.producer = producer
+        self.observer = observer
+        self.lines = lines
+        self.stop = stop
+        self.opts = opts  # the poll interval is read at each wait
+        self.wake = wake  # set by the observer on a file change, and by a stop
+
+    def run(self) -> None:
+        while not self.stop.requested.is_set():
+            self.wake.wait(self.opts.poll_interval)
+            self.wake.clear()
+            if self.stop.requested.is_set():
+                break
+            if self.observer is not None:
+                self.observer.rewatch()
+            self.producer.poll()
+        self.lines.close()
+
+
+class SubmitLoop:
+    """The consumer thread: each queued line to the synthesis worker (or marked skipped), handed to the player."""
+
+    def __init__(
+        self,
+        lines: LineQueue,
+        handoff: Handoff,
+        speak: Callable[[str], Any],
+        stop: StopControl,
+        opts: WatchOptions,
+    ) -> None:
+        self.lines = lines
+        self.handoff = handoff
+        self.speak = speak
+        self.stop = stop
+        self.opts = opts
+
+    def run(self) -> None:
+        try:
+            while not self.stop.letting_go():
+                item = self.lines.get(timeout=0.5)
+                if item is None:
+                    if self.lines.closed:
+                        break
+                    continue
+                if self.stop.letting_go():
+                    break  # not recorded: read again after a restart
+                if isinstance(item, Skips):
+                    self.handoff.put(item)
+                elif not self._submit(item):
+                    break
+        finally:
+            self.handoff.close()
+
+    def _submit(self, line: Line) -> bool:
+        """Hand the line to the player: a job synthesizing it, or none if it is skipped; False on a stop."""
+        if self.opts.max_age is not None and time.monotonic() - line.read_at > self.opts.max_age:
+            line.skip = "too old"
+        if line.skip is not None:
+            self.handoff.put((line, None, 0.0))
+            return True
+        if not self.handoff.take_slot(self.stop.letting_go):
+            return False
+        try:
+            job = self.speak(line.text)
+        except SpeakError as exc:
+            self.handoff.free_slot()
+            line.skip = f"error: {exc}"
+            self.handoff.put((line, None, 0.0))
+            return True
+        self.handoff.put((line, job, time.monotonic()))
+        return True
+
+
+class DeliverLoop:
+    """The player thread: each line's audio to the sinks, in order, and its offset recorded once it is done with."""
+
+    def __init__(
+        self,
+        handoff: Handoff,
+        deliver: Delivery,
+        sinks: Sequence[Sink],
+        state: StateFile,
+        tally: Tally,
+        stop: StopControl,
+    ) -> None:
+        self.handoff = handoff
+        self.deliver = deliver
+        self.sinks = sinks
+        self.state = state
+        self.tally = tally
+        self.stop = stop
+
+    def run(self) -> None:
+        cut = False
+        try:
+            while (item := self.handoff.get()) is not None:
+                if self.stop.letting_go():
+                    # Not recorded, nor anything after it: all of it is read again after a restart.
+                    if not isinstance(item, Skips) and item[1] is not None:
+                        item[1].cancel()
+                        self.handoff.free_slot()
+                elif isinstance(item, Skips):
+                    for skipped in item.last.values():
+                        self.state.record(skipped, time.monotonic(), force=False)
+                elif not self._handle(*item):
+                    cut = True
+        finally:
+            self.close_sinks(drain=not cut and not self.stop.halted.is_set())
+
+    def _handle(self, line: Line, job: Any, submitted: float) -> bool:
+        """Skip or speak one line and record it; False when a stop cut it (then it is not recorded)."""
+        if job is None:
+            self.tally.skipped(line, line.skip or "skipped")
+            self.state.record(line, time.monotonic(), force=False)
+            return True
+        try:
+            outcome = self.deliver(line, job, submitted)
+        finally:
+            self.handoff.free_slot()
+        if outcome == "cut":
+            return False
+        if outcome == "spoken":
+            self.tally.spoken()
+        self.state.record(line, time.monotonic(), force=True)
+        return True
+
+    def close_sinks(self, drain: bool) -> None:
+        for sink in self.sinks:
+            sink.close(drain=drain)
