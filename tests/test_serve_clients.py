@@ -3,6 +3,7 @@ preflights, /set_tts_settings, `<audio src>` with a key), Open WebUI's listings 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import struct
 import wave
@@ -296,13 +297,19 @@ def riff_sizes(data: bytes) -> tuple[int, int]:
 
 
 def test_whole_wav_answers_carry_their_true_length(server: Served, client: httpx.Client) -> None:
-    from openai import OpenAI
+    from openai import AsyncOpenAI, OpenAI
 
     sdk = OpenAI(base_url=f"{server.url}/v1", api_key="unused")
     expected = reference(None, TEXT)
     whole = sdk.audio.speech.create(model="tts-1", voice="alloy", input=TEXT, response_format="wav").content
     sillytavern = client.post("/tts_to_audio/", json={"text": TEXT, "speaker_wav": "joe", "language": "en"}).content
-    for data in (whole, sillytavern):
+
+    async def with_async_sdk() -> bytes:
+        async with AsyncOpenAI(base_url=f"{server.url}/v1", api_key="unused") as aclient:
+            speech = await aclient.audio.speech.create(model="tts-1", voice="alloy", input=TEXT, response_format="wav")
+            return speech.content
+
+    for data in (whole, sillytavern, asyncio.run(with_async_sdk())):
         with wave.open(io.BytesIO(data)) as w:
             assert w.getnframes() == len(expected) and w.getframerate() == 22050
         assert riff_sizes(data) == (len(data) - 8, 2 * len(expected))

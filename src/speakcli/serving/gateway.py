@@ -105,13 +105,8 @@ class Gateway:
         self._closing = threading.Event()
         self.started_at = time.time()
         from speakcli.serving.batchjobs import BatchJobs
-        from speakcli.serving.xtts_api_settings import XttsApiDefaults, XttsApiSettings
 
         self.batches = BatchJobs(self)
-        # xtts-api-server's clients set their requests' defaults for the whole server (/set_tts_settings).
-        self.xtts_api = XttsApiDefaults(
-            XttsApiSettings(speed=service.settings.speed, temperature=service.settings.temperature)
-        )
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def stop_accepting(self) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from speakcli.errors import UsageError
-from speakcli.serving.gateway import SpeechRequest, check_speed, check_temperature
+from speakcli.serving.gateway import Gateway, SpeechRequest, check_speed, check_temperature
 
 # What speakcli's engines take; the rest is xtts-api-server's own sampling and splitting, kept and reported only.
 APPLIED = ("speed", "temperature")
@@ -56,11 +56,18 @@ class XttsApiSettings:
 
 
 class XttsApiDefaults:
-    """The settings every xtts-api-server request on one server uses: any client may change them (as there)."""
+    """The settings every xtts-api-server request on one server uses: any client may change them (as there).
+    One per HTTP server (the app holds it); no other front end speaks this dialect."""
 
     def __init__(self, initial: XttsApiSettings) -> None:
         self._lock = threading.Lock()
         self._current = initial
+
+    @classmethod
+    def of(cls, gateway: Gateway) -> XttsApiDefaults:
+        """The settings a server starts with: its own speed and temperature, xtts-api-server's others."""
+        settings = gateway.service.settings
+        return cls(XttsApiSettings(speed=settings.speed, temperature=settings.temperature))
 
     @property
     def current(self) -> XttsApiSettings:

@@ -14,6 +14,7 @@ from starlette.routing import Route
 from speakcli import __version__
 from speakcli.errors import BusyError, SpeakError
 from speakcli.serving import Gateway
+from speakcli.serving.xtts_api_settings import XttsApiDefaults
 from speakcli.web import openai_api, seed, xtts_api
 from speakcli.web.access import KeyCheck, RouteTable
 from speakcli.web.cors import Cors, CorsPolicy
@@ -85,6 +86,7 @@ def create_app(
     app = FastAPI(title="speakcli", version=__version__, docs_url="/docs", redoc_url=None)
     app.state.gateway = gateway
     app.state.identity = identity
+    app.state.xtts_api = XttsApiDefaults.of(gateway)  # what /set_tts_settings sets, for this server
     app.add_exception_handler(SpeakError, _speak_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

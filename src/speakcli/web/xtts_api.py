@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from speakcli.audio.encode import AUDIO_FORMATS
 from speakcli.language_names import language_name
 from speakcli.serving import Gateway
-from speakcli.serving.xtts_api_settings import APPLIED
+from speakcli.serving.xtts_api_settings import APPLIED, XttsApiDefaults
 from speakcli.web.access import Access, access
 from speakcli.web.audio import audio_response
 from speakcli.web.routing import gateway_of
@@ -49,6 +49,11 @@ def _voice(speaker_wav: str | None) -> str | None:
     return speaker_wav[: -len(suffix)] if suffix in (".wav", ".mp3", ".flac", ".ogg") else speaker_wav
 
 
+def xtts_defaults(request: Request) -> XttsApiDefaults:
+    defaults: XttsApiDefaults = request.app.state.xtts_api
+    return defaults
+
+
 def _speakers(gateway: Gateway, base: str, key: str | None) -> list[dict[str, str]]:
     # A page plays each preview from its URL, which cannot carry a header: for a client that proved the key,
     # the URL carries it.
@@ -81,7 +86,7 @@ async def languages(request: Request) -> dict[str, Any]:
 @router.post("/set_tts_settings")
 async def set_tts_settings(body: TtsSettingsBody, request: Request) -> dict[str, Any]:
     changes = body.model_dump(exclude_none=True)
-    settings = gateway_of(request).xtts_api.update(changes)
+    settings = xtts_defaults(request).update(changes)
     kept = [name for name in changes if name not in APPLIED]
     message = "Settings successfully applied"
     if kept:
@@ -91,13 +96,13 @@ async def set_tts_settings(body: TtsSettingsBody, request: Request) -> dict[str,
 
 @router.get("/get_tts_settings")
 async def get_tts_settings(request: Request) -> dict[str, Any]:
-    return gateway_of(request).xtts_api.current.as_dict()
+    return xtts_defaults(request).current.as_dict()
 
 
 @router.post("/tts_to_audio/", response_model=None)
 async def tts_to_audio(body: TtsBody, request: Request) -> Response:
     gateway = gateway_of(request)
-    speech = gateway.xtts_api.current.request(body.text, _voice(body.speaker_wav), body.language)
+    speech = xtts_defaults(request).current.request(body.text, _voice(body.speaker_wav), body.language)
     return await audio_response(gateway, speech, AUDIO_FORMATS["wav"], request, stream=False)
 
 
@@ -109,7 +114,7 @@ async def tts_stream(
     request: Request, text: str, speaker_wav: str | None = None, language: str | None = None
 ) -> Response:
     gateway = gateway_of(request)
-    speech = gateway.xtts_api.current.request(text, _voice(speaker_wav), language)
+    speech = xtts_defaults(request).current.request(text, _voice(speaker_wav), language)
     return await audio_response(gateway, speech, AUDIO_FORMATS["wav"], request, stream=True)
 
 
