@@ -23,6 +23,7 @@ from speakcli.errors import (
     UnknownLanguageError,
     VoiceError,
 )
+from speakcli.heap import release_free_memory
 from speakcli.settings import Settings
 from speakcli.ssml import Pause, Plan, Span, plain, speech_plan
 from speakcli.text import base_language, has_speech, split_text
@@ -83,20 +84,23 @@ def render(
     options: SynthesisOptions,
     on_progress: ProgressCallback | None = None,
 ) -> Iterator[np.ndarray]:
-    """Audio for the pieces: each sentence faded at its ends, silence for the pauses."""
+    """Audio for the pieces: each sentence faded at its ends, silence for the pauses; then free memory returned."""
     total = sum(p.text is not None for p in pieces)
     done = 0
     if on_progress is not None:
         on_progress(0, total)
-    for piece in pieces:
-        if piece.text is None:
-            yield np.zeros(round(piece.pause * engine.sample_rate), dtype=np.float32)
-            continue
-        opts = options if piece.speed == options.speed else replace(options, speed=piece.speed)
-        yield from faded(engine.synthesize(piece.text, voice, opts), engine.sample_rate)
-        done += 1
-        if on_progress is not None:
-            on_progress(done, total)
+    try:
+        for piece in pieces:
+            if piece.text is None:
+                yield np.zeros(round(piece.pause * engine.sample_rate), dtype=np.float32)
+                continue
+            opts = options if piece.speed == options.speed else replace(options, speed=piece.speed)
+            yield from faded(engine.synthesize(piece.text, voice, opts), engine.sample_rate)
+            done += 1
+            if on_progress is not None:
+                on_progress(done, total)
+    finally:
+        release_free_memory()  # finished, failed or cancelled: a server must not keep this utterance's peak
 
 
 def check_speakable(text: str, where: str = "the input") -> None:

@@ -25,17 +25,30 @@ if TYPE_CHECKING:
 _ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
-@dataclass
-class BatchItem:
-    id: str
-    index: int
+@dataclass(frozen=True, slots=True)
+class ItemWork:
+    """What an item needs until it is made; dropped when it ends (a 10,000-item job's text is up to 40 MB)."""
+
     text: str
     voice: Voice | None
     options: SynthesisOptions
+
+
+@dataclass(slots=True)
+class BatchItem:
+    """One item as its job's status reports it, plus its work while it has not ended."""
+
+    id: str
+    index: int
+    work: ItemWork | None
     status: str = "queued"  # queued, running, done, failed, cancelled
     error: str | None = None
     file: Path | None = None
     seconds: float | None = None
+
+    def end(self, status: str, error: str | None = None) -> None:
+        """Record how the item ended and let its text go: a kept job holds only what its status shows."""
+        self.status, self.error, self.work = status, error, None
 
 
 @dataclass
@@ -140,7 +153,7 @@ class BatchJobs:
                 voice, opts = self.gateway.prepare(request)
             except SpeakError as exc:
                 raise exc.prefixed(f"item {ident}") from None
-            items.append(BatchItem(ident, index, request.text, voice, opts))
+            items.append(BatchItem(ident, index, ItemWork(request.text, voice, opts)))
         job_id = uuid.uuid4().hex[:16]
         job = BatchJob(job_id, fmt, self._folder(job_id), items)
         thread = threading.Thread(target=self._run, args=(job,), name=f"speakcli-batch-{job_id}", daemon=True)
@@ -155,29 +168,30 @@ class BatchJobs:
         service = self.gateway.service
         try:
             for item in job.items:
-                if job.cancelled.is_set() or self._stop.is_set():
+                work = item.work  # None only once the item has ended
+                if job.cancelled.is_set() or self._stop.is_set() or work is None:
                     break
                 item.status = "running"
                 try:
-                    job.current = service.speak(item.text, item.voice, item.options)
+                    job.current = service.speak(work.text, work.voice, work.options)
                     chunks = list(job.current)
                     if job.current.cancelled:
-                        item.status = "cancelled"
+                        item.end("cancelled")
                         break
                     audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
                     path = job.folder / f"{item.index + 1:06d}{job.format.extensions[0]}"
                     atomic_write(path, encode(audio, service.sample_rate, job.format))
                     item.file, item.seconds = path, round(len(audio) / service.sample_rate, 3)
-                    item.status = "done"
+                    item.end("done")
                 except WorkerClosedError as exc:  # the worker closed under us: the server is stopping
-                    item.status, item.error = "cancelled", str(exc)
+                    item.end("cancelled", str(exc))
                     break
                 except Exception as exc:  # this item fails alone; the job goes on
-                    item.status, item.error = "failed", " ".join(str(exc).split()) or type(exc).__name__
+                    item.end("failed", " ".join(str(exc).split()) or type(exc).__name__)
         finally:
             for item in job.items:
                 if item.status in ("queued", "running"):
-                    item.status = "cancelled"
+                    item.end("cancelled")
             job.current = None
             job.finished.set()
             with self._lock:
