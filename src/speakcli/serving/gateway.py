@@ -49,6 +49,18 @@ class SpeechRequest:
     seed: int | None = None  # XTTS sampling's seed: the same request and seed say the same
 
 
+def check_speed(speed: float) -> None:
+    """A request's speed, as every front end checks it."""
+    if not 0.25 <= speed <= 4.0:
+        raise UsageError(f"speed {speed} is out of range; use 0.25 to 4")
+
+
+def check_temperature(temperature: float) -> None:
+    """A request's temperature, as every front end checks it."""
+    if not 0.0 < temperature <= 2.0:
+        raise UsageError(f"temperature {temperature} is out of range; use above 0 and at most 2")
+
+
 @dataclass(frozen=True)
 class Upload:
     """A reference clip a client sent: its file name as sent (made safe, it names the clip) and its bytes."""
@@ -202,8 +214,7 @@ class Gateway:
     def options(self, request: SpeechRequest) -> SynthesisOptions:
         opts = self.service.options(request.language, request.speed, stream=True)
         if request.temperature is not None:
-            if not 0.0 < request.temperature <= 2.0:
-                raise UsageError(f"temperature {request.temperature} is out of range; use above 0 and at most 2")
+            check_temperature(request.temperature)
             opts = replace(opts, temperature=request.temperature)
         if request.seed is not None:
             if not 0 <= request.seed < 2**63:
@@ -214,8 +225,8 @@ class Gateway:
     def prepare(self, request: SpeechRequest) -> tuple[Voice | None, SynthesisOptions]:
         """Check a request and resolve its voice and options, raising before anything is queued."""
         self.check_text(request.text)
-        if request.speed is not None and not 0.25 <= request.speed <= 4.0:
-            raise UsageError(f"speed {request.speed} is out of range; use 0.25 to 4")
+        if request.speed is not None:
+            check_speed(request.speed)
         return self.voice(request.voice), self.options(request)
 
     def speak(self, request: SpeechRequest, notify: Callable[[], None] | None = None) -> Job[np.ndarray]:

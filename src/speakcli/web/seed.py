@@ -13,6 +13,7 @@ from speakcli.adverts import proof
 from speakcli.audio.encode import AudioFormat, audio_format
 from speakcli.errors import LimitError, NotFoundError, UsageError
 from speakcli.serving import SpeechRequest, Upload
+from speakcli.web.access import Access, access
 from speakcli.web.audio import audio_response
 from speakcli.web.routing import gateway_of, run_blocking
 
@@ -146,6 +147,7 @@ async def precompute(request: Request, body: PrecomputeBody | None = None) -> di
 
 
 @router.get("/voices")
+@access(Access.LISTING)
 async def voices(request: Request) -> dict[str, Any]:
     rows = await asyncio.to_thread(gateway_of(request).voices)
     return {
@@ -170,12 +172,14 @@ async def info(request: Request) -> dict[str, Any]:
 
 
 @router.get("/health")
+@access(Access.OPEN)
 async def health(request: Request) -> dict[str, Any]:
     gateway = gateway_of(request)
     return {"status": "stopping" if gateway.closing else "ok"}
 
 
 @router.get("/identity")
+@access(Access.OPEN)
 async def identity(request: Request, nonce: str) -> dict[str, str]:
     """Proof that this is the server the advert names: HMAC of the client's nonce under the advert's secret."""
     secret: str | None = request.app.state.identity
