@@ -20,6 +20,7 @@ import soundfile as sf
 
 from speakcli import engines
 from speakcli.engines import Engine
+from speakcli.scheduling import CallTask
 from speakcli.service import SpeechService
 from speakcli.serving import Gateway, Limits, SpeechRequest
 from speakcli.settings import load_settings
@@ -65,12 +66,11 @@ class Served:
         """Keep the one worker busy until the yielded event is set (or the block ends)."""
         gate, running = threading.Event(), threading.Event()
 
-        def hold(engine: Any) -> list[None]:
+        def hold(engine: Any) -> None:
             running.set()
             gate.wait(30)
-            return []
 
-        job = self.service.worker.submit(hold)
+        job = self.service.worker.submit(CallTask(hold))
         assert running.wait(30), "the worker never took the holding job"
         try:
             yield gate
@@ -127,7 +127,7 @@ def serving(
     )
     server.app.add_middleware(_Answered, served=served)
     try:
-        service.worker.call(lambda engine: None)  # loaded before the first request, as `speakcli serve` does
+        service.load()  # loaded before the first request, as `speakcli serve` does
         server.start()
         served.url = server.url
         yield served

@@ -82,6 +82,7 @@ def serve(
     model_dir: o.ModelDir = None,
     device: o.Device = None,
     precision: o.Precision = None,
+    max_batch: o.MaxBatch = None,
     voices_dir: o.VoicesDir = None,
     quiet: o.Quiet = False,
     debug: o.Debug = False,
@@ -92,7 +93,12 @@ def serve(
     from speakcli.settings import load_settings
 
     settings = load_settings(
-        {**o.engine_flags(engine, model_dir, device, voices_dir, precision), "voice": voice, "language": language}
+        {
+            **o.engine_flags(engine, model_dir, device, voices_dir, precision),
+            "voice": voice,
+            "language": language,
+            "max_batch": max_batch,
+        }
     )
     if no_http and not wyoming:
         raise UsageError("--no-http leaves nothing to serve; add --wyoming tcp://127.0.0.1:10200")
@@ -134,7 +140,7 @@ def serve(
                 _warn(f"Wyoming on {address.host} has no authentication: anyone who can reach it can use it")
         if not quiet:
             print(f"speakcli: loading {service.spec.note}...", file=sys.stderr, flush=True)
-        service.worker.call(lambda engine: None)  # load the model now, not on the first request
+        service.load()  # the model now, not on the first request
 
         def listening() -> None:
             assert http is not None

@@ -26,6 +26,7 @@ class SynthesizeBody(BaseModel):
     language: str | None = None
     speed: float | None = None
     temperature: float | None = None
+    seed: int | None = None
     format: str = "wav"
     stream: bool = False
 
@@ -56,7 +57,7 @@ def request_format(name: str) -> AudioFormat:
 @router.post("/synthesize", response_model=None)
 async def synthesize(body: SynthesizeBody, request: Request) -> Response:
     fmt = request_format(body.format)
-    speech = SpeechRequest(body.text, body.voice, body.language, body.speed, body.temperature)
+    speech = SpeechRequest(body.text, body.voice, body.language, body.speed, body.temperature, body.seed)
     return await audio_response(gateway_of(request), speech, fmt, request, stream=body.stream)
 
 
