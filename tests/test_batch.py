@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -27,18 +28,17 @@ from speakcli.batch import (
     Item,
     Result,
     Task,
-    make_item,
+    make_items,
     plan_outputs,
     read_items,
     run_batch,
     safe_name,
-    settled,
     text_hash,
 )
 from speakcli.errors import ExitStatus, OutputError, SpeakError, UnwritableError, UsageError
 from speakcli.fsutil import write_error
 from speakcli.settings import Settings
-from speakcli.testing import FunctionService
+from speakcli.testing import FunctionJob, FunctionService
 
 
 def _manifest(out: Path) -> list[dict]:
@@ -278,7 +278,7 @@ def test_another_executor_plugs_in_and_may_finish_out_of_order(tmp_path: Path) -
             results = []
             for task in reversed(tasks):
                 assert task.settings is not None and pickle.loads(pickle.dumps(task)) == task
-                result = settled(task) or make_item(service, task.item, task.settings, out_dir)
+                result = next(make_items(service, [task], out_dir))
                 results.append(result)
                 on_result(result)
             return results
@@ -651,3 +651,38 @@ def test_write_failures_that_recur_for_every_file_stop_a_run(code: int, stops: b
     error = write_error("could not write out/a.wav", OSError(code, os.strerror(code)))
     assert isinstance(error, UnwritableError) == stops and isinstance(error, OutputError)
     assert str(error) == f"could not write out/a.wav: {os.strerror(code)}"
+
+
+def test_items_are_handed_to_the_worker_a_window_at_a_time_and_come_back_in_order(tmp_path: Path) -> None:
+    """As many items as the worker steps together are queued before the first is awaited (so a batching engine
+    makes them side by side), never more; the results still come in input order."""
+    events: list[str] = []
+
+    class Recorded(FunctionJob):
+        def __init__(self, text: str, audio: np.ndarray) -> None:
+            super().__init__([audio])
+            self.text = text
+
+        def __iter__(self) -> Any:
+            events.append(f"await {self.text}")
+            return super().__iter__()
+
+    class Batching(FunctionService):
+        def __init__(self) -> None:
+            super().__init__(lambda text: np.full(50 + len(text), 0.1, np.float32))
+            self.worker = SimpleNamespace(max_batch=3, loaded=True)
+
+        def speak(self, text: str, voice: object, options: object, **kwargs: object) -> Recorded:
+            events.append(f"queue {text}")
+            return Recorded(text, self.audio(text))
+
+    texts = [f"Item {i}." for i in range(7)]
+    items = [Item(i, f"b:{i}", t) for i, t in enumerate(texts, 1)]
+    results, _ = run_batch(Batching(), items, tmp_path)
+    assert [r.text for r in results] == texts
+    assert events[:4] == ["queue Item 0.", "queue Item 1.", "queue Item 2.", "await Item 0."]
+    in_flight = peak = 0
+    for event in events:
+        in_flight += 1 if event.startswith("queue") else -1
+        peak = max(peak, in_flight)
+    assert peak == 3

@@ -176,3 +176,27 @@ def test_a_short_request_gets_audio_before_a_long_one_ends(int8_service: Any) ->
     long.cancel()
     assert long.done.wait(60)
     del chunks
+
+
+def test_a_batch_hands_its_items_to_the_worker_together_and_each_file_is_the_item_alone(
+    int8_service: Any, tmp_path: Path
+) -> None:
+    import soundfile as sf
+
+    from speakcli.batch import Item, run_batch
+
+    service = int8_service
+    unseeded = service.settings
+    service.settings = replace(unseeded, seed=5)  # the same seed alone and in the batch
+    texts = [f"Line {i} of the book." for i in range(4)]
+    alone = [np.concatenate(list(service.speak(t, service.voice(), service.options(stream=False)))) for t in texts]
+    service.step_sizes.clear()
+    try:
+        results, summary = run_batch(service, [Item(i, f"b:{i}", t) for i, t in enumerate(texts, 1)], tmp_path)
+    finally:
+        service.settings = unseeded
+    assert summary.ok == 4 and max(service.step_sizes) == 4
+    for result, want in zip(results, alone, strict=True):
+        audio, rate = sf.read(str(tmp_path / str(result.output)), dtype="int16")
+        assert rate == service.sample_rate
+        assert np.array_equal(audio, np.round(np.clip(want, -1, 1) * 32767).astype(np.int16))

@@ -255,6 +255,11 @@ class SynthesisWorker:
         )
 
     @property
+    def loaded(self) -> bool:
+        """Whether the engine has been loaded (by the first job)."""
+        return self._loaded
+
+    @property
     def seconds_per_sentence(self) -> float:
         return self._pace.seconds
 

@@ -1,6 +1,6 @@
 """Batch synthesis: items from text, JSONL or CSV; safe names, atomic files, a manifest, resume, concat."""
 
-from speakcli.batch.executor import Executor, LocalExecutor, Task, make_item, settled
+from speakcli.batch.executor import Executor, LocalExecutor, Task, make_items, settled
 from speakcli.batch.items import FIELDS, InputFormat, Item, Split, input_format, read_items
 from speakcli.batch.manifest import MANIFEST, Manifest, Result, done_record, load_manifest
 from speakcli.batch.plan import (
@@ -36,7 +36,7 @@ __all__ = [
     "done_record",
     "input_format",
     "load_manifest",
-    "make_item",
+    "make_items",
     "plan_outputs",
     "read_items",
     "resolve_settings",

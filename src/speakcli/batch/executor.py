@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from speakcli.audio import write_audio
+from speakcli.batch.inorder import Spoken, Start, spoken_in_order
 from speakcli.batch.items import Item
 from speakcli.batch.manifest import Result, result_for
 from speakcli.errors import SpeakError, UnwritableError
@@ -51,66 +51,73 @@ def settled(task: Task) -> Result | None:
     return None
 
 
-def start_item(
-    service: SpeechService,
-    item: Item,
-    settings: Settings,
-    voices: dict[str | None, Voice | None] | None = None,
-) -> Job[np.ndarray] | Result:
-    """Queue one planned item on the service's worker (as background work); its failed result when it cannot be.
+def item_start(service: SpeechService, item: Item, settings: Settings, voices: dict[str | None, Voice | None]) -> Start:
+    """How to queue one planned item on the service's worker, as background work (for `spoken_in_order`).
 
     Besides the service it takes only picklable inputs, so an executor can call it in a worker process that
     built its own service. `voices` caches resolved voices across the calls of one process.
     """
-    voices = {} if voices is None else voices
-    try:
+
+    def start() -> Job[np.ndarray]:
         if settings.voice not in voices:
             voices[settings.voice] = service.voice(settings.voice)  # once per voice; XTTS latents cached once too
         options = service.options(settings.language, settings.speed, stream=False)
         return service.speak(item.text, voices[settings.voice], options, priority=Priority.BACKGROUND)
-    except SpeakError as exc:
-        return result_for(item, "failed", error=str(exc))
+
+    return start
 
 
-def finish_item(service: SpeechService, item: Item, job: Job[np.ndarray] | Result, out_dir: Path) -> Result:
-    """Wait for an item's audio and write its file whole or not at all; a failure fails it alone, except a write
-    that would fail for every item (`UnwritableError`), which is raised."""
-    if isinstance(job, Result):
-        return job
+def written(service: SpeechService, item: Item, spoken: Spoken, out_dir: Path, stop_unwritable: bool = True) -> Result:
+    """The item's file written whole or not at all from its audio, and its record; a failure fails it alone, except
+    a write that would fail for every item (`UnwritableError`), which is raised when `stop_unwritable`."""
+    if spoken.error is not None or spoken.audio is None:
+        error = spoken.error if spoken.error is not None else "cancelled"
+        return result_for(item, "failed", error=str(error))
     assert item.output is not None
+    path = out_dir / item.output
     try:
-        chunks = list(job)
-        audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-        path = out_dir / item.output
-        write_audio(path, audio, service.sample_rate)
-    except UnwritableError:
-        raise  # not this item's fault: every later item would fail the same way, so the run stops
+        write_audio(path, spoken.audio, service.sample_rate)
+    except UnwritableError as exc:
+        if stop_unwritable:
+            raise  # not this item's fault: every later item would fail the same way, so the run stops
+        return result_for(item, "failed", error=str(exc))
     except SpeakError as exc:
         return result_for(item, "failed", error=str(exc))
     return result_for(
         item,
         "ok",
-        audio=round(len(audio) / service.sample_rate, 3),
-        synth=round(float(job.elapsed or 0.0), 3),
+        audio=round(len(spoken.audio) / service.sample_rate, 3),
+        synth=round(spoken.seconds, 3),
         size=path.stat().st_size,
     )
 
 
-def make_item(
+def make_items(
     service: SpeechService,
-    item: Item,
-    settings: Settings,
+    tasks: Sequence[Task],
     out_dir: Path,
+    stop: Callable[[], bool] = lambda: False,
     voices: dict[str | None, Voice | None] | None = None,
-) -> Result:
-    """Speak one planned item with `service` and write its file whole or not at all; a failure fails it alone."""
-    return finish_item(service, item, start_item(service, item, settings, voices), out_dir)
+    stop_unwritable: bool = True,
+) -> Iterator[Result]:
+    """Each task's result, in order: settled ones as they are, the others made on the service's worker, as many
+    at a time as it steps together (`spoken_in_order`). An unwritable output folder stops the run (raises) unless
+    not `stop_unwritable` (a Ray worker, whose items fail alone)."""
+    voices = {} if voices is None else voices
+    by_index = {task.item.index: task for task in tasks}
 
+    def starts() -> Iterator[tuple[int, Start | None]]:
+        for task in tasks:
+            if settled(task) is None:
+                assert task.settings is not None
+                yield task.item.index, item_start(service, task.item, task.settings, voices)
+            else:
+                yield task.item.index, None
 
-def window(service: SpeechService) -> int:
-    """How many items to hand the worker at once: as many as it steps together, so a batching engine batches them."""
-    service.load()  # the batch size is the loaded engine's (XTTS chooses per device and precision)
-    return service.worker.max_batch
+    for index, spoken in spoken_in_order(service, starts(), stop):
+        task = by_index[index]
+        done = settled(task)
+        yield done if done is not None else written(service, task.item, spoken or Spoken(), out_dir, stop_unwritable)
 
 
 class Executor(Protocol):
@@ -143,33 +150,8 @@ class LocalExecutor:
         on_result: Callable[[Result], None],
         stop: Callable[[], bool],
     ) -> list[Result]:
-        voices: dict[str | None, Voice | None] = {}
-        results: list[Result] = []
-        in_flight: deque[tuple[Task, Job[np.ndarray] | Result]] = deque()
-        width = window(service) if any(settled(t) is None for t in tasks) else 1
-
-        def finish_oldest() -> None:
-            task, job = in_flight.popleft()
-            result = finish_item(service, task.item, job, out_dir)
+        results = []
+        for result in make_items(service, tasks, out_dir, stop):
             results.append(result)
             on_result(result)
-
-        try:
-            for task in tasks:
-                if stop():
-                    break
-                result = settled(task)
-                if result is None:
-                    assert task.settings is not None
-                    in_flight.append((task, start_item(service, task.item, task.settings, voices)))
-                else:
-                    in_flight.append((task, result))
-                while len(in_flight) >= width or (in_flight and isinstance(in_flight[0][1], Result)):
-                    finish_oldest()
-            while in_flight:  # what was handed over is finished, also after a stop: it is in progress
-                finish_oldest()
-        finally:
-            for _, job in in_flight:  # a second Ctrl-C: nothing more is made
-                if not isinstance(job, Result):
-                    job.cancel()
         return results

@@ -20,10 +20,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from speakcli.batch.executor import Task, finish_item, settled, start_item
+from speakcli.batch.executor import Task, make_items, settled
 from speakcli.batch.manifest import Result, result_for
 from speakcli.engines import EngineSpec
-from speakcli.errors import ModelError, SpeakError, UnwritableError, UsageError
+from speakcli.errors import ModelError, SpeakError, UsageError
 from speakcli.settings import Settings
 
 if TYPE_CHECKING:
@@ -81,15 +81,9 @@ class ItemMaker:
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
         tasks: list[Task] = [pickle.loads(blob) for blob in batch["task"]]  # the driver's own pickle of plain data
-        # Every item of the batch is handed to the worker before any is awaited, so a batching engine steps them
-        # together.
-        started = [(t, start_item(self.service, t.item, t.settings, self.voices)) for t in tasks if t.settings]
-        results = []
-        for task, job in started:
-            try:
-                results.append(finish_item(self.service, task.item, job, self.out_dir))
-            except UnwritableError as exc:  # each item fails alone here; only a local run stops at the first
-                results.append(result_for(task.item, "failed", error=str(exc)))
+        # The batch's items are handed to the worker together, so a batching engine steps them together; each
+        # fails alone here, an unwritable folder too (only a local run stops at the first).
+        results = list(make_items(self.service, tasks, self.out_dir, voices=self.voices, stop_unwritable=False))
         return {"result": [json.dumps(asdict(r)) for r in results]}
 
     def __del__(self) -> None:

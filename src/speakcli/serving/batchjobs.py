@@ -1,4 +1,4 @@
-"""Batch jobs a server runs in the background: one item at a time on the worker, so interactive requests cut in."""
+"""Batch jobs a server runs in the background, through the pipeline every batch shares: requests go first."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections import OrderedDict, deque
+from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,12 +15,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from speakcli.audio.encode import AudioFormat, encode
+from speakcli.batch.inorder import Start, spoken_in_order
 from speakcli.engines.base import SynthesisOptions, Voice
 from speakcli.errors import LimitError, NotFoundError, SpeakError, UsageError, WorkerClosedError
 from speakcli.fsutil import atomic_write
 from speakcli.scheduling.jobs import Priority
-
-BACKGROUND = Priority.BACKGROUND
 
 if TYPE_CHECKING:
     from speakcli.serving.gateway import Gateway, SpeechRequest
@@ -167,29 +167,48 @@ class BatchJobs:
         return job
 
     def _run(self, job: BatchJob) -> None:
+        """Make the job's items with the batch pipeline every batch shares (`spoken_in_order`): as background
+        work, a window at a time; an item fails alone, a cancel or the server's stop ends the job."""
         service = self.gateway.service
-        in_flight: deque[tuple[BatchItem, Job[np.ndarray]]] = deque()
-        try:
-            width = service.worker.max_batch  # as many items as the worker steps together: they batch
-            pending = iter(job.items)
-            while True:
-                while len(in_flight) < width and not (job.cancelled.is_set() or self._stop.is_set()):
-                    item = next(pending, None)
-                    if item is None or item.work is None:  # no work: only once the item has ended
-                        break
-                    work = item.work
+        items = {item.index: item for item in job.items}
+
+        def starts() -> Iterator[tuple[int, Start | None]]:
+            for item in job.items:
+                work = item.work
+                if work is None:  # ended already (never, before the job runs)
+                    continue
+
+                def start(item: BatchItem = item, work: ItemWork = work) -> Job[np.ndarray]:
                     item.status = "running"
-                    in_flight.append((item, service.speak(work.text, work.voice, work.options, priority=BACKGROUND)))
-                    job.current = [j for _, j in in_flight]
-                if not in_flight:
+                    current = service.speak(work.text, work.voice, work.options, priority=Priority.BACKGROUND)
+                    job.current.append(current)
+                    return current
+
+                yield item.index, start
+
+        stopping = lambda: job.cancelled.is_set() or self._stop.is_set()  # noqa: E731
+        try:
+            for index, spoken in spoken_in_order(service, starts(), stopping):
+                item = items[index]
+                assert spoken is not None
+                if spoken.cancelled:
+                    item.end("cancelled")
                     break
-                item, current = in_flight.popleft()
-                job.current = [j for _, j in in_flight] + [current]
-                if not self._finish(job, item, current):
-                    break
+                if spoken.error is not None:
+                    # this item fails alone (an engine's own crash is a synthesis failure too)
+                    item.end("failed", " ".join(str(spoken.error).split()) or type(spoken.error).__name__)
+                    continue
+                assert spoken.audio is not None
+                path = job.folder / f"{item.index + 1:06d}{job.format.extensions[0]}"
+                atomic_write(path, encode(spoken.audio, service.sample_rate, job.format))
+                item.file, item.seconds = path, round(len(spoken.audio) / service.sample_rate, 3)
+                item.end("done")
+                job.current[:] = [c for c in job.current if not c.done.is_set()]
+        except WorkerClosedError as exc:  # the worker closed under us: the server is stopping
+            for item in job.items:
+                if item.status in ("queued", "running"):
+                    item.end("cancelled", str(exc))
         finally:
-            for _, current in in_flight:
-                current.cancel()
             for item in job.items:
                 if item.status in ("queued", "running"):
                     item.end("cancelled")
@@ -197,26 +216,6 @@ class BatchJobs:
             job.finished.set()
             with self._lock:
                 self._threads.pop(job.id, None)
-
-    def _finish(self, job: BatchJob, item: BatchItem, current: Job[np.ndarray]) -> bool:
-        """Wait for one item's audio and write its file; False when the job must stop (cancelled, server closing)."""
-        service = self.gateway.service
-        try:
-            chunks = list(current)
-            if not current.completed:
-                item.end("cancelled")
-                return False
-            audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-            path = job.folder / f"{item.index + 1:06d}{job.format.extensions[0]}"
-            atomic_write(path, encode(audio, service.sample_rate, job.format))
-            item.file, item.seconds = path, round(len(audio) / service.sample_rate, 3)
-            item.end("done")
-        except WorkerClosedError as exc:  # the worker closed under us: the server is stopping
-            item.end("cancelled", str(exc))
-            return False
-        except SpeakError as exc:  # this item fails alone (an engine's own crash is a synthesis failure too)
-            item.end("failed", " ".join(str(exc).split()) or type(exc).__name__)
-        return True
 
     def queued_items(self) -> int:
         """Items of running jobs handed to the worker and not yet taken up by it."""

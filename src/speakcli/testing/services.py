@@ -14,6 +14,10 @@ class FunctionJob(list[np.ndarray]):
     """A finished job: its chunks, and the synthesis time a batch records."""
 
     elapsed = 0.5
+    completed = True
+
+    def cancel(self) -> None:
+        return None
 
 
 class FunctionService:
@@ -27,7 +31,7 @@ class FunctionService:
         self.audio = audio
         self.settings = settings or Settings()
         self.spec = SimpleNamespace(name="engine", model_dir=None)
-        self.worker = SimpleNamespace(max_batch=1)  # one item at a time, as an engine that does not batch
+        self.worker = SimpleNamespace(max_batch=1, loaded=True)  # one item at a time, as an engine that does not batch
 
     def load(self) -> None:
         return None
