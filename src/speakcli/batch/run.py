@@ -155,7 +155,7 @@ def run_batch(
     results.sort(key=lambda r: r.index)  # an executor may finish items out of order
     if options.concat is not None and not summary.interrupted and summary.stopped is None:
         made = [out_dir / r.output for r in results if r.status == "ok" and r.output]
-        concat(made, options.concat, service.sample_rate, service.settings.pause)
+        concat(made, options.concat, service.sample_rate, service.options().gap)
         summary.concat = str(options.concat)
     return results, summary
 

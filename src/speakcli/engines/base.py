@@ -22,6 +22,11 @@ class SynthesisOptions:
     # (for XTTS the same audio, a few per cent sooner: one decoder call instead of one per layer and chunk).
     stream: bool = True
 
+    @property
+    def gap(self) -> float:
+        """Seconds of silence between sentences: `pause` at the utterance's rate (speed 2 halves it too)."""
+        return self.pause / self.speed
+
 
 @dataclass(frozen=True)
 class Voice:
@@ -70,7 +75,10 @@ class Engine(Protocol):
         ...
 
     def synthesize(self, text: str, voice: Voice | None, options: SynthesisOptions) -> Iterator[np.ndarray]:
-        """Yield float32 mono chunks at `sample_rate` for one sentence-sized `text`."""
+        """Yield float32 mono chunks at `sample_rate` for one sentence-sized `text`.
+
+        `options.speed` is a rate: the audio at speed s is 1/s as long as at 1.0 (to a few samples).
+        """
         ...
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from speakcli.audio.stretch import stretch
 from speakcli.engines.base import Capabilities, SynthesisOptions, Voice
 from speakcli.errors import Hint, ModelError, VoiceError
 
@@ -85,14 +86,25 @@ class PiperEngine:
             f"the piper engine has one voice, {VOICE_NAME!r}; voice {voice.name!r} needs XTTS", hint=Hint.ENGINE_XTTS
         )
 
-    def synthesize(self, text: str, voice: Voice | None, options: SynthesisOptions) -> Iterator[np.ndarray]:
+    def _audio(self, text: str, length_scale: float) -> np.ndarray:
         from piper import SynthesisConfig
 
-        self.load()
         config = SynthesisConfig(
-            length_scale=1.0 / options.speed,
-            noise_scale=self.noise_scale,
-            noise_w_scale=self.noise_w_scale,
+            length_scale=length_scale, noise_scale=self.noise_scale, noise_w_scale=self.noise_w_scale
         )
-        for chunk in self._voice.synthesize(text, config):
-            yield np.asarray(chunk.audio_float_array, dtype=np.float32)
+        chunks = [np.asarray(c.audio_float_array, dtype=np.float32) for c in self._voice.synthesize(text, config)]
+        return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+
+    def synthesize(self, text: str, voice: Voice | None, options: SynthesisOptions) -> Iterator[np.ndarray]:
+        """The sentence at `options.speed` as a rate: exactly 1/speed as long as at 1.0.
+
+        Piper's length_scale is not one: each phoneme lasts a whole number of frames (rounded up, at least one),
+        so 0.5 made speech only 1.6x shorter and 0.25 2x. The sentence is made at 1.0 for its length, and at
+        1/speed for the model's own fast or slow speech, which is then stretched (at the same pitch) to the length.
+        """
+        self.load()
+        if options.speed == 1.0:
+            yield self._audio(text, 1.0)
+            return
+        target = round(len(self._audio(text, 1.0)) / options.speed)
+        yield stretch(self._audio(text, 1.0 / options.speed), target, self.sample_rate)

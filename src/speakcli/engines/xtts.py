@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from speakcli.audio.stretch import fit_length
 from speakcli.engines.base import Capabilities, SynthesisOptions, Voice
 from speakcli.engines.xtts_latents import XttsLatents
 from speakcli.engines.xtts_store import check_model_dir
@@ -298,23 +299,38 @@ class XttsEngine:
         codes = self._gpt.generate(latent.to(model.device), text_tokens, Sampling(temperature=options.temperature))
         if not options.stream:
             latents = torch.stack([hidden for _code, hidden in codes])[None]
-            if math.floor(latents.shape[1] * length_scale) == 0:
+            n = latents.shape[1]
+            if math.floor(n * length_scale) == 0:
                 return  # a code or two made faster than one frame: no audio, as in the streamed path
             if length_scale != 1.0:
                 latents = F.interpolate(latents.transpose(1, 2), scale_factor=length_scale, mode="linear")
                 latents = latents.transpose(1, 2)
-            yield model.hifigan_decoder(latents, g=embedding).reshape(-1).float().cpu().numpy()
+            audio = model.hifigan_decoder(latents, g=embedding).reshape(-1).float().cpu().numpy()
+            yield audio if length_scale == 1.0 else fit_length(audio, self._rate_length(n, options.speed))
             return
         decoder = StreamDecoder(model.hifigan_decoder, embedding, length_scale=length_scale)
         pending: list[Any] = []
+        made = n = 0  # samples yielded, codes read
         for _code, hidden in codes:
             pending.append(hidden)
+            n += 1
             if len(pending) == STREAM_CHUNK_TOKENS:
                 audio = decoder.push(torch.stack(pending))
                 pending = []
                 if audio.size:
+                    made += audio.size
                     yield audio
         last = torch.stack(pending) if pending else torch.zeros(0, self._gpt.width, device=model.device)
         audio = decoder.push(last, final=True)
+        if length_scale != 1.0 and n:
+            audio = fit_length(audio, max(0, self._rate_length(n, options.speed) - made))
         if audio.size:
             yield audio
+
+    def _rate_length(self, codes: int, speed: float) -> int:
+        """Samples `codes` GPT codes make at `speed`: 1/speed of what they make at 1.0. The decoder's resampling
+        rounds down at each stage, which at speed 4 cut a 1 s sentence by 8% more; the last chunk is cut or padded
+        with silence (a frame or two) to the rate's length."""
+        from speakcli.engines.xtts_stream import decoded_samples
+
+        return round(decoded_samples(self._model.hifigan_decoder, codes) / speed)
