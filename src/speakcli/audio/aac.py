@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from speakcli.audio.encode import ByteSink
 from speakcli.errors import FormatUnavailableError, OutputError
 
 BIT_RATE = 64000  # mono speech: plenty for a voice in AAC-LC
@@ -35,36 +36,13 @@ def _frame(av: Any, audio: np.ndarray, rate: int, pts: int) -> Any:
     return frame
 
 
-class _Sink(io.RawIOBase):
-    """A write-only file that hands out what was written since the last `take` (ADTS never seeks back)."""
-
-    def __init__(self) -> None:
-        self._pending = bytearray()
-        self._pos = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        self._pending += bytes(data)
-        self._pos += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self._pos
-
-    def take(self) -> bytes:
-        out, self._pending = bytes(self._pending), bytearray()
-        return out
-
-
 class AdtsEncoder:
     """AAC in ADTS frames, chunk by chunk: each frame stands alone, so a player starts on the first bytes."""
 
     def __init__(self, rate: int) -> None:
         av = self._av = pyav()
         self.rate = rate
-        self._sink = _Sink()
+        self._sink = ByteSink()
         self._container = av.open(self._sink, "w", format="adts")
         self._stream = self._container.add_stream("aac", rate=rate, layout="mono")
         self._stream.bit_rate = BIT_RATE

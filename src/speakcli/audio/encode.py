@@ -168,8 +168,8 @@ def resample(audio: np.ndarray, src: int, dst: int) -> np.ndarray:
     return np.concatenate([r.process(audio), r.flush()])
 
 
-class _Sink(io.RawIOBase):
-    """A write-only file for libsndfile that hands out what has been written since the last `take`."""
+class ByteSink(io.RawIOBase):
+    """A write-only file for libsndfile and PyAV that hands out what has been written since the last `take`."""
 
     def __init__(self) -> None:
         self._pending = bytearray()
@@ -207,7 +207,7 @@ class StreamEncoder:
         self.rate = output_rate(fmt, rate)
         self._resampler = Resampler(rate, self.rate) if self.rate != rate else None
         self._held: list[np.ndarray] = []
-        self._sink: _Sink | None = None
+        self._sink: ByteSink | None = None
         self._file: Any = None
         self._started = False
         self._adts: Any = None
@@ -236,7 +236,7 @@ class StreamEncoder:
         if self._file is None:
             import soundfile as sf
 
-            self._sink = _Sink()
+            self._sink = ByteSink()
             # MP3 at a constant bit rate: a stream has no VBR header, and readers estimate its length from its size.
             extra = {"bitrate_mode": "CONSTANT", "compression_level": 0.5} if fmt.name == "mp3" else {}
             self._file = sf.SoundFile(self._sink, "w", self.rate, 1, format=fmt.container, subtype=fmt.subtype, **extra)

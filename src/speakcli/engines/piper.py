@@ -78,6 +78,13 @@ class PiperEngine:
             raise ModelError(f"cannot load Piper voice {self.model_path} ({exc}); reinstall the voice") from None
 
     def check_voice(self, voice: Voice | None) -> None:
+        if voice is not None and voice.latents is not None:
+            raise VoiceError(
+                "the piper engine cannot speak with XTTS speaker latents (gpt_cond_latent, speaker_embedding); "
+                "serve an XTTS model, or send a voice name",
+                hint=Hint.ENGINE_XTTS,
+                code="cannot_clone",
+            )
         if voice is None or (not voice.is_clone and voice.name in VOICE_ALIASES):
             return
         if voice.is_clone:

@@ -14,8 +14,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from speakcli import __version__
 from speakcli.errors import BusyError, SpeakError
 from speakcli.serving import Gateway
-from speakcli.web import openai_api, seed, xtts_api
-from speakcli.web.errors import error_body
+from speakcli.web import coqui_api, openai_api, seed, xtts_api
+from speakcli.web.errors import error_body, problems
 from speakcli.web.guard import BodyTooLarge, Guard
 
 log = logging.getLogger("speakcli")
@@ -49,11 +49,7 @@ def _speak_error(request: Request, exc: Exception) -> Response:
 
 def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    problems = []
-    for err in exc.errors()[:3]:
-        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query"))
-        problems.append(f"{where or 'request'}: {err.get('msg', 'invalid')}")
-    return error_response(400, "invalid_input", "; ".join(problems))
+    return error_response(400, "invalid_input", problems(exc.errors()))
 
 
 def _http_error(request: Request, exc: Exception) -> Response:
@@ -67,7 +63,8 @@ def _http_error(request: Request, exc: Exception) -> Response:
 def create_app(
     gateway: Gateway, api_key: str | None = None, cors: Sequence[str] = (), identity: str | None = None
 ) -> FastAPI:
-    """The HTTP API over `gateway`: speakcli's own routes, OpenAI's speech API and xtts-api-server's.
+    """The HTTP API over `gateway`: speakcli's own routes, OpenAI's speech API, xtts-api-server's and coqui's
+    xtts-streaming-server's.
 
     `identity` is the secret of the server's advert, which /v1/identity proves knowing (None: no advert)."""
     app = FastAPI(title="speakcli", version=__version__, docs_url="/docs", redoc_url=None)
@@ -81,9 +78,16 @@ def create_app(
     text_limit = 4 * limits.max_text + 64 * 1024  # UTF-8 is at most 4 bytes a character; + the other fields
     batch_limit = min(64 * 1024 * 1024, limits.max_batch_items * (4 * limits.max_text + 256))
 
+    # coqui's API sends a speaker's latents with every request: 33,000 numbers for XTTS v2, about 0.8 MB of JSON.
+    latents_limit = 4 * 1024 * 1024 + text_limit
+
     def limit_for(path: str) -> int:
         if path == "/v1/clone-voice":
             return upload_limit
+        if path.removeprefix(coqui_api.PREFIX) == "/clone_speaker":
+            return limits.max_upload_bytes + 64 * 1024
+        if path.removeprefix(coqui_api.PREFIX) in ("/tts", "/tts_stream"):
+            return latents_limit
         return batch_limit if path == "/v1/batch-synthesize" else text_limit
 
     app.add_middleware(Guard, api_key=api_key, limit_for=limit_for)
@@ -95,4 +99,7 @@ def create_app(
     app.include_router(seed.router)
     app.include_router(openai_api.router)
     app.include_router(xtts_api.router)
+    app.include_router(coqui_api.router)
+    app.include_router(coqui_api.router, prefix=coqui_api.PREFIX)
+    app.include_router(coqui_api.languages_router, prefix=coqui_api.PREFIX)
     return app
