@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from speakcli.audio.encode import ByteSink
+from speakcli.audio.sink import ByteSink
 from speakcli.errors import FormatUnavailableError, OutputError
 
 BIT_RATE = 64000  # mono speech: plenty for a voice in AAC-LC

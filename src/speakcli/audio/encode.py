@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from speakcli.audio.sink import ByteSink
 from speakcli.errors import UsageError
 
 
@@ -166,33 +167,6 @@ def resample(audio: np.ndarray, src: int, dst: int) -> np.ndarray:
         return np.asarray(audio, dtype=np.float32)
     r = Resampler(src, dst)
     return np.concatenate([r.process(audio), r.flush()])
-
-
-class ByteSink(io.RawIOBase):
-    """A write-only file for libsndfile and PyAV that hands out what has been written since the last `take`."""
-
-    def __init__(self) -> None:
-        self._pending = bytearray()
-        self._pos = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        self._pending += bytes(data)
-        self._pos += len(data)
-        return len(data)
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        # Stream formats never rewrite what was written; libsndfile only asks where the end is.
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-    def take(self) -> bytes:
-        out, self._pending = bytes(self._pending), bytearray()
-        return out
 
 
 class StreamEncoder:
