@@ -21,6 +21,7 @@ SECTIONS = {
     "serve": "serve",
     "ray-batch": "ray_batch",
     "xtts-speed": "xtts_speed",
+    "scheduler": "scheduler",
 }
 
 

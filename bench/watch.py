@@ -47,8 +47,10 @@ def _run_watch(folder: Path, lines: list[str], every: float, speak, sample_rate:
 
 def run(runs: int) -> str:
     from speakcli.engines.base import SynthesisOptions
-    from speakcli.service import SpeechService, utterance
+    from speakcli.scheduling import SpeechTask
+    from speakcli.service import SpeechService
     from speakcli.settings import load_settings
+    from speakcli.ssml import plain
     from speakcli.testing import FakeEngine
     from speakcli.worker import SynthesisWorker
 
@@ -61,7 +63,7 @@ def run(runs: int) -> str:
             lines = [f"busy line {i}" for i in range(100)]
 
             def speak(t: str, w: SynthesisWorker = worker):  # type: ignore[no-untyped-def]
-                return w.submit(lambda engine, t=t: utterance(engine, t, None, SynthesisOptions(pause=0)))
+                return w.submit(SpeechTask(plain(t), None, SynthesisOptions(pause=0)))
 
             events, written = _run_watch(
                 Path(tmp), lines, 0.02, speak, 8000, use_watchdog=use_watchdog, poll_interval=poll

@@ -44,8 +44,8 @@ def _stream_snr(engine: Any, cond: Any, embedding: Any) -> tuple[float, int]:
     """SNR of speakcli's streamed decode against the one-piece decode of the same generated latents."""
     import torch
 
-    from speakcli.engines.xtts import STREAM_CHUNK_TOKENS
     from speakcli.engines.xtts_gpt import Sampling
+    from speakcli.engines.xtts_sentence import STREAM_CHUNK_TOKENS
     from speakcli.engines.xtts_stream import StreamDecoder
 
     model = engine._model

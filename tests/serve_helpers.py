@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +20,9 @@ import soundfile as sf
 
 from speakcli import engines
 from speakcli.engines import Engine
+from speakcli.scheduling import CallTask
 from speakcli.service import SpeechService
-from speakcli.serving import Gateway, Limits
+from speakcli.serving import Gateway, Limits, SpeechRequest
 from speakcli.settings import load_settings
 from speakcli.web.server import HttpServer, Timeouts
 from speakcli.worker import Job
@@ -32,6 +33,7 @@ class Served:
     url: str
     gateway: Gateway
     jobs: list[Job[Any]] = field(default_factory=list)  # every job the gateway queued, in order
+    requests: list[SpeechRequest] = field(default_factory=list)  # the request of each, in the same order
     queued: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))  # released per job queued
     answered: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))  # per audio answer begun
     server: HttpServer | None = None
@@ -64,12 +66,11 @@ class Served:
         """Keep the one worker busy until the yielded event is set (or the block ends)."""
         gate, running = threading.Event(), threading.Event()
 
-        def hold(engine: Any) -> list[None]:
+        def hold(engine: Any) -> None:
             running.set()
             gate.wait(30)
-            return []
 
-        job = self.service.worker.submit(hold)
+        job = self.service.worker.submit(CallTask(hold))
         assert running.wait(30), "the worker never took the holding job"
         try:
             yield gate
@@ -87,9 +88,12 @@ def serving(
     *,
     engine: Engine | None = None,
     identity: str | None = None,
+    cors: Sequence[str] = (),
+    private_lists: bool = False,
 ) -> Iterator[Served]:
     """Piper (zero noise, so identical text gives identical audio) unless `flags` pick another engine, or `engine`
-    is one to serve (a `speakcli.testing.FakeEngine`); `identity` is the secret /v1/identity proves."""
+    is one to serve (a `speakcli.testing.FakeEngine`); `identity` is the secret /v1/identity proves; `cors` and
+    `private_lists` as `speakcli serve`'s options."""
     settings = load_settings({"engine": "piper", **(flags or {})})
     if engine is None:
         service = SpeechService(settings)
@@ -103,17 +107,27 @@ def serving(
     served = Served("", gateway)
     real_speak = gateway.speak
 
-    def spy(*args: Any, **kwargs: Any) -> Job[Any]:
-        job = real_speak(*args, **kwargs)
+    def spy(request: SpeechRequest, *args: Any, **kwargs: Any) -> Job[Any]:
+        job = real_speak(request, *args, **kwargs)
+        served.requests.append(request)
         served.jobs.append(job)
         served.queued.release()
         return job
 
     gateway.speak = spy  # type: ignore[method-assign]
-    server = served.server = HttpServer(gateway, "127.0.0.1", 0, api_key=api_key, timeouts=timeouts, identity=identity)
+    server = served.server = HttpServer(
+        gateway,
+        "127.0.0.1",
+        0,
+        api_key=api_key,
+        cors=cors,
+        timeouts=timeouts,
+        identity=identity,
+        private_lists=private_lists,
+    )
     server.app.add_middleware(_Answered, served=served)
     try:
-        service.worker.call(lambda engine: None)  # loaded before the first request, as `speakcli serve` does
+        service.load()  # loaded before the first request, as `speakcli serve` does
         server.start()
         served.url = server.url
         yield served

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import soundfile as sf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpers import read, run_cli
 from speakcli.engines.base import SynthesisOptions
-from speakcli.engines.piper import PiperEngine
+from speakcli.engines.piper import PiperEngine, phoneme_limit, phoneme_runs
 from speakcli.errors import Hint, VoiceError
 from speakcli.service import utterance
 from speakcli.voices import VoiceLibrary
@@ -74,3 +77,52 @@ def test_say_writes_each_format(tmp_path: Path, ext: str, fmt: str) -> None:
     assert rate == 22050
     assert 0.5 < len(audio) / rate < 4
     assert np.sqrt(np.mean(audio**2)) > 0.02
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["a", "ˈ", "ɛ", " ", ",", ";", "."]), max_size=400), st.integers(2, 60))
+def test_phoneme_runs_keep_every_phoneme_once_in_order_within_the_limit(phonemes: list[str], limit: int) -> None:
+    runs = phoneme_runs(phonemes, limit)
+    assert [p for run in runs for p in run] == phonemes
+    assert all(0 < len(run) <= limit for run in runs)
+
+
+def test_phoneme_runs_cut_after_a_clause_mark_else_after_a_space() -> None:
+    clause = list("ab, cd ef gh ij")
+    assert phoneme_runs(clause, 12) == [list("ab, cd ef "), list("gh ij")]
+    assert phoneme_runs(list("ab cd, ef gh ij"), 12) == [list("ab cd, "), list("ef gh ij")]
+    assert phoneme_runs(list("abcdefghij"), 4) == [list("abcd"), list("efgh"), list("ij")]
+
+
+@pytest.fixture(scope="module")
+def piper_voice(piper: PiperEngine) -> Any:
+    """The same voice loaded by piper itself, as a reference."""
+    from piper import PiperVoice
+
+    return PiperVoice.load(piper.model_path, config_path=piper.config_path)
+
+
+def test_ordinary_english_sounds_exactly_as_piper_makes_it(piper: PiperEngine, piper_voice: Any) -> None:
+    """Bounded model calls change nothing for sentences under the limit: the same samples as piper's own call."""
+    from piper import SynthesisConfig
+
+    text = (
+        "In the beginning, the universe was created; this has made a lot of people very angry and been widely "
+        "regarded as a bad move. Numbers like 1,234 are read, too!"
+    )
+    want = [
+        c.audio_float_array for c in piper_voice.synthesize(text, SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0))
+    ]
+    got = list(piper.synthesize(text, None, SynthesisOptions()))
+    assert len(got) == len(want) == 2
+    assert all(np.array_equal(g, w) for g, w in zip(got, want, strict=True))
+
+
+def test_a_sentence_past_the_limit_is_made_in_several_calls(piper: PiperEngine, piper_voice: Any) -> None:
+    # A hash has no spaces to cut at and espeak spells it: ~330 phonemes in one sentence.
+    text = "0123456789abcdef" * 5
+    (sentence,) = piper_voice.phonemize(text)
+    assert len(sentence) > phoneme_limit(1.0)
+    chunks = list(piper.synthesize(text, None, SynthesisOptions()))
+    assert len(chunks) == len(phoneme_runs(sentence, phoneme_limit(1.0))) >= 2
+    assert phoneme_limit(0.5) < phoneme_limit(1.0) < phoneme_limit(2.0)

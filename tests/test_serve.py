@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import tracemalloc
 from collections.abc import Iterator
 from typing import Any
 
@@ -382,6 +384,31 @@ def test_batch_items_count_toward_the_queue_and_running_jobs_are_capped() -> Non
             second = c.post("/v1/batch-synthesize", json={"items": [{"text": "Three."}]})
             assert second.status_code == 503 and second.json()["error"]["code"] == "busy"
         wait_for(lambda: c.get(f"/v1/jobs/{job.json()['job']}").json()["status"] == "done")
+
+
+def test_an_ended_batch_job_lets_its_text_go(server: Served, client: httpx.Client) -> None:
+    """A kept job costs what its status shows, not its text: 3,000 items of 4,000 characters (12 MB) are let go
+    once cancelled, and a finished job's items hold no text either."""
+    text = "Words to say, at length. " * 160  # 4,000 characters
+    body = {"items": [{"text": f"{i} {text}"} for i in range(3000)]}
+    gc.collect()
+    tracemalloc.start()
+    try:
+        with server.worker_held():
+            job = client.post("/v1/batch-synthesize", json=body).json()["job"]
+            del body
+            assert client.delete(f"/v1/jobs/{job}").json()["status"] == "cancelled"
+            wait_for(lambda: "queued" not in client.get(f"/v1/jobs/{job}").json()["counts"])
+        gc.collect()
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert client.get(f"/v1/jobs/{job}").json()["counts"] == {"cancelled": 3000}
+    assert held < 3_000_000, f"a cancelled job still holds {held / 1e6:.1f} MB"
+
+    done = client.post("/v1/batch-synthesize", json={"items": [{"text": "One."}, {"text": "Two."}]}).json()["job"]
+    wait_for(lambda: client.get(f"/v1/jobs/{done}").json()["status"] == "done")
+    assert [item.work for item in server.gateway.batches.get(done).items] == [None, None]
 
 
 def test_oversized_bodies_are_refused_with_413_declared_or_chunked(server: Served, client: httpx.Client) -> None:

@@ -54,17 +54,44 @@ def test_sigterm_mid_stream_cuts_the_stream_and_exits_0() -> None:
     assert first[:4] == b"RIFF"
 
 
-def test_binding_beyond_loopback_without_a_key_warns() -> None:
+def test_binding_beyond_loopback_without_a_key_or_with_any_origin_warns() -> None:
     with serve_process("--engine", "piper", "--host", "0.0.0.0") as (proc, url, lines):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     assert any("without --api-key" in ln for ln in lines), lines
-    with serve_process("--engine", "piper", "--host", "0.0.0.0", "--api-key", "k") as (proc, url, lines):
+    assert not any("--cors" in ln for ln in lines), lines
+    key = "k3y-that-must-not-be-logged"
+    args = ("--engine", "piper", "--host", "0.0.0.0", "--api-key", key, "--cors", "*", "--debug")
+    with serve_process(*args) as (proc, url, lines):
         with httpx.Client(base_url=url.replace("0.0.0.0", "127.0.0.1"), timeout=30) as client:
             assert client.get("/v1/info").status_code == 401
+            # A key in a link's query works, and is never written anywhere (uvicorn's access log is off).
+            for given in (key, key + "-wrong"):
+                client.get("/tts_stream", params={"text": "Hi.", "api_key": given})
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     assert not any("without --api-key" in ln for ln in lines), lines
+    assert any("--cors '*'" in ln and "any web page" in ln for ln in lines), lines
+    assert not any(key in ln or "/tts_stream" in ln for ln in lines), lines
+    with serve_process("--engine", "piper", "--cors", "*") as (proc, url, lines):  # on loopback: no warning
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    assert not any("warning" in ln for ln in lines), lines
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--cors", "chat.example.org"), "--cors 'chat.example.org' is not a web origin; give scheme://host[:port]"),
+        (("--cors", "https://x.org/path"), "--cors 'https://x.org/path' is not a web origin"),
+        (("--private-lists",), "--private-lists keeps the lists behind the API key; add --api-key KEY"),
+    ],
+)
+def test_bad_web_options_are_one_line_and_exit_2(args: tuple[str, ...], message: str) -> None:
+    result = run_cli("serve", "--engine", "piper", "--port", "0", *args, timeout=60)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and stderr.startswith(f"speakcli: error: {message}"), stderr
+    assert len(stderr.splitlines()) == 1, stderr
 
 
 @pytest.mark.xtts

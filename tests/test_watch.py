@@ -17,7 +17,8 @@ import pytest
 
 from speakcli.engines.base import SynthesisOptions
 from speakcli.errors import ExitStatus, UsageError
-from speakcli.service import utterance
+from speakcli.scheduling import SpeechTask
+from speakcli.ssml import plain
 from speakcli.testing import FakeEngine
 from speakcli.testing.watch import Passes
 from speakcli.watch import EventLog, Line, WatchDaemon, WatchOptions, check_encoding
@@ -39,7 +40,7 @@ class Harness:
         options = WatchOptions(**{"poll_interval": 0.5, "pause": 0.0, **opts})
 
         def speak(text: str) -> Any:
-            return self.worker.submit(lambda e: utterance(e, text, None, SynthesisOptions(pause=0)))
+            return self.worker.submit(SpeechTask(plain(text), None, SynthesisOptions(pause=0)))
 
         self.daemon = WatchDaemon(target, speak, self.engine.sample_rate, options, player=player, events=log)
         self.passes = Passes(self.daemon)

@@ -78,7 +78,10 @@ def test_nothing_to_say_and_engine_errors_are_skipped_recorded_and_not_retried(t
         append(path, "... !!! ???\nbefore\nCRASH here\n")  # the failing line last: nothing after it to record
         h.wait(lambda: len(h.of("skipped")) == 2)
     assert h.engine.spoken == ["before"]
-    assert [e["reason"] for e in h.of("skipped")] == ["nothing to say", "error: RuntimeError('the engine blew up')"]
+    assert [e["reason"] for e in h.of("skipped")] == [
+        "nothing to say",
+        "error: the engine failed: RuntimeError: the engine blew up",
+    ]
     assert h.of("stopped")[-1]["failed"] == 1 and h.of("stopped")[-1]["skipped"] == 2
     assert _offset(state, path) == path.stat().st_size
     append(path, "next\n")

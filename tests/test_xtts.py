@@ -305,14 +305,13 @@ def test_streaming_yields_audio_before_synthesis_ends_and_matches_in_length(tiny
     voice = Voice(name="joe", clips=(Path(__file__).parents[1] / "voices/joe/reference.wav",))
     # Count the GPT's codes: streaming decodes each chunk of them as it comes.
     made: list[int] = []
-    generate = engine._gpt.generate
+    step = engine._gpt.step
 
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        for step in generate(*args, **kwargs):
-            made.append(1)
-            yield step
+    def counting(sequences: Any) -> Any:
+        made.append(1)
+        return step(sequences)
 
-    engine._gpt.generate = counting
+    engine._gpt.step = counting
     try:
         made_at_chunk, chunks = [], []
         for chunk in engine.synthesize("Hello there.", voice, SynthesisOptions(stream=True)):
@@ -320,7 +319,7 @@ def test_streaming_yields_audio_before_synthesis_ends_and_matches_in_length(tiny
             chunks.append(chunk)
         made_in_total = len(made)
     finally:
-        engine._gpt.generate = generate
+        engine._gpt.step = step
     # The first chunk reached the consumer before the last piece of audio was made, not after all of it.
     assert len(chunks) >= 2 and made_at_chunk[0] < made_in_total
     whole = list(engine.synthesize("Hello there.", voice, SynthesisOptions(stream=False)))

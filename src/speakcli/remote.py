@@ -179,6 +179,7 @@ def open_speech(
         "language": settings.language,
         "speed": settings.speed,
         "temperature": settings.temperature,
+        "seed": settings.seed,
         "stream": True,
         "format": "wav",
     }

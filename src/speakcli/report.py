@@ -50,6 +50,24 @@ def languages(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _max_batch(settings: Settings, report: dict[str, Any]) -> int:
+    """Sentences the worker steps together: the setting, else the engine's default (1: it does not batch)."""
+    from speakcli.engines import create_engine
+
+    try:
+        batching = create_engine(choose_engine(settings)).capabilities.batching  # reads a config: loads nothing
+    except SpeakError:
+        return 1
+    if not batching:
+        return 1
+    if settings.max_batch:
+        return settings.max_batch
+    from speakcli.engines.xtts_precision import default_max_batch
+
+    device = "cuda" if report["device"].get("cuda") and settings.device in ("auto", "cuda") else settings.device
+    return default_max_batch(device, report["precision"])
+
+
 def devices() -> list[dict[str, Any]]:
     """The audio outputs PortAudio sees (index, name, host API, channels, default); AudioDeviceError if none can be
     listed."""
@@ -103,6 +121,7 @@ def gather(settings: Settings) -> dict[str, Any]:
     else:
         report["device"] = {"requested": settings.device, "cuda": None, "note": "torch not installed"}
     report["precision"] = _precision(settings) if xtts_installed() else settings.precision
+    report["max_batch"] = _max_batch(settings, report)
     try:
         report["audio_outputs"] = output_devices()
     except SpeakError as exc:

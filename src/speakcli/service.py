@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
@@ -11,106 +11,32 @@ from typing import Any
 
 import numpy as np
 
-from speakcli.audio import faded
 from speakcli.engines import EngineSpec, choose_engine, cloning_engine, create_engine
 from speakcli.engines.base import CloningEngine, Engine, SpeakerLatents, SynthesisOptions, Voice
-from speakcli.errors import (
-    EmptyTextError,
-    Hint,
-    ModelError,
-    NothingToSayError,
-    SpeakError,
-    UnknownLanguageError,
-    VoiceError,
-)
+from speakcli.errors import Hint, ModelError, SpeakError, UnknownLanguageError, VoiceError
+from speakcli.scheduling.jobs import Priority, ProgressCallback, SpeechTask
 from speakcli.settings import Settings
-from speakcli.ssml import Pause, Plan, Span, plain, speech_plan
-from speakcli.text import base_language, has_speech, split_text
+from speakcli.speech import Piece, check_plan, check_speakable, render, script, utterance
+from speakcli.ssml import Plan, speech_plan
+from speakcli.text import base_language
 from speakcli.voices import VoiceLibrary
 from speakcli.worker import Job, SynthesisWorker
 
-# Called from the worker thread: (sentences done, sentences in all); (0, n) once the engine is loaded and starts.
-ProgressCallback = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class Piece:
-    """One step of an utterance: a sentence for the engine at `speed`, or `pause` seconds of silence."""
-
-    text: str | None = None
-    speed: float = 1.0
-    pause: float = 0.0
-
-
-def script(engine: Engine, plan: Plan, options: SynthesisOptions) -> list[Piece]:
-    """The plan as sentences that fit the engine, with `options.pause` between them unless the plan says otherwise.
-
-    Speed is a rate over the whole utterance: every pause, the plan's too, is 1/speed as long.
-    Raises EmptyTextError or NothingToSayError when no piece has anything to say.
-    """
-    pieces: list[Piece] = []
-    gap_due = False  # a sentence came last: the next one is preceded by the usual pause
-    for part in plan.parts:
-        if isinstance(part, Pause):
-            if part.seconds > 0:
-                pieces.append(Piece(pause=part.seconds / options.speed))
-            gap_due = False
-            continue
-        speed = min(4.0, max(0.25, options.speed * part.rate))
-        # A piece with no letter or digit ("...", "!!!") is not said: engines vocalise such pieces as noise.
-        for sentence in split_text(part.text, options.language, engine.max_chars(options.language)):
-            if not has_speech(sentence):
-                continue
-            if gap_due and options.pause > 0:
-                pieces.append(Piece(pause=options.gap))
-            pieces.append(Piece(sentence, speed))
-            gap_due = True
-    if not any(p.text is not None for p in pieces):
-        check_plan(plan)
-    return pieces
-
-
-def check_plan(plan: Plan, where: str = "the input") -> None:
-    """Raise a usage error when no span of the plan has anything to say (cheap: no sentence splitting)."""
-    spans = [p.text for p in plan.parts if isinstance(p, Span)]
-    if not any(has_speech(t) for t in spans):
-        raise NothingToSayError(where) if any(t.strip() for t in spans) else EmptyTextError(where)
-
-
-def render(
-    engine: Engine,
-    pieces: Sequence[Piece],
-    voice: Voice | None,
-    options: SynthesisOptions,
-    on_progress: ProgressCallback | None = None,
-) -> Iterator[np.ndarray]:
-    """Audio for the pieces: each sentence faded at its ends, silence for the pauses."""
-    total = sum(p.text is not None for p in pieces)
-    done = 0
-    if on_progress is not None:
-        on_progress(0, total)
-    for piece in pieces:
-        if piece.text is None:
-            yield np.zeros(round(piece.pause * engine.sample_rate), dtype=np.float32)
-            continue
-        opts = options if piece.speed == options.speed else replace(options, speed=piece.speed)
-        yield from faded(engine.synthesize(piece.text, voice, opts), engine.sample_rate)
-        done += 1
-        if on_progress is not None:
-            on_progress(done, total)
-
-
-def check_speakable(text: str, where: str = "the input") -> None:
-    """Raise a usage error for text with nothing to say, before any work is queued."""
-    if not text.strip():
-        raise EmptyTextError(where)
-    if not has_speech(text):
-        raise NothingToSayError(where)
-
-
-def utterance(engine: Engine, text: str, voice: Voice | None, options: SynthesisOptions) -> Iterator[np.ndarray]:
-    """Audio for plain `text`: split to the engine's limit, a short fade at each sentence's ends, pauses between."""
-    yield from render(engine, script(engine, plain(text), options), voice, options)
+# The text pipeline's functions lived here first; front ends and tests still import them from the service.
+__all__ = [
+    "CloneResult",
+    "Piece",
+    "PrecomputeResult",
+    "ProgressCallback",
+    "SpeechService",
+    "VoiceInfo",
+    "check_plan",
+    "check_speakable",
+    "describe",
+    "render",
+    "script",
+    "utterance",
+]
 
 
 @dataclass
@@ -153,7 +79,7 @@ class SpeechService:
         self.settings = settings
         self.spec = spec or choose_engine(settings)
         self.engine = create_engine(self.spec)
-        self.worker = SynthesisWorker(self.engine)
+        self.worker = SynthesisWorker(self.engine, max_batch=settings.max_batch)
         self.library = VoiceLibrary(settings.voices_dir)
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
@@ -185,6 +111,7 @@ class SpeechService:
             temperature=self.settings.temperature,
             pause=self.settings.pause,
             stream=stream,
+            seed=self.settings.seed,
         )
 
     def voice(self, spec: str | None = None) -> Voice | None:
@@ -209,20 +136,23 @@ class SpeechService:
         *,
         ssml: bool | None = None,
         on_progress: ProgressCallback | None = None,
+        priority: Priority = Priority.INTERACTIVE,
     ) -> Job[np.ndarray]:
         """Queue `text` on the worker; iterate the job for audio chunks as they are made, cancel it to stop.
 
         `text` is read as SSML when `ssml` is true, or when it is None and the text starts with `<speak>`;
         a `Plan` is spoken as it is. `notify` is called on the worker thread whenever the job has something new
         (see `Job.take`); `on_progress(done, total)` too: with 0 once the engine is loaded, then after each
-        sentence.
+        sentence. The worker serves every job a sentence (or a step) at a time, `priority` deciding who goes first.
         """
         plan = text if isinstance(text, Plan) else speech_plan(text, ssml)
         check_plan(plan)  # empty text fails here, before anything is queued
         # Split on the worker: long text takes a while, and the caller stays free to be interrupted.
-        return self.worker.submit(
-            lambda engine: render(engine, script(engine, plan, options), voice, options, on_progress), notify
-        )
+        return self.worker.submit(SpeechTask(plan, voice, options, priority, on_progress), notify)
+
+    def load(self) -> None:
+        """Load the engine now (on the worker), not with the first request; raises what loading raises."""
+        self.worker.call(lambda engine: None)
 
     # -- voices ------------------------------------------------------------------------------------------------
     @property

@@ -19,6 +19,7 @@ ENGINES: tuple[str, ...] = get_args(EngineName)
 PrecisionName = Literal["auto", "fp32", "bf16", "int8"]
 PRECISIONS: tuple[str, ...] = get_args(PrecisionName)
 CONFIG_ENV = "SPEAKCLI_CONFIG"
+MAX_BATCH = 64  # past this a step's memory (a KV cache per sentence) outgrows what batching gains
 _DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
@@ -41,6 +42,20 @@ class Settings:
     )
     precision: str = field(
         default="auto", metadata=_meta("SPEAKCLI_PRECISION", "XTTS GPT precision: auto, fp32, bf16 or int8.", "PREC")
+    )
+    max_batch: int = field(
+        default=0,
+        metadata=_meta(
+            "SPEAKCLI_MAX_BATCH",
+            "Most XTTS sentences stepped together (0: chosen per device: CPU 8 at int8, else 4; GPU 16).",
+            "N",
+        ),
+    )
+    seed: int | None = field(
+        default=None,
+        metadata=_meta(
+            "SPEAKCLI_SEED", "Seed XTTS's sampling: the same text and seed say the same (default: random).", "N"
+        ),
     )
     voice: str | None = field(
         default=None,
@@ -94,12 +109,23 @@ def _problem(name: str, value: Any) -> str | None:
         return "is out of range; use a value above 0 and at most 2"
     if name == "pause" and not 0.0 <= value <= 10.0:
         return "is out of range; use 0 to 10 seconds"
+    if name == "seed" and value is not None and not 0 <= value < 2**63:
+        return "is out of range; use a whole number from 0 to 2**63 - 1"
+    if name == "max_batch" and not 0 <= value <= MAX_BATCH:
+        return f"is out of range; use 1 to {MAX_BATCH}, or 0 to let speakcli choose"
     return None
 
 
 def _convert(raw: Any, kind: str, from_text: bool) -> Any:
     """`raw` as the field's type, or ValueError saying what it should be. Text (a flag, an env var) is parsed;
     a TOML value must already have the right type, so `speed = "fast"` or `voice = 3` are errors, not guesses."""
+    if kind.startswith("int"):
+        if isinstance(raw, bool) or not isinstance(raw, (int, str)) or (isinstance(raw, str) and not from_text):
+            raise ValueError("is not a whole number")
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError("is not a whole number") from None
     if "float" in kind:
         if isinstance(raw, bool) or not isinstance(raw, (int, float, str)) or (isinstance(raw, str) and not from_text):
             raise ValueError("is not a number")

@@ -22,16 +22,35 @@ def fade(chunk: np.ndarray, sample_rate: int, fade_in: bool, fade_out: bool) -> 
     return out
 
 
+class Fader:
+    """One sentence's chunks as they come, the first faded in and the last faded out: one chunk is held back until
+    the next shows it was not the last."""
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+        self._pending: np.ndarray | None = None
+        self._first = True
+
+    def push(self, chunk: np.ndarray) -> list[np.ndarray]:
+        """Take the next chunk; returns the chunks now final (at most one)."""
+        if len(chunk) == 0:
+            return []
+        out = []
+        if self._pending is not None:
+            out.append(fade(self._pending, self.sample_rate, True, False) if self._first else self._pending)
+            self._first = False
+        self._pending = chunk
+        return out
+
+    def finish(self) -> list[np.ndarray]:
+        """The sentence ended: the chunk held back, faded out."""
+        pending, self._pending = self._pending, None
+        return [] if pending is None else [fade(pending, self.sample_rate, self._first, True)]
+
+
 def faded(chunks: Iterable[np.ndarray], sample_rate: int) -> Iterator[np.ndarray]:
     """Stream `chunks`, fading in the first and out the last, with one chunk of look-ahead."""
-    pending: np.ndarray | None = None
-    first = True
+    fader = Fader(sample_rate)
     for chunk in chunks:
-        if len(chunk) == 0:
-            continue
-        if pending is not None:
-            yield fade(pending, sample_rate, first, False) if first else pending
-            first = False
-        pending = chunk
-    if pending is not None:
-        yield fade(pending, sample_rate, first, True)
+        yield from fader.push(chunk)
+    yield from fader.finish()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from speakcli.audio import write_audio
 from speakcli.batch.items import Item
 from speakcli.batch.manifest import Result, result_for
 from speakcli.errors import SpeakError, UnwritableError
+from speakcli.scheduling.jobs import Job, Priority
 from speakcli.settings import Settings
 
 if TYPE_CHECKING:
@@ -49,26 +51,34 @@ def settled(task: Task) -> Result | None:
     return None
 
 
-def make_item(
+def start_item(
     service: SpeechService,
     item: Item,
     settings: Settings,
-    out_dir: Path,
     voices: dict[str | None, Voice | None] | None = None,
-) -> Result:
-    """Speak one planned item with `service` and write its file whole or not at all; a failure fails it alone,
-    except a write that would fail for every item (`UnwritableError`), which is raised.
+) -> Job[np.ndarray] | Result:
+    """Queue one planned item on the service's worker (as background work); its failed result when it cannot be.
 
     Besides the service it takes only picklable inputs, so an executor can call it in a worker process that
     built its own service. `voices` caches resolved voices across the calls of one process.
     """
-    assert item.output is not None
     voices = {} if voices is None else voices
     try:
         if settings.voice not in voices:
             voices[settings.voice] = service.voice(settings.voice)  # once per voice; XTTS latents cached once too
         options = service.options(settings.language, settings.speed, stream=False)
-        job = service.speak(item.text, voices[settings.voice], options)
+        return service.speak(item.text, voices[settings.voice], options, priority=Priority.BACKGROUND)
+    except SpeakError as exc:
+        return result_for(item, "failed", error=str(exc))
+
+
+def finish_item(service: SpeechService, item: Item, job: Job[np.ndarray] | Result, out_dir: Path) -> Result:
+    """Wait for an item's audio and write its file whole or not at all; a failure fails it alone, except a write
+    that would fail for every item (`UnwritableError`), which is raised."""
+    if isinstance(job, Result):
+        return job
+    assert item.output is not None
+    try:
         chunks = list(job)
         audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
         path = out_dir / item.output
@@ -77,8 +87,6 @@ def make_item(
         raise  # not this item's fault: every later item would fail the same way, so the run stops
     except SpeakError as exc:
         return result_for(item, "failed", error=str(exc))
-    except Exception as exc:  # an engine's own error (a missing package, a crash on odd text): this item only
-        return result_for(item, "failed", error=f"{type(exc).__name__}: {' '.join(str(exc).split())}")
     return result_for(
         item,
         "ok",
@@ -86,6 +94,23 @@ def make_item(
         synth=round(float(job.elapsed or 0.0), 3),
         size=path.stat().st_size,
     )
+
+
+def make_item(
+    service: SpeechService,
+    item: Item,
+    settings: Settings,
+    out_dir: Path,
+    voices: dict[str | None, Voice | None] | None = None,
+) -> Result:
+    """Speak one planned item with `service` and write its file whole or not at all; a failure fails it alone."""
+    return finish_item(service, item, start_item(service, item, settings, voices), out_dir)
+
+
+def window(service: SpeechService) -> int:
+    """How many items to hand the worker at once: as many as it steps together, so a batching engine batches them."""
+    service.load()  # the batch size is the loaded engine's (XTTS chooses per device and precision)
+    return service.worker.max_batch
 
 
 class Executor(Protocol):
@@ -107,7 +132,8 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """In this process, one item at a time and in input order, through the service's single worker."""
+    """In this process, through the service's single worker: items are handed over in input order, as many at a
+    time as the worker steps together (one on an engine that does not batch), and finish in that order."""
 
     def run(
         self,
@@ -119,13 +145,31 @@ class LocalExecutor:
     ) -> list[Result]:
         voices: dict[str | None, Voice | None] = {}
         results: list[Result] = []
-        for task in tasks:
-            if stop():
-                break
-            result = settled(task)
-            if result is None:
-                assert task.settings is not None
-                result = make_item(service, task.item, task.settings, out_dir, voices)
+        in_flight: deque[tuple[Task, Job[np.ndarray] | Result]] = deque()
+        width = window(service) if any(settled(t) is None for t in tasks) else 1
+
+        def finish_oldest() -> None:
+            task, job = in_flight.popleft()
+            result = finish_item(service, task.item, job, out_dir)
             results.append(result)
             on_result(result)
+
+        try:
+            for task in tasks:
+                if stop():
+                    break
+                result = settled(task)
+                if result is None:
+                    assert task.settings is not None
+                    in_flight.append((task, start_item(service, task.item, task.settings, voices)))
+                else:
+                    in_flight.append((task, result))
+                while len(in_flight) >= width or (in_flight and isinstance(in_flight[0][1], Result)):
+                    finish_oldest()
+            while in_flight:  # what was handed over is finished, also after a stop: it is in progress
+                finish_oldest()
+        finally:
+            for _, job in in_flight:  # a second Ctrl-C: nothing more is made
+                if not isinstance(job, Result):
+                    job.cancel()
         return results

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from speakcli.batch.executor import Task, make_item, settled
+from speakcli.batch.executor import Task, finish_item, settled, start_item
 from speakcli.batch.manifest import Result, result_for
 from speakcli.engines import EngineSpec
 from speakcli.errors import ModelError, SpeakError, UnwritableError, UsageError
@@ -75,21 +75,22 @@ class ItemMaker:
         from speakcli.service import SpeechService
 
         self.service = SpeechService(settings, spec)
-        self.service.worker.call(lambda engine: None)  # the worker loads the model before its first job: now
+        self.service.load()  # now, not with the first item
         self.out_dir = Path(out_dir)
         self.voices: dict[str | None, Voice | None] = {}
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
+        tasks: list[Task] = [pickle.loads(blob) for blob in batch["task"]]  # the driver's own pickle of plain data
+        # Every item of the batch is handed to the worker before any is awaited, so a batching engine steps them
+        # together.
+        started = [(t, start_item(self.service, t.item, t.settings, self.voices)) for t in tasks if t.settings]
         results = []
-        for blob in batch["task"]:
-            task: Task = pickle.loads(blob)  # the driver's own pickle of plain data, handed over by Ray
-            assert task.settings is not None
+        for task, job in started:
             try:
-                result = make_item(self.service, task.item, task.settings, self.out_dir, self.voices)
+                results.append(finish_item(self.service, task.item, job, self.out_dir))
             except UnwritableError as exc:  # each item fails alone here; only a local run stops at the first
-                result = result_for(task.item, "failed", error=str(exc))
-            results.append(json.dumps(asdict(result)))
-        return {"result": results}
+                results.append(result_for(task.item, "failed", error=str(exc)))
+        return {"result": [json.dumps(asdict(r)) for r in results]}
 
     def __del__(self) -> None:
         self.service.close(timeout=1)
@@ -162,10 +163,11 @@ class RayExecutor:
             ds = ds.map_batches(
                 ItemMaker,
                 fn_constructor_args=(service.spec, service.settings, str(out_dir.resolve())),
-                # One item in flight per actor: a worker that dies takes only its own item's retries with it, never
-                # a neighbour's queued behind an item that crashes it every time.
+                # One call in flight per actor: a worker that dies takes only that call's items' retries with it,
+                # never a neighbour's queued behind an item that crashes it every time. A call takes as many items
+                # as the engine steps together (one where it does not batch).
                 compute=ray.data.ActorPoolStrategy(size=opts.workers, max_tasks_in_flight_per_actor=1),
-                batch_size=1,
+                batch_size=items_at_once(service),
                 num_cpus=opts.cpus_per_worker,
                 num_gpus=opts.gpus_per_worker,
                 max_restarts=-1,  # a worker process that dies is started again (and loads the model again)
@@ -220,6 +222,14 @@ class RayExecutor:
         finally:
             with _signals_held():
                 ray.shutdown()
+
+
+def items_at_once(service: SpeechService) -> int:
+    """Items a Ray worker takes in one call: `max_batch` if set, else 4 for an engine that batches (the smallest
+    default XTTS picks), else 1. The driver does not load the model to ask it."""
+    if not service.engine.capabilities.batching:
+        return 1
+    return service.settings.max_batch or 4
 
 
 def _check_reachable(address: str, timeout: float = 10.0) -> None:

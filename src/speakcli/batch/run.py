@@ -175,8 +175,8 @@ def _to_make(item: Item) -> bool:
 
 
 def _key_settings(service: SpeechService, resolved: dict[int, Settings | None]) -> Callable[[Item], Any]:
-    """What the run's settings decide for an item, for its key: a changed voice, language, speed or pause
-    re-makes it."""
+    """What the run's settings decide for an item, for its key: a changed voice, language, speed, pause,
+    temperature or seed re-makes it."""
     voices: dict[str | None, Any] = {}
 
     def voice_id(name: str | None) -> Any:
@@ -195,7 +195,8 @@ def _key_settings(service: SpeechService, resolved: dict[int, Settings | None]) 
         assert s is not None  # planned items are valid ones
         if s.voice not in voices:
             voices[s.voice] = voice_id(s.voice)
-        return [voices[s.voice], s.language, s.speed, s.pause, s.temperature]
+        key = [voices[s.voice], s.language, s.speed, s.pause, s.temperature]
+        return key if s.seed is None else [*key, s.seed]  # unseeded runs keep the keys they always had
 
     return settings_of
 

@@ -73,6 +73,8 @@ def batch(
     model_dir: o.ModelDir = None,
     device: o.Device = None,
     precision: o.Precision = None,
+    max_batch: o.MaxBatch = None,
+    seed: o.Seed = None,
     voices_dir: o.VoicesDir = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Redo items already done; overwrite --concat.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
@@ -141,6 +143,8 @@ def batch(
             "language": language,
             "speed": speed,
             "pause": pause,
+            "max_batch": max_batch,
+            "seed": seed,
         }
     )
     items = read_items(inputs, split, input_format, sys.stdin)  # type: ignore[arg-type]

@@ -58,6 +58,9 @@ def info(
         f"{dev['requested']} (cuda: {dev.get('cuda')}{', ' + ', '.join(dev.get('gpus', [])) if dev.get('gpus') else ''})",
     )
     table.add_row("precision", f"{report['precision']} (XTTS GPT)")
+    table.add_row(
+        "max batch", f"{report['max_batch']} sentences a step" + ("" if report["max_batch"] > 1 else " (not batched)")
+    )
     config = report["config"]
     state = "" if config["exists"] else " (not found: defaults in use)"
     table.add_row("config file", escape(config["file"] + state))

@@ -74,6 +74,8 @@ Language = Annotated[str | None, setting("language", "--language", "-l", autocom
 Speed = Annotated[float | None, setting("speed")]
 Temperature = Annotated[float | None, setting("temperature")]
 Pause = Annotated[float | None, setting("pause")]
+MaxBatch = Annotated[int | None, setting("max_batch")]
+Seed = Annotated[int | None, setting("seed")]
 OutputDevice = Annotated[str | None, setting("output_device")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]

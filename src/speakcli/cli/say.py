@@ -50,6 +50,7 @@ def say(
     speed: o.Speed = None,
     temperature: o.Temperature = None,
     pause: o.Pause = None,
+    seed: o.Seed = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -95,6 +96,7 @@ def say(
             "speed": speed,
             "temperature": temperature,
             "pause": pause,
+            "seed": seed,
             "output_device": output_device,
         }
     )

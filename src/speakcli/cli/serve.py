@@ -22,6 +22,7 @@ EXAMPLES = """
 speakcli serve                                  # on http://127.0.0.1:8020
 speakcli serve --engine piper --port 0          # the bundled voice, on any free port
 speakcli serve --host 0.0.0.0 --api-key KEY     # reachable from other machines, with a key
+speakcli serve --cors https://chat.example.org  # and pages from that site (loopback pages always may)
 speakcli serve --wyoming tcp://0.0.0.0:10200    # and Wyoming, for Home Assistant (no auth)
 """
 
@@ -48,13 +49,21 @@ def serve(
             "--api-key",
             metavar="KEY",
             envvar="SPEAKCLI_API_KEY",
-            help="Require 'Authorization: Bearer KEY' on every route but /v1/health.",
+            help="Require 'Authorization: Bearer KEY' to speak, clone and run jobs (the listings need none).",
             show_default=False,
         ),
     ] = None,
+    private_lists: Annotated[
+        bool, typer.Option("--private-lists", help="With --api-key, the voice, model and language lists need it too.")
+    ] = False,
     cors: Annotated[
         list[str] | None,
-        typer.Option("--cors", metavar="ORIGIN", help="Allow browser pages from ORIGIN (repeat; '*' for any)."),
+        typer.Option(
+            "--cors",
+            metavar="ORIGIN",
+            help="Also allow browser pages from ORIGIN, as https://host[:port] (repeat; '*' for any). "
+            "Pages on localhost, 127.x.x.x and [::1] always may.",
+        ),
     ] = None,
     wyoming: Annotated[
         str | None,
@@ -73,6 +82,7 @@ def serve(
     model_dir: o.ModelDir = None,
     device: o.Device = None,
     precision: o.Precision = None,
+    max_batch: o.MaxBatch = None,
     voices_dir: o.VoicesDir = None,
     quiet: o.Quiet = False,
     debug: o.Debug = False,
@@ -83,10 +93,17 @@ def serve(
     from speakcli.settings import load_settings
 
     settings = load_settings(
-        {**o.engine_flags(engine, model_dir, device, voices_dir, precision), "voice": voice, "language": language}
+        {
+            **o.engine_flags(engine, model_dir, device, voices_dir, precision),
+            "voice": voice,
+            "language": language,
+            "max_batch": max_batch,
+        }
     )
     if no_http and not wyoming:
         raise UsageError("--no-http leaves nothing to serve; add --wyoming tcp://127.0.0.1:10200")
+    if private_lists and not api_key:
+        raise UsageError("--private-lists keeps the lists behind the API key; add --api-key KEY")
     address = None
     if wyoming:
         from speakcli.wyoming_api.address import parse_address
@@ -108,10 +125,12 @@ def serve(
         if not no_http:
             from speakcli.web.server import HttpServer
 
-            http = HttpServer(gateway, host, port, api_key, cors or (), identity=secret)
+            http = HttpServer(gateway, host, port, api_key, cors or (), identity=secret, private_lists=private_lists)
             http.listen()  # a port in use is refused now, not after the model has loaded
             if not is_loopback(host) and not api_key:
                 _warn(f"listening on {host} without --api-key: anyone who can reach it can use it")
+            if not is_loopback(host) and "*" in (cors or ()):
+                _warn(f"listening on {host} with --cors '*': any web page a visitor opens can call it")
         wyoming_server = None
         if wyoming and address is not None:
             from speakcli.wyoming_api.server import WyomingServer
@@ -121,7 +140,7 @@ def serve(
                 _warn(f"Wyoming on {address.host} has no authentication: anyone who can reach it can use it")
         if not quiet:
             print(f"speakcli: loading {service.spec.note}...", file=sys.stderr, flush=True)
-        service.worker.call(lambda engine: None)  # load the model now, not on the first request
+        service.load()  # the model now, not on the first request
 
         def listening() -> None:
             assert http is not None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -21,6 +21,9 @@ class SynthesisOptions:
     # Yield audio as it is generated (for playback); off, an engine may make each sentence in one piece
     # (for XTTS the same audio, a few per cent sooner: one decoder call instead of one per layer and chunk).
     stream: bool = True
+    # Seeds the engine's sampling for this text (XTTS), so the same request says the same thing however it is
+    # scheduled; None: the engine's shared random generator.
+    seed: int | None = None
 
     @property
     def gap(self) -> float:
@@ -60,6 +63,7 @@ class Capabilities:
     cloning: bool = False  # speaks from reference clips (implements CloningEngine)
     streaming: bool = False  # yields audio within a sentence as it is made
     builtin_speakers: bool = False  # has named speakers of its own
+    batching: bool = False  # makes several sentences at once, a step at a time (implements BatchingEngine)
 
 
 @runtime_checkable
@@ -112,4 +116,42 @@ class CloningEngine(Engine, Protocol):
 
     def speakers(self) -> list[str]:
         """The model's built-in speakers (once loaded)."""
+        ...
+
+
+@runtime_checkable
+class Sentence(Protocol):
+    """One sentence a batching engine is making, a step at a time: its audio as it comes, and how it ended."""
+
+    @property
+    def done(self) -> bool:
+        """No more audio will come (it was all made, or `error` says why not)."""
+        ...
+
+    @property
+    def error(self) -> BaseException | None: ...
+
+    def take(self) -> list[np.ndarray]:
+        """The audio made since the last call, in order (float32 mono at the engine's rate)."""
+        ...
+
+    def close(self) -> None:
+        """Drop what it holds (caches); called when it is done or abandoned."""
+        ...
+
+
+@runtime_checkable
+class BatchingEngine(Engine, Protocol):
+    """An engine that advances several sentences together: one step costs about what one sentence's step costs."""
+
+    def max_batch(self) -> int:
+        """How many sentences a step should take by default on this engine's device and precision (once loaded)."""
+        ...
+
+    def begin(self, text: str, voice: Voice | None, options: SynthesisOptions) -> Sentence:
+        """Start one sentence-sized `text` (cheap: no model step; may compute a voice's latents)."""
+        ...
+
+    def step(self, sentences: Sequence[Sentence]) -> None:
+        """Advance each unfinished sentence by one step; a failure of one sentence is set on it, not raised."""
         ...

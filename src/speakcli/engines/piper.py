@@ -17,6 +17,35 @@ VOICE_NAME = "joe"
 VOICE_ALIASES = {None, "", "default", "joe", "en_US-joe-medium"}
 # Piper has no hard limit; sentence-sized calls keep latency low and streaming smooth.
 MAX_CHARS = 400
+# One model call's memory grows with the audio it makes (measured: about 1.2 MB per phoneme at speed 1; 100 CJK
+# characters, which espeak reads as 1,500 phonemes, peaked at 1.8 GB): a call gets at most this many phonemes at
+# speed 1, fewer when slower. About 15 s of audio: an English sentence of up to about 250 characters stays whole.
+MAX_PHONEMES = 300
+_CLAUSE_MARKS = frozenset(",;:")
+
+
+def phoneme_runs(phonemes: list[str], limit: int) -> list[list[str]]:
+    """One sentence's phonemes in runs of at most `limit`, cut after a clause mark, else a space, else anywhere.
+
+    Concatenated, the runs are `phonemes` exactly: nothing dropped, nothing repeated.
+    """
+    runs: list[list[str]] = []
+    start = 0
+    while len(phonemes) - start > limit:
+        # Cut in the window's second half, so every run but the last is at least half the limit long.
+        spaces = [i for i in range(start + limit, start + limit // 2, -1) if phonemes[i - 1] == " "]
+        clauses = [i for i in spaces if i - 2 >= start and phonemes[i - 2] in _CLAUSE_MARKS]
+        cut = clauses[0] if clauses else spaces[0] if spaces else start + limit
+        runs.append(phonemes[start:cut])
+        start = cut
+    if start < len(phonemes):
+        runs.append(phonemes[start:])
+    return runs
+
+
+def phoneme_limit(speed: float) -> int:
+    """Phonemes per model call at `speed`: slower speech makes more audio, so memory, per phoneme."""
+    return max(16, round(MAX_PHONEMES * speed))
 
 
 def bundled_voice_paths() -> tuple[Path, Path]:
@@ -53,6 +82,7 @@ class PiperEngine:
         self.noise_scale = noise_scale
         self.noise_w_scale = noise_w_scale
         self._voice: Any = None
+        self._run_options: Any = None
 
     @property
     def sample_rate(self) -> int:
@@ -73,9 +103,19 @@ class PiperEngine:
         except ImportError:
             raise ModelError("piper-tts is not installed; pip install piper-tts") from None
         try:
-            self._voice = PiperVoice.load(self.model_path, config_path=self.config_path)
+            import onnxruntime
+            from piper.config import PiperConfig
+
+            session = onnxruntime.InferenceSession(
+                str(self.model_path), sess_options=onnxruntime.SessionOptions(), providers=["CPUExecutionProvider"]
+            )
+            self._voice = PiperVoice(config=PiperConfig.from_dict(self._config), session=session)
         except Exception as exc:
             raise ModelError(f"cannot load Piper voice {self.model_path} ({exc}); reinstall the voice") from None
+        # onnxruntime's memory arena keeps a call's peak for the session's life (a server grew to gigabytes and
+        # stayed there): shrink it back after every call. Measured: within 2% of the same call without.
+        self._run_options = onnxruntime.RunOptions()
+        self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
     def check_voice(self, voice: Voice | None) -> None:
         if voice is not None and voice.latents is not None:
@@ -93,25 +133,41 @@ class PiperEngine:
             f"the piper engine has one voice, {VOICE_NAME!r}; voice {voice.name!r} needs XTTS", hint=Hint.ENGINE_XTTS
         )
 
-    def _audio(self, text: str, length_scale: float) -> np.ndarray:
-        from piper import SynthesisConfig
-
-        config = SynthesisConfig(
-            length_scale=length_scale, noise_scale=self.noise_scale, noise_w_scale=self.noise_w_scale
-        )
-        chunks = [np.asarray(c.audio_float_array, dtype=np.float32) for c in self._voice.synthesize(text, config)]
-        return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
-
     def synthesize(self, text: str, voice: Voice | None, options: SynthesisOptions) -> Iterator[np.ndarray]:
-        """The sentence at `options.speed` as a rate: exactly 1/speed as long as at 1.0.
+        """Piper's own steps (phonemes by sentence, one model call each, peak-normalised), each call bounded, at
+        `options.speed` as a rate: exactly 1/speed as long as at 1.0.
 
-        Piper's length_scale is not one: each phoneme lasts a whole number of frames (rounded up, at least one),
-        so 0.5 made speech only 1.6x shorter and 0.25 2x. The sentence is made at 1.0 for its length, and at
-        1/speed for the model's own fast or slow speech, which is then stretched (at the same pitch) to the length.
+        Piper's length_scale is not a rate: each phoneme lasts a whole number of frames (rounded up, at least
+        one), so 0.5 made speech only 1.6x shorter and 0.25 2x. At another speed than 1 each run is made at 1.0
+        for its length, and at 1/speed for the model's own fast or slow speech, which is then stretched (at the
+        same pitch) to 1/speed of that length.
         """
         self.load()
-        if options.speed == 1.0:
-            yield self._audio(text, 1.0)
-            return
-        target = round(len(self._audio(text, 1.0)) / options.speed)
-        yield stretch(self._audio(text, 1.0 / options.speed), target, self.sample_rate)
+        config = self._voice.config
+        noise = config.noise_scale if self.noise_scale is None else self.noise_scale
+        noise_w = config.noise_w_scale if self.noise_w_scale is None else self.noise_w_scale
+        scales = np.array([noise, 1.0 / options.speed, noise_w], dtype=np.float32)
+        natural = np.array([noise, 1.0, noise_w], dtype=np.float32)
+        limit = phoneme_limit(min(1.0, options.speed))  # the 1.0 pass makes the longer audio when faster
+        for sentence in self._voice.phonemize(text):
+            for run in phoneme_runs(sentence, limit):
+                ids = self._voice.phonemes_to_ids(run)
+                if options.speed == 1.0:
+                    yield self._audio(ids, scales)
+                    continue
+                target = round(len(self._audio(ids, natural)) / options.speed)
+                yield stretch(self._audio(ids, scales), target, self.sample_rate)
+
+    def _audio(self, ids: list[int], scales: np.ndarray) -> np.ndarray:
+        args = {
+            "input": np.array([ids], dtype=np.int64),
+            "input_lengths": np.array([len(ids)], dtype=np.int64),
+            "scales": scales,
+        }
+        if self._voice.config.num_speakers > 1:
+            args["sid"] = np.array([self._voice.config.default_speaker_id], dtype=np.int64)
+        audio = self._voice.session.run(None, args, self._run_options)[0].squeeze()
+        peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+        # As piper does: each call's audio scaled to full range (silence stays silence).
+        audio = audio / peak if peak >= 1e-8 else np.zeros_like(audio)
+        return np.clip(audio, -1.0, 1.0).astype(np.float32)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from speakcli.audio.stretch import fit_length
-from speakcli.engines.base import Capabilities, SpeakerLatents, SynthesisOptions, Voice
+from speakcli.engines.base import Capabilities, Sentence, SpeakerLatents, SynthesisOptions, Voice
 from speakcli.engines.xtts_latents import XttsLatents
 from speakcli.engines.xtts_store import check_model_dir
 from speakcli.errors import Hint, ModelError, SynthesisError, VoiceError
@@ -20,10 +19,12 @@ from speakcli.latents import LatentCache
 from speakcli.refaudio import read_reference
 from speakcli.text import base_language, char_limit
 
+if TYPE_CHECKING:
+    from speakcli.engines.xtts_sentence import XttsSentence
+
 log = logging.getLogger("speakcli")
 
 REF_SAMPLE_RATE = 22050  # XTTS conditions on 22.05 kHz audio (16 kHz for the speaker encoder)
-STREAM_CHUNK_TOKENS = 20
 MAX_TEXT_TOKENS = 400  # coqui asserts below gpt_max_text_tokens (402)
 
 
@@ -99,7 +100,7 @@ class XttsEngine:
     """XTTS v2 loaded from a model folder through coqui's own `Xtts` + `load_checkpoint` path."""
 
     name = "xtts"
-    capabilities = Capabilities(cloning=True, streaming=True, builtin_speakers=True)
+    capabilities = Capabilities(cloning=True, streaming=True, builtin_speakers=True, batching=True)
 
     def __init__(
         self, model_dir: Path, device: str = "auto", cache: LatentCache | None = None, precision: str = "auto"
@@ -283,19 +284,16 @@ class XttsEngine:
         mid = len(words) // 2
         return self._fit(" ".join(words[:mid]), language) + self._fit(" ".join(words[mid:]), language)
 
-    def synthesize(self, text: str, voice: Voice | None, options: SynthesisOptions) -> Iterator[np.ndarray]:
-        try:
-            yield from self._synthesize(text, voice, options)
-        except ImportError as exc:
-            # coqui imports a language's text tools (pypinyin, cutlet...) only when that language is first used.
-            package = _missing_package(exc)
-            raise ModelError(
-                f"XTTS needs the Python package {package!r} for language {options.language!r} and it is not "
-                f"installed; pip install 'speakcli[xtts]' (or pip install {package})"
-            ) from None
+    def max_batch(self) -> int:
+        from speakcli.engines.xtts_precision import default_max_batch
 
-    def _synthesize(self, text: str, voice: Voice | None, options: SynthesisOptions) -> Iterator[np.ndarray]:
+        return default_max_batch(self.device, self.precision)
+
+    def begin(self, text: str, voice: Voice | None, options: SynthesisOptions) -> XttsSentence:
+        """The sentence ready to step: its voice's latents (computed once, then cached) and its parts' tokens."""
         import torch
+
+        from speakcli.engines.xtts_sentence import XttsSentence
 
         self.load()
         if voice is None:
@@ -303,72 +301,52 @@ class XttsEngine:
             if not speakers:
                 raise VoiceError("this XTTS model has no built-in speakers", hint=Hint.VOICE_CLIP)
             voice = Voice(name=speakers[0], speaker=speakers[0])
-        latent, embedding = self._voice_latents(voice)
-        language = _lang(options.language)
         with torch.inference_mode():
-            for part in self._fit(text, language):
-                try:
-                    yield from self._part(part, language, latent, embedding, options)
-                except (RuntimeError, AssertionError, NotImplementedError) as exc:
-                    raise SynthesisError(f"XTTS failed on {part[:40]!r}... ({exc}); try shorter text") from None
-
-    def _part(
-        self, text: str, language: str, latent: Any, embedding: Any, options: SynthesisOptions
-    ) -> Iterator[np.ndarray]:
-        """One part as coqui's Xtts.inference makes it, through FastGpt; streamed, each chunk of latents goes through
-        the streamed decoder (linear time, the same audio), else the whole is decoded at once.
-
-        coqui's inference runs the GPT a second time over the generated codes to get their latents; the model is
-        causal, so those equal the latents generation already computed (to 1e-6), and FastGpt keeps them instead.
-        """
-        import torch
-        import torch.nn.functional as F
-
-        from speakcli.engines.xtts_gpt import Sampling
-        from speakcli.engines.xtts_stream import StreamDecoder
-
+            latent, embedding = self._voice_latents(voice)
+        language = _lang(options.language)
         model = self._model
-        tokens = model.tokenizer.encode(text.strip().lower(), lang=language.split("-")[0])  # as coqui does
-        if len(tokens) >= model.args.gpt_max_text_tokens:
-            raise SynthesisError(f"{text[:40]!r}... has more than {MAX_TEXT_TOKENS} text tokens; try shorter text")
-        text_tokens = torch.IntTensor(tokens).unsqueeze(0).to(model.device)
-        embedding = embedding.to(model.device)
-        length_scale = 1.0 / max(options.speed, 0.05)
-        codes = self._gpt.generate(latent.to(model.device), text_tokens, Sampling(temperature=options.temperature))
-        if not options.stream:
-            latents = torch.stack([hidden for _code, hidden in codes])[None]
-            n = latents.shape[1]
-            if math.floor(n * length_scale) == 0:
-                return  # a code or two made faster than one frame: no audio, as in the streamed path
-            if length_scale != 1.0:
-                latents = F.interpolate(latents.transpose(1, 2), scale_factor=length_scale, mode="linear")
-                latents = latents.transpose(1, 2)
-            audio = model.hifigan_decoder(latents, g=embedding).reshape(-1).float().cpu().numpy()
-            yield audio if length_scale == 1.0 else fit_length(audio, self._rate_length(n, options.speed))
-            return
-        decoder = StreamDecoder(model.hifigan_decoder, embedding, length_scale=length_scale)
-        pending: list[Any] = []
-        made = n = 0  # samples yielded, codes read
-        for _code, hidden in codes:
-            pending.append(hidden)
-            n += 1
-            if len(pending) == STREAM_CHUNK_TOKENS:
-                audio = decoder.push(torch.stack(pending))
-                pending = []
-                if audio.size:
-                    made += audio.size
-                    yield audio
-        last = torch.stack(pending) if pending else torch.zeros(0, self._gpt.width, device=model.device)
-        audio = decoder.push(last, final=True)
-        if length_scale != 1.0 and n:
-            audio = fit_length(audio, max(0, self._rate_length(n, options.speed) - made))
-        if audio.size:
-            yield audio
+        parts = []
+        with self._errors(options.language), torch.inference_mode():
+            for part in self._fit(text, language):
+                tokens = model.tokenizer.encode(part.strip().lower(), lang=language.split("-")[0])  # as coqui does
+                if len(tokens) >= model.args.gpt_max_text_tokens:
+                    raise SynthesisError(
+                        f"{part[:40]!r}... has more than {MAX_TEXT_TOKENS} text tokens; try shorter text"
+                    )
+                parts.append(torch.IntTensor(tokens).unsqueeze(0).to(model.device))
+            return XttsSentence(model, self._gpt, parts, latent.to(model.device), embedding.to(model.device), options)
 
-    def _rate_length(self, codes: int, speed: float) -> int:
-        """Samples `codes` GPT codes make at `speed`: 1/speed of what they make at 1.0. The decoder's resampling
-        rounds down at each stage, which at speed 4 cut a 1 s sentence by 8% more; the last chunk is cut or padded
-        with silence (a frame or two) to the rate's length."""
-        from speakcli.engines.xtts_stream import decoded_samples
+    def step(self, sentences: Sequence[Sentence]) -> None:
+        import torch
 
-        return round(decoded_samples(self._model.hifigan_decoder, codes) / speed)
+        from speakcli.engines.xtts_sentence import XttsSentence, step
+
+        mine = [s for s in sentences if isinstance(s, XttsSentence)]
+        with torch.inference_mode():
+            step(self._gpt, mine)
+
+    def synthesize(self, text: str, voice: Voice | None, options: SynthesisOptions) -> Iterator[np.ndarray]:
+        """One sentence alone: the batched path with a batch of one, so alone and batched are the same code."""
+        sentence = self.begin(text, voice, options)
+        try:
+            while not sentence.done:
+                self.step([sentence])
+                yield from sentence.take()
+            if sentence.error is not None:
+                raise sentence.error
+        finally:
+            sentence.close()
+
+    @contextlib.contextmanager
+    def _errors(self, language: str) -> Iterator[None]:
+        """coqui imports a language's text tools (pypinyin, cutlet...) only when that language is first used."""
+        try:
+            yield
+        except ImportError as exc:
+            package = _missing_package(exc)
+            raise ModelError(
+                f"XTTS needs the Python package {package!r} for language {language!r} and it is not "
+                f"installed; pip install 'speakcli[xtts]' (or pip install {package})"
+            ) from None
+        except (RuntimeError, AssertionError, NotImplementedError) as exc:
+            raise SynthesisError(f"XTTS failed ({exc}); try shorter text") from None

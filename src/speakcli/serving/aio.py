@@ -42,7 +42,7 @@ class AsyncSpeech:
                 for item in items:
                     yield item
                 if ended:
-                    self.finished = not self.job.cancelled
+                    self.finished = self.job.completed
                     return
                 # Asked every POLL_SECONDS whether items come or not: a steady stream must not hide a departure.
                 if gone is not None and loop.time() - checked >= POLL_SECONDS:

@@ -6,7 +6,7 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +17,9 @@ from speakcli.audio.encode import AudioFormat, encode
 from speakcli.engines.base import SynthesisOptions, Voice
 from speakcli.errors import LimitError, NotFoundError, SpeakError, UsageError, WorkerClosedError
 from speakcli.fsutil import atomic_write
+from speakcli.scheduling.jobs import Priority
+
+BACKGROUND = Priority.BACKGROUND
 
 if TYPE_CHECKING:
     from speakcli.serving.gateway import Gateway, SpeechRequest
@@ -25,17 +28,30 @@ if TYPE_CHECKING:
 _ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
-@dataclass
-class BatchItem:
-    id: str
-    index: int
+@dataclass(frozen=True, slots=True)
+class ItemWork:
+    """What an item needs until it is made; dropped when it ends (a 10,000-item job's text is up to 40 MB)."""
+
     text: str
     voice: Voice | None
     options: SynthesisOptions
+
+
+@dataclass(slots=True)
+class BatchItem:
+    """One item as its job's status reports it, plus its work while it has not ended."""
+
+    id: str
+    index: int
+    work: ItemWork | None
     status: str = "queued"  # queued, running, done, failed, cancelled
     error: str | None = None
     file: Path | None = None
     seconds: float | None = None
+
+    def end(self, status: str, error: str | None = None) -> None:
+        """Record how the item ended and let its text go: a kept job holds only what its status shows."""
+        self.status, self.error, self.work = status, error, None
 
 
 @dataclass
@@ -46,7 +62,7 @@ class BatchJob:
     items: list[BatchItem]
     cancelled: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
-    current: Job[np.ndarray] | None = None
+    current: list[Job[np.ndarray]] = field(default_factory=list)  # its items in the worker's hands
 
     @property
     def status(self) -> str:
@@ -85,10 +101,9 @@ class BatchJob:
 
 
 class BatchJobs:
-    """The server's batch jobs: each runs on its own thread, which queues one item at a time on the worker.
-
-    Queuing one item at a time is what keeps a 10,000-item job from starving a one-line request: a request that
-    arrives waits behind at most one item of each running job. Files go to a private temporary folder, removed
+    """The server's batch jobs: each runs on its own thread, which hands the worker a few items at a time (as many
+    as it steps together) as background work, so a request that arrives is served first and a 10,000-item job
+    never sits in the worker's hands whole. Files go to a private temporary folder, removed
     at close; the oldest finished jobs are forgotten past `Limits.max_kept_jobs`.
     """
 
@@ -140,7 +155,7 @@ class BatchJobs:
                 voice, opts = self.gateway.prepare(request)
             except SpeakError as exc:
                 raise exc.prefixed(f"item {ident}") from None
-            items.append(BatchItem(ident, index, request.text, voice, opts))
+            items.append(BatchItem(ident, index, ItemWork(request.text, voice, opts)))
         job_id = uuid.uuid4().hex[:16]
         job = BatchJob(job_id, fmt, self._folder(job_id), items)
         thread = threading.Thread(target=self._run, args=(job,), name=f"speakcli-batch-{job_id}", daemon=True)
@@ -153,40 +168,60 @@ class BatchJobs:
 
     def _run(self, job: BatchJob) -> None:
         service = self.gateway.service
+        in_flight: deque[tuple[BatchItem, Job[np.ndarray]]] = deque()
         try:
-            for item in job.items:
-                if job.cancelled.is_set() or self._stop.is_set():
-                    break
-                item.status = "running"
-                try:
-                    job.current = service.speak(item.text, item.voice, item.options)
-                    chunks = list(job.current)
-                    if job.current.cancelled:
-                        item.status = "cancelled"
+            width = service.worker.max_batch  # as many items as the worker steps together: they batch
+            pending = iter(job.items)
+            while True:
+                while len(in_flight) < width and not (job.cancelled.is_set() or self._stop.is_set()):
+                    item = next(pending, None)
+                    if item is None or item.work is None:  # no work: only once the item has ended
                         break
-                    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-                    path = job.folder / f"{item.index + 1:06d}{job.format.extensions[0]}"
-                    atomic_write(path, encode(audio, service.sample_rate, job.format))
-                    item.file, item.seconds = path, round(len(audio) / service.sample_rate, 3)
-                    item.status = "done"
-                except WorkerClosedError as exc:  # the worker closed under us: the server is stopping
-                    item.status, item.error = "cancelled", str(exc)
+                    work = item.work
+                    item.status = "running"
+                    in_flight.append((item, service.speak(work.text, work.voice, work.options, priority=BACKGROUND)))
+                    job.current = [j for _, j in in_flight]
+                if not in_flight:
                     break
-                except Exception as exc:  # this item fails alone; the job goes on
-                    item.status, item.error = "failed", " ".join(str(exc).split()) or type(exc).__name__
+                item, current = in_flight.popleft()
+                job.current = [j for _, j in in_flight] + [current]
+                if not self._finish(job, item, current):
+                    break
         finally:
+            for _, current in in_flight:
+                current.cancel()
             for item in job.items:
                 if item.status in ("queued", "running"):
-                    item.status = "cancelled"
-            job.current = None
+                    item.end("cancelled")
+            job.current = []
             job.finished.set()
             with self._lock:
                 self._threads.pop(job.id, None)
 
+    def _finish(self, job: BatchJob, item: BatchItem, current: Job[np.ndarray]) -> bool:
+        """Wait for one item's audio and write its file; False when the job must stop (cancelled, server closing)."""
+        service = self.gateway.service
+        try:
+            chunks = list(current)
+            if not current.completed:
+                item.end("cancelled")
+                return False
+            audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+            path = job.folder / f"{item.index + 1:06d}{job.format.extensions[0]}"
+            atomic_write(path, encode(audio, service.sample_rate, job.format))
+            item.file, item.seconds = path, round(len(audio) / service.sample_rate, 3)
+            item.end("done")
+        except WorkerClosedError as exc:  # the worker closed under us: the server is stopping
+            item.end("cancelled", str(exc))
+            return False
+        except SpeakError as exc:  # this item fails alone (an engine's own crash is a synthesis failure too)
+            item.end("failed", " ".join(str(exc).split()) or type(exc).__name__)
+        return True
+
     def queued_items(self) -> int:
-        """Items of running jobs that wait in the worker's queue (each job has at most one there)."""
+        """Items of running jobs handed to the worker and not yet taken up by it."""
         jobs = list(self._jobs.values())
-        return sum(1 for j in jobs if (cur := j.current) is not None and not cur.started.is_set())
+        return sum(1 for j in jobs for cur in list(j.current) if not cur.started.is_set())
 
     def get(self, job_id: str) -> BatchJob:
         with self._lock:
@@ -199,8 +234,7 @@ class BatchJobs:
         job = self.get(job_id)
         if not job.finished.is_set():
             job.cancelled.set()
-            current = job.current
-            if current is not None:
+            for current in list(job.current):
                 current.cancel()
         return job
 

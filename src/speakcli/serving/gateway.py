@@ -10,7 +10,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,20 @@ class SpeechRequest:
     language: str | None = None
     speed: float | None = None
     temperature: float | None = None
+    seed: int | None = None  # XTTS sampling's seed: the same request and seed say the same
     latents: SpeakerLatents | None = None
+
+
+def check_speed(speed: float) -> None:
+    """A request's speed, as every front end checks it."""
+    if not 0.25 <= speed <= 4.0:
+        raise UsageError(f"speed {speed} is out of range; use 0.25 to 4")
+
+
+def check_temperature(temperature: float) -> None:
+    """A request's temperature, as every front end checks it."""
+    if not 0.0 < temperature <= 2.0:
+        raise UsageError(f"temperature {temperature} is out of range; use above 0 and at most 2")
 
 
 @dataclass(frozen=True)
@@ -91,7 +104,6 @@ class Gateway:
         self._held = 0  # places held by work that is not one job (a clone)
         self._clones: set[str] = set()  # voice names being cloned now
         self.served = 0  # requests finished (made, failed or cancelled)
-        self._seconds_per_job = 2.0  # running estimate, for Retry-After
         self._closing = threading.Event()
         self.started_at = time.time()
         from speakcli.serving.batchjobs import BatchJobs
@@ -121,16 +133,24 @@ class Gateway:
     # -- admission ---------------------------------------------------------------------------------------------
     @property
     def waiting(self) -> int:
-        """Requests admitted that the worker has not taken up yet (a clone counts while it runs)."""
+        """Requests admitted that wait: those the worker has not taken up yet, and those it has beyond the ones it
+        serves at once (its batch size). A clone counts while it runs."""
         with self._lock:
             return self._waiting_locked()
 
     def _waiting_locked(self) -> int:
-        queued = sum(not job.started.is_set() for job in self._in_flight)
-        return self._held + queued + self.batches.queued_items()
+        started = sum(job.started.is_set() for job in self._in_flight)
+        queued = len(self._in_flight) - started
+        beyond = max(0, started - self.service.worker.max_batch)
+        return self._held + queued + beyond + self.batches.queued_items()
 
-    def _retry_after(self, waiting: int) -> int:
-        return max(1, min(60, math.ceil(self._seconds_per_job * (waiting + 1))))
+    def _retry_after(self) -> int:
+        """Seconds until a place is likely free: the worker serves the requests in turns, so the one with the
+        fewest sentences left ends after about that many sentences of each request in hand."""
+        worker = self.service.worker
+        left = [job.sentences_left() for job in self._in_flight] or [1]
+        rounds = max(1, len(left) / worker.max_batch)
+        return max(1, min(60, math.ceil(min(left) * rounds * worker.seconds_per_sentence)))
 
     def _check_room_locked(self) -> None:
         if self._closing.is_set():
@@ -139,7 +159,7 @@ class Gateway:
         if waiting >= self.limits.max_queue:
             raise BusyError(
                 f"the queue is full ({waiting} requests waiting); try again shortly",
-                retry_after=self._retry_after(waiting),
+                retry_after=self._retry_after(),
             )
 
     @contextlib.contextmanager
@@ -158,8 +178,6 @@ class Gateway:
         with self._lock:
             self._in_flight.discard(job)
             self.served += 1
-            if job.elapsed is not None and job.items:
-                self._seconds_per_job = 0.8 * self._seconds_per_job + 0.2 * job.elapsed
 
     # -- requests ----------------------------------------------------------------------------------------------
     def check_text(self, text: str, where: str = "text") -> None:
@@ -198,16 +216,19 @@ class Gateway:
     def options(self, request: SpeechRequest) -> SynthesisOptions:
         opts = self.service.options(request.language, request.speed, stream=True)
         if request.temperature is not None:
-            if not 0.0 < request.temperature <= 2.0:
-                raise UsageError(f"temperature {request.temperature} is out of range; use above 0 and at most 2")
-            opts = SynthesisOptions(opts.language, opts.speed, request.temperature, opts.pause, opts.stream)
+            check_temperature(request.temperature)
+            opts = replace(opts, temperature=request.temperature)
+        if request.seed is not None:
+            if not 0 <= request.seed < 2**63:
+                raise UsageError(f"seed {request.seed} is out of range; use a whole number from 0 to 2**63 - 1")
+            opts = replace(opts, seed=request.seed)
         return opts
 
     def prepare(self, request: SpeechRequest) -> tuple[Voice | None, SynthesisOptions]:
         """Check a request and resolve its voice and options, raising before anything is queued."""
         self.check_text(request.text)
-        if request.speed is not None and not 0.25 <= request.speed <= 4.0:
-            raise UsageError(f"speed {request.speed} is out of range; use 0.25 to 4")
+        if request.speed is not None:
+            check_speed(request.speed)
         if request.latents is None:
             return self.voice(request.voice), self.options(request)
         if request.voice:
@@ -309,6 +330,19 @@ class Gateway:
         with self.admitted():
             return self.service.precompute(names or None)
 
+    def scheduler(self) -> dict[str, Any]:
+        """What the worker has in hand: jobs by class, and how many sentences a step takes (at most, and lately)."""
+        state = self.service.worker.state()
+        return {
+            "active": state.active,
+            "waiting": self.waiting,
+            "interactive": state.interactive,
+            "background": state.background,
+            "max_batch": state.max_batch,
+            "batch_in_use": state.last_batch,
+            "seconds_per_sentence": round(self.service.worker.seconds_per_sentence, 3),
+        }
+
     def info(self) -> dict[str, Any]:
         """What /v1/info reports: cheap to make, so it answers at once while the worker is busy."""
         engine = self.service.engine
@@ -325,6 +359,7 @@ class Gateway:
                 "builtin_speakers": engine.capabilities.builtin_speakers,
             },
             "queue": {"waiting": self.waiting, "max": self.limits.max_queue},
+            "scheduler": self.scheduler(),
             "served": self.served,
             "jobs": self.batches.counts(),
             "limits": {"max_text": self.limits.max_text, "max_clips": self.limits.max_clips},

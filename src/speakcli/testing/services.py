@@ -17,8 +17,9 @@ class FunctionJob(list[np.ndarray]):
 
 
 class FunctionService:
-    """The parts of SpeechService a batch uses (`settings`, `spec`, `sample_rate`, `voice`, `options`, `speak`),
-    with `audio(text)` as its engine: real files and manifest, no model. Set `settings` to run with others."""
+    """The parts of SpeechService a batch uses (`settings`, `spec`, `sample_rate`, `worker.max_batch`, `load`,
+    `voice`, `options`, `speak`), with `audio(text)` as its engine: real files and manifest, no model. Set
+    `settings` to run with others."""
 
     sample_rate = 8000
 
@@ -26,6 +27,10 @@ class FunctionService:
         self.audio = audio
         self.settings = settings or Settings()
         self.spec = SimpleNamespace(name="engine", model_dir=None)
+        self.worker = SimpleNamespace(max_batch=1)  # one item at a time, as an engine that does not batch
+
+    def load(self) -> None:
+        return None
 
     def voice(self, name: str | None = None) -> None:
         return None
@@ -33,5 +38,5 @@ class FunctionService:
     def options(self, language: str | None = None, speed: float | None = None, stream: bool = True) -> None:
         return None
 
-    def speak(self, text: str, voice: object, options: object) -> FunctionJob:
+    def speak(self, text: str, voice: object, options: object, **kwargs: object) -> FunctionJob:
         return FunctionJob([self.audio(text)])

@@ -1,4 +1,4 @@
-"""The FastAPI app: the three dialects' routes over one gateway, JSON errors, the API key and CORS."""
+"""The FastAPI app: the dialects' routes over one gateway, JSON errors, the API key and CORS."""
 
 from __future__ import annotations
 
@@ -7,18 +7,24 @@ from collections.abc import Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 from speakcli import __version__
 from speakcli.errors import BusyError, SpeakError
 from speakcli.serving import Gateway
+from speakcli.serving.xtts_api_settings import XttsApiDefaults
 from speakcli.web import coqui_api, openai_api, seed, xtts_api
+from speakcli.web.access import KeyCheck, RouteTable
+from speakcli.web.cors import Cors, CorsPolicy
 from speakcli.web.errors import error_body, problems
 from speakcli.web.guard import BodyTooLarge, Guard
 
 log = logging.getLogger("speakcli")
+
+# Every dialect's routes.
+ROUTERS = (seed.router, openai_api.router, xtts_api.router, coqui_api.router, coqui_api.prefixed)
 
 # Core error codes to HTTP statuses; anything not named is a server-side failure (500).
 _STATUS = {
@@ -61,18 +67,28 @@ def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(
-    gateway: Gateway, api_key: str | None = None, cors: Sequence[str] = (), identity: str | None = None
+    gateway: Gateway,
+    api_key: str | None = None,
+    cors: Sequence[str] = (),
+    identity: str | None = None,
+    private_lists: bool = False,
 ) -> FastAPI:
     """The HTTP API over `gateway`: speakcli's own routes, OpenAI's speech API, xtts-api-server's and coqui's
     xtts-streaming-server's.
 
-    `identity` is the secret of the server's advert, which /v1/identity proves knowing (None: no advert)."""
+    `cors`: origins whose pages may call it besides the loopback host's ('*': any; a bad one raises `UsageError`).
+    `private_lists`: with `api_key`, the listings need the key too. `identity` is the secret of the server's
+    advert, which /v1/identity proves knowing (None: no advert)."""
+    policy = CorsPolicy(cors)
     app = FastAPI(title="speakcli", version=__version__, docs_url="/docs", redoc_url=None)
     app.state.gateway = gateway
     app.state.identity = identity
+    app.state.xtts_api = XttsApiDefaults.of(gateway)  # what /set_tts_settings sets, for this server
     app.add_exception_handler(SpeakError, _speak_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for router in ROUTERS:
+        app.include_router(router)
     limits = gateway.limits
     upload_limit = limits.max_clips * limits.max_upload_bytes + 64 * 1024  # + the form's own overhead
     text_limit = 4 * limits.max_text + 64 * 1024  # UTF-8 is at most 4 bytes a character; + the other fields
@@ -90,16 +106,12 @@ def create_app(
             return latents_limit
         return batch_limit if path == "/v1/batch-synthesize" else text_limit
 
-    app.add_middleware(Guard, api_key=api_key, limit_for=limit_for)
-    if cors:
-        # Added last so it runs first: browsers' preflight requests carry no API key.
-        app.add_middleware(
-            CORSMiddleware, allow_origins=list(cors), allow_methods=["*"], allow_headers=["*"], max_age=600
-        )
-    app.include_router(seed.router)
-    app.include_router(openai_api.router)
-    app.include_router(xtts_api.router)
-    app.include_router(coqui_api.router)
-    app.include_router(coqui_api.router, prefix=coqui_api.PREFIX)
-    app.include_router(coqui_api.languages_router, prefix=coqui_api.PREFIX)
+    # The app's own routes (/docs) and the dialects': each router's routes carry their full paths and marks.
+    routes = RouteTable(
+        [*(r for r in app.router.routes if isinstance(r, Route)), *(r for x in ROUTERS for r in x.routes)]
+    )
+    keys = KeyCheck(api_key, private_lists) if api_key else None
+    app.add_middleware(Guard, keys=keys, routes=routes, limit_for=limit_for)
+    # Added last so it runs first: browsers' preflight requests carry no API key.
+    app.add_middleware(Cors, policy=policy, routes=routes)
     return app

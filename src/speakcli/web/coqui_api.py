@@ -16,15 +16,14 @@ from speakcli.audio.encode import AUDIO_FORMATS
 from speakcli.errors import UsageError
 from speakcli.serving import Gateway, SpeechRequest
 from speakcli.speakers import latents_from_json, latents_to_json
+from speakcli.web.access import Access, access
 from speakcli.web.audio import audio_response, whole_audio
 from speakcli.web.errors import problems
 from speakcli.web.routing import gateway_of, read_upload, run_blocking
 
-# Mounted at the root (pipecat's base_url is the server) and under /coqui, where /languages answers in coqui's
+# Served at the root (pipecat's base_url is the server) and under /coqui, where /languages answers in coqui's
 # shape too: at the root that path is xtts-api-server's, whose clients (SillyTavern) read another shape.
 PREFIX = "/coqui"
-router = APIRouter()
-languages_router = APIRouter()
 
 # coqui's server sends 24 kHz 16-bit mono whatever it is asked (pipecat labels the PCM 24 kHz): so does this.
 _WAV = replace(AUDIO_FORMATS["wav"], rate=24000)
@@ -80,13 +79,11 @@ def _speakers(gateway: Gateway) -> Response:
     return _json({name: latents_to_json(latents) for name, latents in gateway.studio_speakers().items()})
 
 
-@router.get("/studio_speakers", response_model=None)
 async def studio_speakers(request: Request) -> Response:
     """Every voice a client may send back as latents: {name: {speaker_embedding, gpt_cond_latent}}."""
     return await run_blocking(_speakers, gateway_of(request))
 
 
-@router.post("/clone_speaker", response_model=None)
 async def clone_speaker(request: Request, wav_file: UploadFile) -> Response:
     """A reference clip's latents, as coqui's server gives them; nothing is saved (see /v1/clone-voice)."""
     gateway = gateway_of(request)
@@ -95,7 +92,6 @@ async def clone_speaker(request: Request, wav_file: UploadFile) -> Response:
     return await asyncio.to_thread(lambda: _json(latents_to_json(latents)))
 
 
-@router.post("/tts_stream", response_model=None)
 async def tts_stream(request: Request) -> Response:
     """WAV header then 24 kHz PCM as it is made, or bare PCM with `add_wav_header: false` (pipecat)."""
     body, speech = await _read(request, StreamBody)
@@ -103,7 +99,6 @@ async def tts_stream(request: Request) -> Response:
     return await audio_response(gateway_of(request), speech, fmt, request, stream=True)
 
 
-@router.post("/tts", response_model=None)
 async def tts(request: Request) -> Response:
     """The whole WAV, base64 in a JSON string, as coqui's server answers."""
     _, speech = await _read(request, TtsBody)
@@ -111,7 +106,26 @@ async def tts(request: Request) -> Response:
     return await asyncio.to_thread(lambda: _json(base64.b64encode(wav).decode("ascii")))
 
 
-@languages_router.get("/languages")
+@access(Access.LISTING)
 async def languages(request: Request) -> list[str]:
     """The language codes as the model's config names them (coqui's `zh-cn`)."""
     return ["zh-cn" if code == "zh" else code for code in gateway_of(request).service.engine.languages()]
+
+
+def _router(prefix: str) -> APIRouter:
+    """The dialect's routes under `prefix`, each carrying its full path (the guard and CORS match on it).
+
+    /studio_speakers needs the key like synthesis: it hands out the latents of saved voices, with which anyone
+    can speak in that voice."""
+    router = APIRouter(prefix=prefix)
+    router.add_api_route("/studio_speakers", studio_speakers, methods=["GET"], response_model=None)
+    router.add_api_route("/clone_speaker", clone_speaker, methods=["POST"], response_model=None)
+    router.add_api_route("/tts_stream", tts_stream, methods=["POST"], response_model=None)
+    router.add_api_route("/tts", tts, methods=["POST"], response_model=None)
+    if prefix:
+        router.add_api_route("/languages", languages, methods=["GET"])
+    return router
+
+
+router = _router("")
+prefixed = _router(PREFIX)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from speakcli.web.access import Access, KeyCheck, RouteTable, take_query_key
 from speakcli.web.errors import error_body
 
 log = logging.getLogger("speakcli")
@@ -18,10 +18,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-# Answered without the API key: for load balancers and service managers, and the identity a client checks before
-# it sends a key.
-OPEN_PATHS = {"/v1/health", "/v1/identity"}
 
 
 # Clip uploads: refused unless they say their length, so one is never read far past its limit.
@@ -53,7 +49,9 @@ class Guard:
     """Wraps the app. Plain ASGI rather than Starlette's BaseHTTPMiddleware, under which a request handler can no
     longer see its client disconnect (and so could not cancel its job).
 
-    - With `api_key`, every route but /v1/health, /v1/identity (and CORS preflights) needs `Authorization: Bearer KEY`.
+    - With `keys`, a route needs the key as its mark says (`speakcli.web.access`): in the Authorization header,
+      or on a `LINK` route also as `?api_key=`. `api_key` is taken out of every query string before the app sees
+      it; a request that proved the key has it in `request.state.api_key` (to put in the links it answers).
     - A body past `limit_for(path)` bytes is refused with 413: at once from its Content-Length, or as soon as
       that many bytes arrived when it is sent in chunks. Clip uploads must say their length.
     - An exception no handler turned into a response becomes a JSON 500 and one log line, not a traceback; after
@@ -62,9 +60,12 @@ class Guard:
       Retry-After, as every request refused during a shutdown.
     """
 
-    def __init__(self, app: ASGIApp, api_key: str | None, limit_for: Callable[[str], int]) -> None:
+    def __init__(
+        self, app: ASGIApp, keys: KeyCheck | None, routes: RouteTable, limit_for: Callable[[str], int]
+    ) -> None:
         self.app = app
-        self.expected = f"bearer {api_key}".encode() if api_key else None
+        self.keys = keys
+        self.routes = routes
         self.limit_for = limit_for
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -73,14 +74,20 @@ class Guard:
             return
         headers = {k.decode("latin-1").lower(): v for k, v in scope.get("headers", [])}
         path = scope.get("path", "")
-        if self.expected is not None and scope.get("method") != "OPTIONS" and path not in OPEN_PATHS:
-            given = headers.get("authorization", b"")
-            # The scheme is case-insensitive (RFC 9110); the key is compared in constant time.
-            if not secrets.compare_digest(given[:7].lower() + given[7:], self.expected):
+        scope = dict(scope)  # the query string may change below: the server's scope stays as it came
+        in_query = take_query_key(scope)
+        if self.keys is not None and scope.get("method") != "OPTIONS":
+            kind = self.routes.access(scope)
+            proved = self.keys.in_header(headers.get("authorization", b"")) or (
+                kind is Access.LINK and in_query is not None and self.keys.in_query(in_query)
+            )
+            if proved:
+                scope.setdefault("state", {})["api_key"] = self.keys.key
+            elif self.keys.needed(kind):
+                where = "Authorization: Bearer KEY" + (" or ?api_key=KEY" if kind is Access.LINK else "")
                 await send_error(
-                    send, 401, "unauthorized", "missing or wrong API key; send Authorization: Bearer KEY",
-                    {"WWW-Authenticate": "Bearer"},
-                )  # fmt: skip
+                    send, 401, "unauthorized", f"missing or wrong API key; send {where}", {"WWW-Authenticate": "Bearer"}
+                )
                 return
         limit = self.limit_for(path)
         length = headers.get("content-length")

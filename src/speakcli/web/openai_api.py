@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from speakcli.audio.encode import AUDIO_FORMATS, available
 from speakcli.errors import UsageError
 from speakcli.serving import Gateway, SpeechRequest
+from speakcli.web.access import Access, access
 from speakcli.web.audio import audio_response
 from speakcli.web.routing import gateway_of
 
@@ -59,8 +60,11 @@ async def speech(body: SpeechBody, request: Request) -> Response:
     if body.stream_format not in (None, "audio"):
         raise UsageError("stream_format 'sse' is not supported; leave it out or use 'audio'", code="unsupported_format")
     speech_request = SpeechRequest(body.input, _voice_name(gateway, body.voice), None, body.speed)
-    # OpenAI streams every format but FLAC as it is made; so does this.
-    return await audio_response(gateway, speech_request, fmt, request, stream=True)
+    # Every format but FLAC and WAV streams as it is made. WAV is sent whole, so its header carries its true
+    # length (a streamed one cannot know it, and readers such as Python's `wave` then see 27 hours); a client
+    # that asks for `stream_format: "audio"` gets it streamed with an open-ended header.
+    stream = fmt.name != "wav" or body.stream_format == "audio"
+    return await audio_response(gateway, speech_request, fmt, request, stream=stream)
 
 
 def _voice_list(gateway: Gateway) -> list[dict[str, str]]:
@@ -69,15 +73,18 @@ def _voice_list(gateway: Gateway) -> list[dict[str, str]]:
 
 
 @router.get("/audio/voices")
+@access(Access.LISTING)
 async def voices(request: Request) -> dict[str, Any]:
     return {"voices": await asyncio.to_thread(_voice_list, gateway_of(request))}
 
 
 @router.get("/audio/models")
+@access(Access.LISTING)
 async def audio_models() -> dict[str, Any]:
     return {"models": [{"id": m} for m in MODELS]}
 
 
 @router.get("/models")
+@access(Access.LISTING)
 async def models() -> dict[str, Any]:
     return {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "speakcli"} for m in MODELS]}

@@ -13,6 +13,7 @@ from speakcli.adverts import proof
 from speakcli.audio.encode import AudioFormat, audio_format
 from speakcli.errors import LimitError, NotFoundError, UsageError
 from speakcli.serving import SpeechRequest
+from speakcli.web.access import Access, access
 from speakcli.web.audio import audio_response
 from speakcli.web.routing import gateway_of, read_upload, run_blocking
 
@@ -25,6 +26,7 @@ class SynthesizeBody(BaseModel):
     language: str | None = None
     speed: float | None = None
     temperature: float | None = None
+    seed: int | None = None
     format: str = "wav"
     stream: bool = False
 
@@ -55,7 +57,7 @@ def request_format(name: str) -> AudioFormat:
 @router.post("/synthesize", response_model=None)
 async def synthesize(body: SynthesizeBody, request: Request) -> Response:
     fmt = request_format(body.format)
-    speech = SpeechRequest(body.text, body.voice, body.language, body.speed, body.temperature)
+    speech = SpeechRequest(body.text, body.voice, body.language, body.speed, body.temperature, body.seed)
     return await audio_response(gateway_of(request), speech, fmt, request, stream=body.stream)
 
 
@@ -138,6 +140,7 @@ async def precompute(request: Request, body: PrecomputeBody | None = None) -> di
 
 
 @router.get("/voices")
+@access(Access.LISTING)
 async def voices(request: Request) -> dict[str, Any]:
     rows = await asyncio.to_thread(gateway_of(request).voices)
     return {
@@ -162,12 +165,14 @@ async def info(request: Request) -> dict[str, Any]:
 
 
 @router.get("/health")
+@access(Access.OPEN)
 async def health(request: Request) -> dict[str, Any]:
     gateway = gateway_of(request)
     return {"status": "stopping" if gateway.closing else "ok"}
 
 
 @router.get("/identity")
+@access(Access.OPEN)
 async def identity(request: Request, nonce: str) -> dict[str, str]:
     """Proof that this is the server the advert names: HMAC of the client's nonce under the advert's secret."""
     secret: str | None = request.app.state.identity

@@ -82,9 +82,10 @@ class HttpServer:
         cors: Sequence[str] = (),
         timeouts: Timeouts | None = None,
         identity: str | None = None,
+        private_lists: bool = False,
     ) -> None:
         self.gateway = gateway
-        self.app = create_app(gateway, api_key, cors, identity)
+        self.app = create_app(gateway, api_key, cors, identity, private_lists)
         timeouts = timeouts or Timeouts()
         config = uvicorn.Config(
             self.app,
@@ -94,7 +95,7 @@ class HttpServer:
             ws="none",
             timeout_keep_alive=timeouts.keep_alive,
             log_level="warning",
-            access_log=False,
+            access_log=False,  # never on: a URL may carry the API key (?api_key=KEY)
             lifespan="off",
             # Streams are cancelled at shutdown; this bounds the wait for a client that reads nothing.
             timeout_graceful_shutdown=5,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
@@ -12,7 +13,9 @@ from pydantic import BaseModel
 
 from speakcli.audio.encode import AUDIO_FORMATS
 from speakcli.language_names import language_name
-from speakcli.serving import Gateway, SpeechRequest
+from speakcli.serving import Gateway
+from speakcli.serving.xtts_api_settings import APPLIED, XttsApiDefaults
+from speakcli.web.access import Access, access
 from speakcli.web.audio import audio_response
 from speakcli.web.routing import gateway_of
 
@@ -26,7 +29,16 @@ class TtsBody(BaseModel):
 
 
 class TtsSettingsBody(BaseModel):
-    model_config = {"extra": "allow"}
+    """xtts-api-server's settings; one left out keeps its value (SillyTavern sends them all, numbers as strings)."""
+
+    speed: float | None = None
+    temperature: float | None = None
+    length_penalty: float | None = None
+    repetition_penalty: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+    enable_text_splitting: bool | None = None
+    stream_chunk_size: int | None = None
 
 
 def _voice(speaker_wav: str | None) -> str | None:
@@ -37,21 +49,34 @@ def _voice(speaker_wav: str | None) -> str | None:
     return speaker_wav[: -len(suffix)] if suffix in (".wav", ".mp3", ".flac", ".ogg") else speaker_wav
 
 
-def _speakers(gateway: Gateway, base: str) -> list[dict[str, str]]:
-    return [{"name": n, "voice_id": n, "preview_url": f"{base}v1/voices/{n}/sample"} for n in gateway.voice_names()]
+def xtts_defaults(request: Request) -> XttsApiDefaults:
+    defaults: XttsApiDefaults = request.app.state.xtts_api
+    return defaults
+
+
+def _speakers(gateway: Gateway, base: str, key: str | None) -> list[dict[str, str]]:
+    # A page plays each preview from its URL, which cannot carry a header: for a client that proved the key,
+    # the URL carries it.
+    query = f"?api_key={quote(key, safe='')}" if key else ""
+    names = gateway.voice_names()
+    return [{"name": n, "voice_id": n, "preview_url": f"{base}v1/voices/{quote(n)}/sample{query}"} for n in names]
 
 
 @router.get("/speakers")
+@access(Access.LISTING)
 async def speakers(request: Request) -> list[dict[str, str]]:
-    return await asyncio.to_thread(_speakers, gateway_of(request), str(request.base_url))
+    key = getattr(request.state, "api_key", None)
+    return await asyncio.to_thread(_speakers, gateway_of(request), str(request.base_url), key)
 
 
 @router.get("/speakers_list")
+@access(Access.LISTING)
 async def speakers_list(request: Request) -> list[str]:
     return await asyncio.to_thread(gateway_of(request).voice_names)
 
 
 @router.get("/languages")
+@access(Access.LISTING)
 async def languages(request: Request) -> dict[str, Any]:
     # xtts-api-server answers with display names, each naming the code to send.
     codes = gateway_of(request).service.engine.languages()
@@ -59,26 +84,42 @@ async def languages(request: Request) -> dict[str, Any]:
 
 
 @router.post("/set_tts_settings")
-async def set_tts_settings(body: TtsSettingsBody) -> dict[str, str]:
-    # Settings are per request here (speed, temperature on /v1/synthesize); accepted so SillyTavern carries on.
-    return {"message": "Settings accepted; speakcli takes speed and temperature per request"}
+async def set_tts_settings(body: TtsSettingsBody, request: Request) -> dict[str, Any]:
+    changes = body.model_dump(exclude_none=True)
+    settings = xtts_defaults(request).update(changes)
+    kept = [name for name in changes if name not in APPLIED]
+    message = "Settings successfully applied"
+    if kept:
+        message += f" (speakcli uses only {' and '.join(APPLIED)}; {', '.join(kept)} are kept, not used)"
+    return {"message": message, "settings": settings.as_dict()}
+
+
+@router.get("/get_tts_settings")
+async def get_tts_settings(request: Request) -> dict[str, Any]:
+    return xtts_defaults(request).current.as_dict()
 
 
 @router.post("/tts_to_audio/", response_model=None)
 async def tts_to_audio(body: TtsBody, request: Request) -> Response:
-    speech = SpeechRequest(body.text, _voice(body.speaker_wav), body.language)
-    return await audio_response(gateway_of(request), speech, AUDIO_FORMATS["wav"], request, stream=False)
+    gateway = gateway_of(request)
+    speech = xtts_defaults(request).current.request(body.text, _voice(body.speaker_wav), body.language)
+    return await audio_response(gateway, speech, AUDIO_FORMATS["wav"], request, stream=False)
 
 
+# SillyTavern asks for /tts_stream/ (with the slash): both are served, rather than redirected.
 @router.get("/tts_stream", response_model=None)
+@router.get("/tts_stream/", response_model=None, include_in_schema=False)
+@access(Access.LINK)
 async def tts_stream(
     request: Request, text: str, speaker_wav: str | None = None, language: str | None = None
 ) -> Response:
-    speech = SpeechRequest(text, _voice(speaker_wav), language)
-    return await audio_response(gateway_of(request), speech, AUDIO_FORMATS["wav"], request, stream=True)
+    gateway = gateway_of(request)
+    speech = xtts_defaults(request).current.request(text, _voice(speaker_wav), language)
+    return await audio_response(gateway, speech, AUDIO_FORMATS["wav"], request, stream=True)
 
 
 @router.get("/v1/voices/{name}/sample", response_model=None)
+@access(Access.LINK)
 async def voice_sample(name: str, request: Request) -> Response:
     path = gateway_of(request).voice_sample(name)
     return FileResponse(path, filename=path.name)

@@ -21,13 +21,14 @@ def describe(gateway: Gateway) -> Event:
     for name in gateway.voice_names() or ["default"]:
         row = rows.get(name)
         language = row.language if row is not None else None
-        description = (row.description if row is not None else None) or f"{name} ({engine.name})"
         voices.append(
             TtsVoice(
                 name=name,
                 attribution=_ATTRIBUTION,
                 installed=True,
-                description=description,
+                # Home Assistant shows a voice's description as its name in the voice picker (wyoming-piper's is
+                # the voice's name and quality): the name, not the voice.toml's longer description.
+                description=name,
                 version=None,
                 # A saved voice is listed under its own language (Home Assistant groups voices by language);
                 # the engine can speak the others with it too.

@@ -1,0 +1,215 @@
+"""The scheduler: a short request behind a long one (Piper), concurrent XTTS requests stepped together, and batch.
+
+Three measurements, each compared side by side in one run, interleaved:
+- Piper over HTTP: a one-line request's time to its first audio byte on an idle server, and while a 4,000-character
+  request streams.
+- A full-size random XTTS (int8, the CPU's best precision; 61 forced codes a sentence) over HTTP: N = 1, 2, 4, 8
+  one-sentence requests sent at once against the same requests one after another (total wall time, and each
+  request's first chunk), and where one request's time goes (GPT steps against the decoder).
+- The same model: a 20-line `speakcli batch` with the default batch size against `--max-batch 1` (one sentence a
+  step: the one-at-a-time path the scheduler replaced).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import med, table
+from bench.serve import server
+
+FORCED_TOKENS = 64  # random weights never stop: 61 codes, 2.83 s of audio, every sentence
+LONG = " ".join(f"Sentence {i} of the long request goes on for a while, as long replies do." for i in range(55))[:4000]
+SHORT = "Is the door locked?"
+
+
+def _first_byte(client: httpx.Client, body: dict[str, Any], started: float | None = None) -> tuple[float, float]:
+    """(seconds to the first audio byte, seconds to the end) of one streamed /v1/synthesize."""
+    start = time.perf_counter() if started is None else started
+    first = None
+    with client.stream("POST", "/v1/synthesize", json={**body, "stream": True}) as r:
+        r.raise_for_status()
+        for chunk in r.iter_bytes():
+            if first is None and len(chunk) > 44:  # past the WAV header
+                first = time.perf_counter() - start
+    end = time.perf_counter() - start
+    return (first if first is not None else end), end
+
+
+def head_of_line(runs: int) -> str:
+    rows = []
+    idle, behind = [], []
+    with server("--engine", "piper") as url, httpx.Client(base_url=url, timeout=600) as c:
+        _first_byte(c, {"text": SHORT})  # warm
+        for _ in range(runs):
+            idle.append(_first_byte(c, {"text": SHORT})[0])
+            ready = threading.Event()
+            long_started = time.perf_counter()
+
+            def long_request(ready: threading.Event = ready) -> None:
+                with (
+                    httpx.Client(base_url=url, timeout=600) as lc,
+                    lc.stream("POST", "/v1/synthesize", json={"text": LONG, "stream": True}) as r,
+                ):
+                    for chunk in r.iter_bytes():
+                        if len(chunk) > 44:
+                            ready.set()
+
+            t = threading.Thread(target=long_request)
+            t.start()
+            ready.wait(120)
+            time.sleep(max(0.0, 1.0 - (time.perf_counter() - long_started)))  # arrives 1 s after the long one
+            behind.append(_first_byte(c, {"text": SHORT})[0])
+            t.join()
+    rows.append(("one-line request, idle server", f"{med(idle):.2f}", "1.00x"))
+    rows.append(
+        ("the same, 1 s after a 4,000-character request", f"{med(behind):.2f}", f"{med(behind) / med(idle):.2f}x")
+    )
+    return table("Piper: a short request behind a long one (time to first audio byte, s)", rows, ("", "s", "vs idle"))
+
+
+def _concurrent(url: str, n: int) -> tuple[float, list[float]]:
+    """N one-sentence requests at once: wall seconds until all ended, and each one's first chunk."""
+    firsts: list[float] = [0.0] * n
+    barrier = threading.Barrier(n + 1)
+    start = [0.0]
+
+    def one(i: int) -> None:
+        with httpx.Client(base_url=url, timeout=600) as c:
+            barrier.wait()
+            firsts[i] = _first_byte(c, {"text": f"Client number {i} asks for one sentence.", "seed": i}, start[0])[0]
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    start[0] = time.perf_counter()
+    barrier.wait()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start[0], sorted(firsts)
+
+
+def _sequential(url: str, n: int) -> tuple[float, list[float]]:
+    firsts = []
+    start = time.perf_counter()
+    with httpx.Client(base_url=url, timeout=600) as c:
+        for i in range(n):
+            firsts.append(_first_byte(c, {"text": f"Client number {i} asks for one sentence.", "seed": i})[0])
+    return time.perf_counter() - start, firsts
+
+
+def _split(folder: Path) -> tuple[float, float, float]:
+    """One sentence alone, in process: (seconds in GPT steps, seconds in the decoder, total)."""
+    from speakcli.engines.base import SynthesisOptions, Voice
+    from speakcli.engines.xtts import XttsEngine
+
+    engine = XttsEngine(folder, device="cpu", precision="int8")
+    engine.load()
+    voice = Voice("joe", clips=(Path(__file__).resolve().parents[1] / "voices/joe/reference.wav",))
+    list(engine.synthesize("Warm up.", voice, SynthesisOptions()))
+    spent = {"gpt": 0.0}
+    real = engine._gpt.step
+
+    def timed(sequences: Any) -> Any:
+        began = time.perf_counter()
+        try:
+            return real(sequences)
+        finally:
+            spent["gpt"] += time.perf_counter() - began
+
+    engine._gpt.step = timed  # type: ignore[method-assign]
+    began = time.perf_counter()
+    list(engine.synthesize("Client number one asks for one sentence.", voice, SynthesisOptions(seed=1)))
+    total = time.perf_counter() - began
+    return spent["gpt"], total - spent["gpt"], total
+
+
+def xtts_concurrency(folder: Path, runs: int) -> str:
+    flags = ("--engine", "xtts", "--model-dir", str(folder), "--device", "cpu", "--precision", "int8")
+    rows = []
+    with server(*flags) as url:
+        _sequential(url, 1)  # warm: latents cached, first-call costs paid
+        for n in (1, 2, 4, 8):
+            seq_t, conc_t, seq_f, conc_f = [], [], [], []
+            for _ in range(max(1, runs)):
+                t, f = _sequential(url, n)
+                seq_t.append(t)
+                seq_f.append(f)
+                t, f = _concurrent(url, n)
+                conc_t.append(t)
+                conc_f.append(f)
+            best = min(range(len(conc_t)), key=lambda i: conc_t[i])
+            alone = med([f[0] for f in seq_f])
+            rows.append(
+                (
+                    str(n),
+                    f"{med(seq_t):.2f}",
+                    f"{med(conc_t):.2f}",
+                    f"{med(conc_t) / med(seq_t):.2f}x",
+                    " / ".join(f"{x:.2f}" for x in conc_f[best]),
+                    f"{max(conc_f[best]) / alone:.2f}x",
+                )
+            )
+    gpt, decoder, total = _split(folder)
+    out = table(
+        "Full-size random XTTS, int8, over HTTP: N one-sentence requests at once against one after another",
+        rows,
+        ("N", "one after another, s", "at once, s", "ratio", "first chunks at once, s", "last first chunk vs alone"),
+    )
+    out += table(
+        "Where one request's time goes (one sentence alone, in process)",
+        [
+            ("GPT steps", f"{gpt:.2f}", f"{gpt / total:.0%}"),
+            ("decoder and the rest", f"{decoder:.2f}", f"{decoder / total:.0%}"),
+        ],
+        ("", "s", "share"),
+    )
+    return out
+
+
+def xtts_batch(folder: Path, runs: int) -> str:
+    lines = "\n".join(f"Line {i} of the book is read aloud here." for i in range(20)) + "\n"
+    base = [sys.executable, "-m", "speakcli", "batch", "-", "--model-dir", str(folder), "--device", "cpu"]
+    base += ["--precision", "int8", "--quiet", "--force"]
+    times: dict[str, list[float]] = {"default": [], "1": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(max(1, runs)):
+            for label in ("1", "default"):  # interleaved
+                extra = [] if label == "default" else ["--max-batch", label]
+                cmd = [*base, "-d", str(Path(tmp) / label), *extra]
+                start = time.perf_counter()
+                subprocess.run(cmd, input=lines.encode(), check=True, capture_output=True, env=os.environ)
+                times[label].append(time.perf_counter() - start)
+    one, default = med(times["1"]), med(times["default"])
+    return table(
+        "Full-size random XTTS, int8: a 20-line `speakcli batch` (wall time, model load included)",
+        [
+            ("--max-batch 1 (one sentence a step)", f"{one:.1f}", "1.00x"),
+            ("default batch size", f"{default:.1f}", f"{default / one:.2f}x"),
+        ],
+        ("", "s", "vs one at a time"),
+    )
+
+
+def run(runs: int) -> str:
+    runs = min(runs, 3)
+    out = head_of_line(runs)
+    from speakcli.testing.tiny_xtts import build_tiny_xtts
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = build_tiny_xtts(Path(tmp) / "full", full_size=True, max_audio_tokens=FORCED_TOKENS)
+        out += xtts_concurrency(folder, runs)
+        out += xtts_batch(folder, runs)
+    return out
+
+
+if __name__ == "__main__":
+    print(run(int(sys.argv[1]) if len(sys.argv) > 1 else 1))

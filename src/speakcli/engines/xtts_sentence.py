@@ -1,0 +1,154 @@
+"""One XTTS sentence made a GPT step at a time: its parts' sequences, their latents, and the streamed decoder."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from speakcli.engines.xtts_gpt import FastGpt, GptSequence, Sampling
+from speakcli.errors import SynthesisError
+
+if TYPE_CHECKING:
+    from speakcli.engines.base import SynthesisOptions
+
+STREAM_CHUNK_TOKENS = 20  # GPT codes a streamed decoder chunk takes, as coqui's inference_stream
+
+
+def generator_for(seed: int | None, device: str) -> torch.Generator | None:
+    """A random generator of its own for a seeded sentence; None (torch's global one) for an unseeded one."""
+    if seed is None:
+        return None
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed % 2**63)
+    return gen
+
+
+class XttsSentence:
+    """A sentence's parts (each under XTTS's text-token limit) generated one after another, each through FastGpt
+    and the decoder: streamed, each chunk of latents goes through the streamed decoder (linear time, the same
+    audio); else each part's latents are decoded at once when it ends.
+
+    coqui's inference runs the GPT a second time over the generated codes to get their latents; the model is
+    causal, so those equal the latents generation already computed (to 1e-6), and FastGpt keeps them instead.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        gpt: FastGpt,
+        parts: list[torch.Tensor],
+        latent: torch.Tensor,
+        embedding: torch.Tensor,
+        options: SynthesisOptions,
+    ) -> None:
+        self.model, self.gpt = model, gpt
+        self.parts = deque(parts)  # text tokens [1, n] of the parts not started
+        self.latent, self.embedding = latent, embedding
+        self.options = options
+        self.sampling = Sampling(temperature=options.temperature)
+        self.generator = generator_for(options.seed, gpt.device)
+        self.length_scale = 1.0 / max(options.speed, 0.05)
+        self.sequence: GptSequence | None = None
+        self.decoder: Any = None
+        self.latents: list[torch.Tensor] = []  # this part's latents not yet decoded
+        self._codes = self._made = 0  # this part's codes generated, samples made
+        self._audio: list[np.ndarray] = []
+        self._error: BaseException | None = None
+        self._next_part()
+
+    @property
+    def done(self) -> bool:
+        return self.sequence is None
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._error
+
+    def take(self) -> list[np.ndarray]:
+        audio, self._audio = self._audio, []
+        return audio
+
+    def fail(self, exc: BaseException) -> None:
+        self._error = exc
+        self.close()
+
+    def close(self) -> None:
+        self.parts.clear()
+        self.sequence, self.decoder, self.latents = None, None, []
+
+    def _next_part(self) -> None:
+        """Open the next part's sequence, or end the sentence."""
+        self.sequence, self.decoder, self.latents = None, None, []
+        self._codes = self._made = 0
+        if not self.parts:
+            return
+        self.sequence = self.gpt.sequence(self.latent, self.parts.popleft(), self.sampling, self.generator)
+        if self.options.stream:
+            from speakcli.engines.xtts_stream import StreamDecoder
+
+            self.decoder = StreamDecoder(self.model.hifigan_decoder, self.embedding, length_scale=self.length_scale)
+
+    def absorb(self, latent: torch.Tensor) -> None:
+        """Take this step's latent: decode what is due, and move on when the part has ended."""
+        assert self.sequence is not None
+        self.latents.append(latent)
+        self._codes += 1
+        ended = self.sequence.done
+        if self.decoder is not None and (ended or len(self.latents) == STREAM_CHUNK_TOKENS):
+            audio = self.decoder.push(torch.stack(self.latents), final=ended)
+            self._keep(self._at_rate(audio) if ended else audio)
+            self.latents = []
+        elif self.decoder is None and ended:
+            self._keep(self._at_rate(self._decode_whole()))
+        if ended:
+            self._next_part()
+
+    def _at_rate(self, last: np.ndarray) -> np.ndarray:
+        """The part's last audio cut or padded with silence (a frame or two) so that the part is 1/speed as long as
+        at 1.0: the decoder's resampling rounds down at each stage, which at speed 4 cut a 1 s part by 8% more."""
+        if self.length_scale == 1.0:
+            return last
+        from speakcli.audio.stretch import fit_length
+        from speakcli.engines.xtts_stream import decoded_samples
+
+        target = round(decoded_samples(self.model.hifigan_decoder, self._codes) / self.options.speed)
+        return fit_length(last, max(0, target - self._made))
+
+    def _decode_whole(self) -> np.ndarray:
+        latents = torch.stack(self.latents)[None]
+        if math.floor(latents.shape[1] * self.length_scale) == 0:
+            return np.zeros(0, np.float32)  # a code or two made faster than one frame: no audio, as streamed
+        if self.length_scale != 1.0:
+            latents = F.interpolate(latents.transpose(1, 2), scale_factor=self.length_scale, mode="linear")
+            latents = latents.transpose(1, 2)
+        return self.model.hifigan_decoder(latents, g=self.embedding).reshape(-1).float().cpu().numpy()
+
+    def _keep(self, audio: np.ndarray) -> None:
+        if audio.size:
+            self._made += audio.size
+            self._audio.append(audio)
+
+
+def step(gpt: FastGpt, sentences: list[XttsSentence]) -> None:
+    """One GPT step for every unfinished sentence, together; then each decodes what is due. A failure in the
+    shared step fails every sentence in it; one in a sentence's own decoding fails that sentence alone."""
+    live = [s for s in sentences if s.sequence is not None]
+    if not live:
+        return
+    try:
+        steps = gpt.step([s.sequence for s in live if s.sequence is not None])
+    except (RuntimeError, AssertionError, NotImplementedError) as exc:
+        failure = SynthesisError(f"XTTS failed ({exc}); try shorter text")
+        for sentence in live:
+            sentence.fail(failure)
+        return
+    for sentence, (_code, latent) in zip(live, steps, strict=True):
+        try:
+            sentence.absorb(latent)
+        except (RuntimeError, AssertionError, NotImplementedError) as exc:
+            sentence.fail(SynthesisError(f"XTTS failed while decoding ({exc}); try shorter text"))

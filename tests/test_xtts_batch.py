@@ -1,0 +1,178 @@
+"""XTTS sentences stepped together: each gets exactly what it gets alone, and the worker really batches them."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from speakcli.engines.base import SynthesisOptions, Voice
+from speakcli.scheduling import Priority
+from speakcli.service import SpeechService
+from speakcli.settings import load_settings
+
+pytestmark = [pytest.mark.xtts, pytest.mark.slow]
+
+JOE = Path(__file__).parents[1] / "voices/joe/reference.wav"
+TEXTS = ["hello there", "hello there, how are you today, my friend", "the quick brown fox jumps"]
+JOINS = [0, 3, 7]  # the step at which each sequence joins the batch: different prompts, joining and leaving apart
+SEEDS = [11, 22, 33]
+
+
+def _engine(folder: Path, precision: str) -> Any:
+    from speakcli.engines.xtts import XttsEngine
+
+    engine = XttsEngine(folder, device="cpu", precision=precision)
+    engine.load()
+    return engine
+
+
+@pytest.fixture(scope="module", params=["int8", "fp32"])
+def engine(request: pytest.FixtureRequest, tiny_xtts_dir: Path) -> Any:
+    return _engine(tiny_xtts_dir, request.param)
+
+
+def _inputs(engine: Any) -> tuple[Any, list[Any]]:
+    import torch
+
+    latent = torch.from_numpy(engine.compute_latents((JOE,))[0])
+    tokens = [torch.IntTensor(engine._model.tokenizer.encode(t, lang="en")).unsqueeze(0) for t in TEXTS]
+    return latent, tokens
+
+
+def _same(precision: str, got: Any, want: Any) -> None:
+    """int8 batches bit for bit; the float precisions to rounding (their kernels round differently per row count)."""
+    import torch
+
+    if precision == "int8":
+        assert torch.equal(got, want)
+    else:
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_sequences_stepped_together_get_the_codes_and_latents_they_get_alone(engine: Any) -> None:
+    import torch
+
+    from speakcli.engines.xtts_gpt import Sampling
+
+    gpt = engine._gpt
+    latent, tokens = _inputs(engine)
+    with torch.inference_mode():
+        alone = [
+            list(gpt.generate(latent, t, Sampling(), torch.Generator().manual_seed(s)))
+            for t, s in zip(tokens, SEEDS, strict=True)
+        ]
+        together: list[list[tuple[int, Any]]] = [[] for _ in TEXTS]
+        live: list[tuple[int, Any]] = []
+        step = 0
+        while step <= max(JOINS) or live:
+            for i, join in enumerate(JOINS):
+                if join == step:
+                    live.append(
+                        (i, gpt.sequence(latent, tokens[i], Sampling(), torch.Generator().manual_seed(SEEDS[i])))
+                    )
+            if live:
+                for (i, _), got in zip(live, gpt.step([seq for _, seq in live]), strict=True):
+                    together[i].append(got)
+            live = [(i, seq) for i, seq in live if not seq.done]
+            step += 1
+    assert len({len(p) for p in (tokens[0][0], tokens[1][0], tokens[2][0])}) == 3  # prompts of different lengths
+    for got, want in zip(together, alone, strict=True):
+        assert [code for code, _ in got] == [code for code, _ in want]
+        _same(engine.precision, torch.stack([h for _, h in got]), torch.stack([h for _, h in want]))
+
+
+def test_sentences_stepped_together_make_the_audio_each_makes_alone(engine: Any) -> None:
+    voice = Voice(name="joe", clips=(JOE,))
+    opts = [SynthesisOptions(seed=s, stream=stream) for s, stream in zip(SEEDS, (True, False, True), strict=True)]
+    alone = [np.concatenate(list(engine.synthesize(t, voice, o))) for t, o in zip(TEXTS, opts, strict=True)]
+    audio: list[list[np.ndarray]] = [[] for _ in TEXTS]
+    live: list[tuple[int, Any]] = []
+    step = 0
+    while step <= max(JOINS) or live:
+        live += [(i, engine.begin(TEXTS[i], voice, opts[i])) for i, join in enumerate(JOINS) if join == step]
+        if live:
+            engine.step([s for _, s in live])
+        for i, sentence in live:
+            audio[i] += sentence.take()
+            assert sentence.error is None
+        live = [(i, s) for i, s in live if not s.done]
+        step += 1
+    for got, want in zip(audio, alone, strict=True):
+        joined = np.concatenate(got)
+        assert len(joined) == len(want)
+        if engine.precision == "int8":
+            assert np.array_equal(joined, want)
+        else:
+            np.testing.assert_allclose(joined, want, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def int8_service(tiny_xtts_dir: Path) -> Any:
+    settings = load_settings({"engine": "xtts", "model_dir": tiny_xtts_dir, "device": "cpu", "precision": "int8"})
+    service = SpeechService(settings)
+    service.load()
+    sizes: list[int] = []
+    real_step = service.engine.step
+
+    def counted(sentences: Any) -> None:
+        sizes.append(len(sentences))
+        real_step(sentences)
+
+    service.engine.step = counted  # type: ignore[method-assign]
+    service.step_sizes = sizes  # type: ignore[attr-defined]
+    yield service
+    service.close()
+
+
+def test_concurrent_requests_are_stepped_together_and_each_gets_its_own_audio(int8_service: Any) -> None:
+    """Eight clients at once through the service's worker, one of them cancelled part way: each other client's
+    audio is the same request's audio made alone, and the worker stepped several sentences at a time."""
+    service = int8_service
+    voice = service.voice(str(JOE))
+    texts = [f"Client {n} asks for this. And then for that." for n in range(8)]
+    opts = [replace(service.options(), seed=100 + n) for n in range(8)]
+    alone = [np.concatenate(list(service.speak(t, voice, o))) for t, o in zip(texts, opts, strict=True)]
+    service.step_sizes.clear()
+    results: dict[int, np.ndarray] = {}
+    start = threading.Barrier(8)
+
+    def client(n: int) -> None:
+        start.wait(30)
+        job = service.speak(texts[n], voice, opts[n])
+        chunks = []
+        for chunk in job:
+            chunks.append(chunk)
+            if n == 3:
+                job.cancel()
+                break
+        results[n] = np.concatenate(chunks)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert max(service.step_sizes) > 1
+    for n in range(8):
+        if n != 3:
+            assert np.array_equal(results[n], alone[n]), n
+    assert len(results[3]) < len(alone[3])
+
+
+def test_a_short_request_gets_audio_before_a_long_one_ends(int8_service: Any) -> None:
+    service = int8_service
+    voice = service.voice(str(JOE))
+    long = service.speak(" ".join(f"This is long sentence {i}." for i in range(12)), voice, service.options())
+    chunks = iter(long)
+    assert len(next(chunks)) > 0
+    short = service.speak("Short.", voice, service.options(), priority=Priority.INTERACTIVE)
+    assert len(np.concatenate(list(short))) > 0
+    assert not long.done.is_set()  # the long one still had sentences to make
+    long.cancel()
+    assert long.done.wait(60)
+    del chunks
