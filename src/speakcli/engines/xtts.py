@@ -199,9 +199,7 @@ class XttsEngine:
         got = latents.gpt_cond_latent.shape[1:]
         if got[1] != width or (rows is not None and got[0] != rows):
             want = f"{rows if rows is not None else 'N'} x {width}"
-            raise VoiceError(
-                f"gpt_cond_latent is {got[0]} x {got[1]}; this model takes {want} (as its /clone_speaker gives)"
-            )
+            raise VoiceError(f"gpt_cond_latent is {got[0]} x {got[1]}; this model takes {want}")
         if latents.speaker_embedding.shape[1] != dim:
             raise VoiceError(
                 f"speaker_embedding has {latents.speaker_embedding.shape[1]} values; this model takes {dim}"
