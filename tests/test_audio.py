@@ -30,7 +30,7 @@ def test_round_trip_by_extension(tmp_path: Path, ext: str, fmt: str) -> None:
 
 def test_unknown_extension_is_an_output_error(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match=r"\.wav, \.flac, \.ogg, \.oga, \.opus, \.mp3"):
-        audio.check_output_path(tmp_path / "out.aac")
+        audio.check_output_path(tmp_path / "out.wma")
 
 
 def test_existing_file_needs_force(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ from speakcli.batch import (
     safe_name,
     text_hash,
 )
-from speakcli.errors import ExitStatus, OutputError, SpeakError, UnwritableError, UsageError
+from speakcli.errors import ExitStatus, FormatUnavailableError, OutputError, SpeakError, UnwritableError, UsageError
 from speakcli.fsutil import write_error
 from speakcli.settings import Settings
 from speakcli.testing import FunctionJob, FunctionService
@@ -252,8 +252,8 @@ def test_a_run_is_refused_before_anything_is_made(tmp_path: Path) -> None:
     for out, options, error in [
         (
             tmp_path / "o",
-            BatchOptions(format_out="aac"),
-            r"output format 'aac' is unknown; use wav, flac, ogg, opus, mp3, pcm",
+            BatchOptions(format_out="wma"),
+            r"output format 'wma' is unknown; use wav, flac, ogg, opus, mp3, aac, m4a, pcm",
         ),
         (tmp_path / "file", BatchOptions(), "is a file, not a folder"),
         (tmp_path / "o", BatchOptions(name_template="{nope}"), r"unknown field \{nope\}"),
@@ -261,6 +261,15 @@ def test_a_run_is_refused_before_anything_is_made(tmp_path: Path) -> None:
         with pytest.raises(SpeakError, match=error):
             run_batch(service, [Item(1, "b:1", "Hi.")], out, options)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_m4a_without_pyav_is_refused_before_anything_is_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[str] = []
+    service: Any = FunctionService(lambda text: made.append(text) or np.zeros(80, np.float32))
+    monkeypatch.setitem(sys.modules, "av", None)  # as if PyAV were not installed
+    with pytest.raises(FormatUnavailableError, match=r"pip install 'speakcli\[aac\]'"):
+        run_batch(service, [Item(1, "b:1", "Hi.")], tmp_path / "o", BatchOptions(format_out="m4a"))
+    assert made == [] and not (tmp_path / "o").exists()
 
 
 def test_another_executor_plugs_in_and_may_finish_out_of_order(tmp_path: Path) -> None:

@@ -77,7 +77,7 @@ def test_no_arguments_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]
     ("args", "code", "message"),
     [
         (["say", "   "], ExitStatus.USAGE, "TEXT has no text to speak"),
-        (["say", "hi", "-o", "x.aac"], ExitStatus.OUTPUT, "cannot tell the audio format"),
+        (["say", "hi", "-o", "x.wma"], ExitStatus.OUTPUT, "cannot tell the audio format"),
         (["say", "hi", "-o", "missing/x.wav"], ExitStatus.OUTPUT, "folder missing does not exist"),
         (["say", "hi", "--no-play"], ExitStatus.USAGE, "--no-play without --out"),
         (["say", "hi", "--engine", "xtts", "-o", "x.wav"], ExitStatus.MODEL, "No XTTS model found"),

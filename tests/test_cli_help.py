@@ -127,9 +127,9 @@ def test_every_command_has_examples_as_written(command: str, capsys: pytest.Capt
         ("say", "--engine [auto|xtts|piper]"),
         ("watch", "--overflow [block|drop-oldest|drop-newest]"),
         ("watch", "--long-lines [split|truncate]"),
-        ("batch", "--format-out [wav|flac|ogg|opus|mp3|pcm|raw]"),
-        ("watch", "--format-out [wav|flac|ogg|opus|mp3|pcm|raw]"),
-        ("say", "--format [wav|flac|ogg|opus|mp3|pcm|raw]"),
+        ("batch", "--format-out [wav|flac|ogg|opus|mp3|aac|m4a|pcm|raw]"),
+        ("watch", "--format-out [wav|flac|ogg|opus|mp3|aac|m4a|pcm|raw]"),
+        ("say", "--format [wav|flac|ogg|opus|mp3|aac|m4a|pcm|raw]"),
         ("batch", "--split [line|paragraph|file]"),
     ],
 )

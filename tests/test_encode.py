@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import io
+import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from speakcli.audio import aac
 from speakcli.audio.encode import AUDIO_FORMATS, Resampler, StreamEncoder, audio_format, encode, resample
-from speakcli.errors import UsageError
+from speakcli.errors import FormatUnavailableError, UsageError
 
 RATE = 22050
 
@@ -22,6 +24,8 @@ def sine(seconds: float = 1.0, freq: float = 440.0, rate: int = RATE) -> np.ndar
 def decode(data: bytes, fmt_name: str, rate: int) -> tuple[np.ndarray, int]:
     if fmt_name == "pcm":
         return np.frombuffer(data, "<i2").astype(np.float32) / 32767, rate
+    if fmt_name in ("aac", "m4a"):  # libsndfile reads neither; PyAV (FFmpeg) does
+        return aac.decode(data)
     audio, got = sf.read(io.BytesIO(data), dtype="float32")
     return audio, got
 
@@ -52,7 +56,7 @@ def test_each_format_round_trips_whole_and_streamed(name: str) -> None:
             assert 0.3 < float(np.sqrt(np.mean(back**2))) < 0.45
 
 
-@pytest.mark.parametrize("name", ["wav", "pcm", "mp3", "opus", "ogg"])
+@pytest.mark.parametrize("name", ["wav", "pcm", "mp3", "opus", "ogg", "aac"])
 def test_streamed_formats_give_bytes_before_the_end(name: str) -> None:
     _, parts, _ = streamed(name, sine(2.0), pieces=8)
     # Some bytes out before the last chunk went in: a client can start playing.
@@ -71,9 +75,35 @@ def test_flac_is_sent_whole_at_the_end() -> None:
     assert all(p == b"" for p in parts[:-1]) and parts[-1][:4] == b"fLaC"
 
 
+def test_aac_streams_as_adts_frames_each_standing_alone() -> None:
+    data, parts, _ = streamed("aac", sine(2.0), pieces=8)
+    assert data[:2] == b"\xff\xf1"  # an ADTS sync word: MPEG-4 AAC without a container, as OpenAI serves it
+    # What was sent before the end decodes on its own: a player needs no more to start.
+    early = b"".join(parts[:4])
+    back, rate = aac.decode(early)
+    assert rate == RATE and len(back) / rate > 0.5
+
+
+def test_m4a_is_sent_whole_at_the_end_with_its_index_first() -> None:
+    _, parts, _ = streamed("m4a", sine(0.5))
+    assert all(p == b"" for p in parts[:-1])
+    whole = parts[-1]
+    assert whole[4:12] == b"ftypM4A "
+    # The index (moov) before the samples (mdat): a player can start on the first bytes of a download.
+    assert 0 < whole.find(b"moov") < whole.find(b"mdat")
+
+
+def test_aac_and_m4a_without_pyav_say_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "av", None)  # as if PyAV were not installed
+    for name in ("aac", "m4a"):
+        with pytest.raises(FormatUnavailableError, match=r"pip install 'speakcli\[aac\]'"):
+            audio_format(name)
+    audio_format("mp3")  # the rest need no PyAV
+
+
 def test_unknown_format_names_the_ones_there_are() -> None:
-    with pytest.raises(UsageError, match="use one of: wav, flac, ogg, opus, mp3, pcm"):
-        audio_format("aac")
+    with pytest.raises(UsageError, match="use one of: wav, flac, ogg, opus, mp3, aac, m4a, pcm"):
+        audio_format("wma")
 
 
 @pytest.mark.parametrize("dst", [24000, 48000, 16000])

@@ -77,12 +77,12 @@ def test_watch_output_dir_writes_the_chosen_format(tmp_path: Path) -> None:
 
 
 def test_an_unknown_format_is_a_usage_error_naming_the_choices(tmp_path: Path) -> None:
-    for args in (["batch", "x.txt", "--format-out", "aac"], ["watch", "x.txt", "--format-out", "aac"]):
+    for args in (["batch", "x.txt", "--format-out", "wma"], ["watch", "x.txt", "--format-out", "wma"]):
         result = run_cli(*args)
         assert result.returncode == ExitStatus.USAGE
         lines = result.stderr.decode().strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("speakcli: usage error:")
-        assert "'aac' is not one of 'wav', 'flac', 'ogg', 'opus', 'mp3', 'pcm', 'raw'" in lines[0]
+        assert "'wma' is not one of 'wav', 'flac', 'ogg', 'opus', 'mp3', 'aac', 'm4a', 'pcm', 'raw'" in lines[0]
 
 
 # -- say -o - --------------------------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ LISTINGS = {
     "/speakers",
     "/speakers_list",
     "/languages",
+    "/coqui/languages",
 }
 OPEN = {"/v1/health", "/v1/identity"}
 

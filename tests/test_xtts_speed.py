@@ -265,11 +265,17 @@ def test_a_whole_sentence_is_the_audio_coquis_inference_makes(fp32: Any, coqui: 
     torch.manual_seed(7)
     ours = np.concatenate(list(fp32.synthesize(text, voice, SynthesisOptions(stream=False, speed=speed))))
     torch.manual_seed(7)
+    at_one = sum(len(c) for c in fp32.synthesize(text, voice, SynthesisOptions(stream=False)))
+    torch.manual_seed(7)
     with torch.inference_mode():
         theirs = coqui.inference(text, "en", latent, embedding, speed=speed, enable_text_splitting=False)["wav"]
     theirs = np.asarray(theirs, dtype=np.float32).reshape(-1)
-    assert len(ours) == len(theirs)
-    assert _snr_db(theirs, ours) > 80  # the same audio, to float rounding
+    # Speed is a rate: 1/speed as long as at 1.0. coqui's decoder rounds its length down at each resampling stage;
+    # speakcli's is the same audio, its end cut or padded with silence (a frame or two) to the rate's length.
+    assert len(ours) == round(at_one / speed)
+    assert abs(len(ours) - len(theirs)) <= 2 * 256
+    n = min(len(ours), len(theirs))
+    assert _snr_db(theirs[:n], ours[:n]) > 80  # the same audio, to float rounding
 
 
 @pytest.mark.parametrize("speed", [1.0, 1.3, 0.95])
@@ -289,8 +295,8 @@ def test_the_streamed_sentence_is_the_whole_sentences_audio(fp32: Any, speed: fl
 
 @pytest.mark.parametrize("speed", [1.0, 0.95, 2.0])
 def test_a_one_code_utterance_is_the_same_streamed_or_whole(fp32: Any, speed: float) -> None:
-    """The shortest utterance (the stop code first): both paths give the same audio, and at speed 2, which leaves
-    no decoder frame, both give none instead of an error."""
+    """The shortest utterance (the stop code first): both paths give the same audio, 1/speed as long as at 1.0;
+    at speed 2, which leaves no decoder frame, both give that length of silence instead of an error."""
     import torch
 
     voice = Voice(name="joe", clips=(JOE,))
@@ -306,9 +312,11 @@ def test_a_one_code_utterance_is_the_same_streamed_or_whole(fp32: Any, speed: fl
             audio[stream] = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
     finally:
         bias[stop] = saved
-    assert len(audio[True]) == len(audio[False]) == (0 if speed == 2.0 else 1024)
+    assert len(audio[True]) == len(audio[False]) == round(1024 / speed)
     if speed != 2.0:
         assert _snr_db(audio[False], audio[True]) > 110
+    else:
+        assert not audio[True].any() and not audio[False].any()
 
 
 def test_an_utterance_that_stops_early_is_coquis(fp32: Any, coqui: Any) -> None:

@@ -118,6 +118,12 @@ class OutputError(SpeakError):
     code = "output"
 
 
+class FormatUnavailableError(OutputError):
+    """An audio format whose encoder comes from an optional package that is not installed (AAC: PyAV)."""
+
+    code = "unsupported_format"
+
+
 class ReaderGoneError(SpeakError):
     """Stdout's reader closed the pipe (`speakcli say ... -o - | head -c 100`): its choice, so the CLI stops
     making audio and exits quietly with 141, as a tool that SIGPIPE ends does; audio was cut, so never 0."""

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from speakcli.engines import EngineSpec, choose_engine, cloning_engine, create_engine
-from speakcli.engines.base import CloningEngine, SynthesisOptions, Voice
+from speakcli.engines.base import CloningEngine, Engine, SpeakerLatents, SynthesisOptions, Voice
 from speakcli.errors import Hint, ModelError, SpeakError, UnknownLanguageError, VoiceError
 from speakcli.scheduling.jobs import Priority, ProgressCallback, SpeechTask
 from speakcli.settings import Settings
@@ -158,14 +158,41 @@ class SpeechService:
     @property
     def cloner(self) -> CloningEngine:
         """The engine as a cloning engine, or a model error saying this engine cannot clone."""
+        return self._cloner("cloning needs")
+
+    def _cloner(self, what: str) -> CloningEngine:
         engine = cloning_engine(self.engine)
         if engine is None:
             raise ModelError(
-                f"cloning needs an XTTS model, and this run uses {self.spec.note}",
-                hint=Hint.MODEL_DIR,
-                code="cannot_clone",
+                f"{what} an XTTS model, and this run uses {self.spec.note}", hint=Hint.MODEL_DIR, code="cannot_clone"
             )
         return engine
+
+    def speaker_latents(self, voice: Voice) -> SpeakerLatents:
+        """The latents `voice` speaks with, as numbers: computed on the worker (and cached) for clips."""
+        self._cloner("speaker latents need")
+        return self.worker.call(lambda e: cloning_engine(e).speaker_latents(voice))  # type: ignore[union-attr]
+
+    def reference_latents(self, clips: Sequence[Path]) -> SpeakerLatents:
+        """Check reference clips and compute their latents, saving no voice (the cache keeps them by content)."""
+        from speakcli.refaudio import check_references
+
+        report = check_references(list(clips), self.cloner.max_reference_seconds())
+        return self.speaker_latents(Voice(name="reference", clips=tuple(c.path.resolve() for c in report.clips)))
+
+    def studio_speakers(self) -> dict[str, SpeakerLatents]:
+        """The voices a client can speak with by their latents: the model's built-in speakers, then saved voices
+        whose latents are cached (a listing computes none; `precompute` makes them). Saved ones win a name."""
+        cloner = self._cloner("speaker latents need")
+        saved = [e.voice for e in self.library.all() if e.voice is not None and cloner.latents_cached(e.voice)]
+
+        def collect(engine: Engine) -> dict[str, SpeakerLatents]:
+            c = cloning_engine(engine)
+            assert c is not None
+            found = {name: c.speaker_latents(Voice(name=name, speaker=name)) for name in c.speakers()}
+            return found | {voice.name: c.speaker_latents(voice) for voice in saved}
+
+        return self.worker.call(collect)
 
     def voices(self) -> list[VoiceInfo]:
         """Every voice in the voices dirs, with its clips, length, and whether its latents are cached."""

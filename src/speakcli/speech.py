@@ -28,6 +28,7 @@ class Piece:
 def script(engine: Engine, plan: Plan, options: SynthesisOptions) -> list[Piece]:
     """The plan as sentences that fit the engine, with `options.pause` between them unless the plan says otherwise.
 
+    Speed is a rate over the whole utterance: every pause, the plan's too, is 1/speed as long.
     Raises EmptyTextError or NothingToSayError when no piece has anything to say.
     """
     pieces: list[Piece] = []
@@ -35,7 +36,7 @@ def script(engine: Engine, plan: Plan, options: SynthesisOptions) -> list[Piece]
     for part in plan.parts:
         if isinstance(part, Pause):
             if part.seconds > 0:
-                pieces.append(Piece(pause=part.seconds))
+                pieces.append(Piece(pause=part.seconds / options.speed))
             gap_due = False
             continue
         speed = min(4.0, max(0.25, options.speed * part.rate))
@@ -44,7 +45,7 @@ def script(engine: Engine, plan: Plan, options: SynthesisOptions) -> list[Piece]
             if not has_speech(sentence):
                 continue
             if gap_due and options.pause > 0:
-                pieces.append(Piece(pause=options.pause))
+                pieces.append(Piece(pause=options.gap))
             pieces.append(Piece(sentence, speed))
             gap_due = True
     if not any(p.text is not None for p in pieces):

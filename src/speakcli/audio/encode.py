@@ -1,4 +1,4 @@
-"""Audio encodings (WAV, FLAC, Ogg Vorbis, Opus, MP3, raw PCM), whole or chunk by chunk as the audio is made."""
+"""Audio encodings (WAV, FLAC, Ogg Vorbis, Opus, MP3, AAC, M4A, raw PCM), whole or chunk by chunk as it is made."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from speakcli.audio.sink import ByteSink
 from speakcli.errors import UsageError
 
 
@@ -20,10 +21,11 @@ class AudioFormat:
     name: str
     extensions: tuple[str, ...]
     media_type: str
-    container: str | None  # soundfile's format; None for raw PCM
+    container: str | None  # soundfile's format (PyAV's for AAC); None for raw PCM
     subtype: str | None
     rate: int | None = None
-    streams: bool = True  # can be sent while it is made (FLAC's header needs the total length)
+    streams: bool = True  # can be sent while it is made (FLAC's header needs the total length, M4A its index)
+    pyav: bool = False  # encoded through PyAV (an optional package), not libsndfile
 
 
 AUDIO_FORMATS: dict[str, AudioFormat] = {
@@ -35,20 +37,33 @@ AUDIO_FORMATS: dict[str, AudioFormat] = {
         # libsndfile's Opus takes 8, 12, 16, 24 or 48 kHz; 48 kHz is what Opus decoders run at anyway.
         AudioFormat("opus", (".opus",), "audio/ogg; codecs=opus", "OGG", "OPUS", rate=48000),
         AudioFormat("mp3", (".mp3",), "audio/mpeg", "MP3", "MPEG_LAYER_III"),
+        # AAC in ADTS frames, as OpenAI serves `aac`: each frame stands alone, so it streams.
+        AudioFormat("aac", (".aac",), "audio/aac", "adts", "aac", pyav=True),
+        AudioFormat("m4a", (".m4a",), "audio/mp4", "ipod", "aac", streams=False, pyav=True),
         AudioFormat("pcm", (".pcm", ".raw"), "audio/pcm", None, None),
     )
 }
 EXTENSIONS: dict[str, AudioFormat] = {ext: f for f in AUDIO_FORMATS.values() for ext in f.extensions}
 
-# MP3 carries only these rates; anything else is resampled to the nearest one above (or 48 kHz).
-_MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+# MP3 and AAC carry these rates (of those up to 48 kHz); anything else is resampled to the nearest one above.
+_MPEG_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 
 
 def audio_format(name: str) -> AudioFormat:
-    """The format called `name` (wav, flac, ogg, opus, mp3, pcm), or a usage error listing them."""
+    """The format called `name` (wav, flac, ogg, opus, mp3, aac, m4a, pcm), or a usage error listing them; a
+    format whose encoder is not installed is a `FormatUnavailableError` saying what to install."""
     fmt = AUDIO_FORMATS.get(name.lower().lstrip("."))
     if fmt is None:
         raise UsageError(f"audio format {name!r} is unknown; use one of: {', '.join(AUDIO_FORMATS)}")
+    return available(fmt)
+
+
+def available(fmt: AudioFormat) -> AudioFormat:
+    """`fmt`, after checking its encoder is installed (AAC and M4A need PyAV): call it before any synthesis."""
+    if fmt.pyav:
+        from speakcli.audio.aac import pyav
+
+        pyav()
     return fmt
 
 
@@ -56,8 +71,8 @@ def output_rate(fmt: AudioFormat, rate: int) -> int:
     """The sample rate `fmt` is written at, for audio made at `rate`."""
     if fmt.rate is not None:
         return fmt.rate
-    if fmt.name == "mp3" and rate not in _MP3_RATES:
-        return next((r for r in _MP3_RATES if r >= rate), 48000)
+    if (fmt.name == "mp3" or fmt.pyav) and rate not in _MPEG_RATES:
+        return next((r for r in _MPEG_RATES if r >= rate), 48000)
     return rate
 
 
@@ -154,33 +169,6 @@ def resample(audio: np.ndarray, src: int, dst: int) -> np.ndarray:
     return np.concatenate([r.process(audio), r.flush()])
 
 
-class _Sink(io.RawIOBase):
-    """A write-only file for libsndfile that hands out what has been written since the last `take`."""
-
-    def __init__(self) -> None:
-        self._pending = bytearray()
-        self._pos = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        self._pending += bytes(data)
-        self._pos += len(data)
-        return len(data)
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        # Stream formats never rewrite what was written; libsndfile only asks where the end is.
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-    def take(self) -> bytes:
-        out, self._pending = bytes(self._pending), bytearray()
-        return out
-
-
 class StreamEncoder:
     """Encode audio chunk by chunk: `feed` returns the bytes ready so far, `finish` the rest.
 
@@ -193,9 +181,10 @@ class StreamEncoder:
         self.rate = output_rate(fmt, rate)
         self._resampler = Resampler(rate, self.rate) if self.rate != rate else None
         self._held: list[np.ndarray] = []
-        self._sink: _Sink | None = None
+        self._sink: ByteSink | None = None
         self._file: Any = None
         self._started = False
+        self._adts: Any = None
 
     def _convert(self, audio: np.ndarray) -> np.ndarray:
         audio = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)
@@ -212,10 +201,16 @@ class StreamEncoder:
         if not fmt.streams:
             self._held.append(audio)
             return b""
+        if fmt.pyav:
+            if self._adts is None:
+                from speakcli.audio.aac import AdtsEncoder
+
+                self._adts = AdtsEncoder(self.rate)
+            return bytes(self._adts.feed(audio))
         if self._file is None:
             import soundfile as sf
 
-            self._sink = _Sink()
+            self._sink = ByteSink()
             # MP3 at a constant bit rate: a stream has no VBR header, and readers estimate its length from its size.
             extra = {"bitrate_mode": "CONSTANT", "compression_level": 0.5} if fmt.name == "mp3" else {}
             self._file = sf.SoundFile(self._sink, "w", self.rate, 1, format=fmt.container, subtype=fmt.subtype, **extra)
@@ -232,16 +227,27 @@ class StreamEncoder:
         out = self._encode(tail)
         fmt = self.format
         if fmt.container is not None and not fmt.streams:
-            import soundfile as sf
-
-            buf = io.BytesIO()
-            sf.write(buf, np.concatenate([*self._held, tail]), self.rate, format=fmt.container, subtype=fmt.subtype)
-            return buf.getvalue()
+            return _whole(np.concatenate([*self._held, tail]), self.rate, fmt)
+        if self._adts is not None:
+            return out + bytes(self._adts.finish())
         if self._file is not None:
             self._file.close()
             assert self._sink is not None
             out += self._sink.take()
         return out
+
+
+def _whole(audio: np.ndarray, rate: int, fmt: AudioFormat) -> bytes:
+    """A format that cannot stream (FLAC, M4A), encoded in one piece from audio already at its rate."""
+    if fmt.pyav:
+        from speakcli.audio.aac import m4a
+
+        return m4a(audio, rate)
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, audio, rate, format=fmt.container, subtype=fmt.subtype)
+    return buf.getvalue()
 
 
 def encode(audio: np.ndarray, rate: int, fmt: AudioFormat) -> bytes:
@@ -251,10 +257,6 @@ def encode(audio: np.ndarray, rate: int, fmt: AudioFormat) -> bytes:
         samples = pcm16_samples(resample(audio, rate, out_rate))
         if fmt.container == "WAV":
             return wav_header(out_rate, samples.nbytes) + samples.tobytes()
-        import soundfile as sf
-
-        buf = io.BytesIO()
-        sf.write(buf, samples, out_rate, format=fmt.container, subtype=fmt.subtype)  # int16 in: no rescaling
-        return buf.getvalue()
+        return _whole(samples, out_rate, fmt)  # int16 in: no rescaling
     enc = StreamEncoder(fmt, rate)
     return enc.feed(audio) + enc.finish()

@@ -9,7 +9,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from speakcli.audio.encode import AUDIO_FORMATS, EXTENSIONS, AudioFormat, encode
+from speakcli.audio.encode import AUDIO_FORMATS, EXTENSIONS, AudioFormat, available, encode
 from speakcli.errors import Hint, OutputError, ReaderGoneError, VoiceError
 from speakcli.fsutil import atomic_write, write_error
 
@@ -17,7 +17,8 @@ FORMATS = EXTENSIONS  # output formats by file extension
 
 
 def output_format(path: str | Path) -> AudioFormat:
-    """The format of an output path, chosen by its extension ('-' is WAV)."""
+    """The format of an output path, chosen by its extension ('-' is WAV); `FormatUnavailableError` when its
+    encoder is not installed."""
     if str(path) == "-":
         return AUDIO_FORMATS["wav"]
     ext = Path(path).suffix.lower()
@@ -25,7 +26,7 @@ def output_format(path: str | Path) -> AudioFormat:
         raise OutputError(
             f"cannot tell the audio format of {str(path)!r}; end the name with {', '.join(FORMATS)} (or use - for WAV)"
         )
-    return FORMATS[ext]
+    return available(FORMATS[ext])
 
 
 def check_output_path(path: str | Path, force: bool = False) -> None:
@@ -80,8 +81,15 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
 
 
 def read_audio(path: Path) -> tuple[np.ndarray, int]:
-    """Mono float32 samples and rate of any file libsndfile reads (WAV, FLAC, OGG...), any channel count."""
+    """Mono float32 samples and rate of any file libsndfile reads (WAV, FLAC, OGG...), any channel count, or of
+    the AAC and M4A files speakcli writes (through PyAV)."""
     import soundfile as sf
+
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is not None and fmt.pyav:
+        from speakcli.audio.aac import decode
+
+        return decode(path)
 
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from speakcli.audio import check_output_path, read_audio, write_audio
-from speakcli.audio.encode import AUDIO_FORMATS
+from speakcli.audio.encode import AUDIO_FORMATS, available
 from speakcli.batch.executor import Executor, LocalExecutor, Task
 from speakcli.batch.items import Item
 from speakcli.batch.manifest import Manifest, Result, done_record, load_manifest
@@ -78,6 +78,7 @@ def check_batch(out_dir: Path, options: BatchOptions) -> None:
     """Refuse now what would fail the whole run: call it before loading a model."""
     if options.format_out not in AUDIO_FORMATS:
         raise UsageError(f"output format {options.format_out!r} is unknown; use {', '.join(AUDIO_FORMATS)}")
+    available(AUDIO_FORMATS[options.format_out])  # AAC and M4A need PyAV: say so before any work
     check_folder(out_dir)
     check_template(options.name_template)
     if options.concat is not None:
@@ -155,7 +156,7 @@ def run_batch(
     results.sort(key=lambda r: r.index)  # an executor may finish items out of order
     if options.concat is not None and not summary.interrupted and summary.stopped is None:
         made = [out_dir / r.output for r in results if r.status == "ok" and r.output]
-        concat(made, options.concat, service.sample_rate, service.settings.pause)
+        concat(made, options.concat, service.sample_rate, service.options().gap)
         summary.concat = str(options.concat)
     return results, summary
 

@@ -85,7 +85,7 @@ OUTPUT_DIR_DECLS = ("--output-dir", "-d")
 # Old spellings, still parsed so scripts keep working, but not shown in --help: command -> alias -> option.
 HIDDEN_ALIASES: dict[str, dict[str, str]] = {"batch": {"--out-dir": "--output-dir", "-o": "--output-dir"}}
 
-AudioFormat = Literal["wav", "flac", "ogg", "opus", "mp3", "pcm", "raw"]  # raw: another name for pcm
+AudioFormat = Literal["wav", "flac", "ogg", "opus", "mp3", "aac", "m4a", "pcm", "raw"]  # raw: another name for pcm
 
 
 def engine_flags(

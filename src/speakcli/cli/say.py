@@ -56,7 +56,7 @@ def say(
         typer.Option(
             "--out",
             "-o",
-            help="Write audio here (.wav, .flac, .ogg, .opus, .mp3, .pcm); '-' streams WAV to stdout.",
+            help="Write audio here (.wav, .flac, .ogg, .opus, .mp3, .aac, .m4a, .pcm); '-' streams WAV to stdout.",
             metavar="FILE",
             show_default=False,
         ),

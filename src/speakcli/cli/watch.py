@@ -140,7 +140,7 @@ def watch(
             skip_regex=skip_regex,
             ignore_prefixes=tuple(ignore_prefix or ()),
             poll_interval=poll_interval,
-            pause=settings.pause,
+            pause=speaker.options().gap,  # between lines as between sentences: at the speed's rate
             drain=drain,
             output_dir=output_dir,
             output_format=out_format,

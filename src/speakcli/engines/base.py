@@ -25,16 +25,31 @@ class SynthesisOptions:
     # scheduled; None: the engine's shared random generator.
     seed: int | None = None
 
+    @property
+    def gap(self) -> float:
+        """Seconds of silence between sentences: `pause` at the utterance's rate (speed 2 halves it too)."""
+        return self.pause / self.speed
+
+
+@dataclass(frozen=True, eq=False)
+class SpeakerLatents:
+    """A speaker as XTTS conditions on it: `gpt_cond_latent` [1, rows, width] and `speaker_embedding` [1, dim, 1],
+    float32. Compared by identity: two sets of numbers are one voice only when they are the same object."""
+
+    gpt_cond_latent: np.ndarray
+    speaker_embedding: np.ndarray
+
 
 @dataclass(frozen=True)
 class Voice:
-    """A resolved voice: an engine's built-in speaker, or reference clips to clone from."""
+    """A resolved voice: an engine's built-in speaker, reference clips to clone from, or a client's latents."""
 
     name: str
     clips: tuple[Path, ...] = ()
     speaker: str | None = None
     language: str | None = None
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    latents: SpeakerLatents | None = None  # given as numbers (coqui's streaming-server API), not computed here
 
     @property
     def is_clone(self) -> bool:
@@ -74,7 +89,10 @@ class Engine(Protocol):
         ...
 
     def synthesize(self, text: str, voice: Voice | None, options: SynthesisOptions) -> Iterator[np.ndarray]:
-        """Yield float32 mono chunks at `sample_rate` for one sentence-sized `text`."""
+        """Yield float32 mono chunks at `sample_rate` for one sentence-sized `text`.
+
+        `options.speed` is a rate: the audio at speed s is 1/s as long as at 1.0 (to a few samples).
+        """
         ...
 
 
@@ -90,6 +108,14 @@ class CloningEngine(Engine, Protocol):
 
     def ensure_latents(self, voice: Voice, force: bool = False) -> str:
         """Compute and cache `voice`'s latents unless fresh ones are cached; returns "computed" or "cached"."""
+        ...
+
+    def speaker_latents(self, voice: Voice) -> SpeakerLatents:
+        """The latents `voice` speaks with (computed and cached for clips, the model's for a built-in speaker)."""
+        ...
+
+    def speakers(self) -> list[str]:
+        """The model's built-in speakers (once loaded)."""
         ...
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from speakcli.audio.stretch import stretch
 from speakcli.engines.base import Capabilities, SynthesisOptions, Voice
 from speakcli.errors import Hint, ModelError, VoiceError
 
@@ -117,6 +118,13 @@ class PiperEngine:
         self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
     def check_voice(self, voice: Voice | None) -> None:
+        if voice is not None and voice.latents is not None:
+            raise VoiceError(
+                "the piper engine cannot speak with XTTS speaker latents (gpt_cond_latent, speaker_embedding); "
+                "serve an XTTS model, or send a voice name",
+                hint=Hint.ENGINE_XTTS,
+                code="cannot_clone",
+            )
         if voice is None or (not voice.is_clone and voice.name in VOICE_ALIASES):
             return
         if voice.is_clone:
@@ -126,16 +134,29 @@ class PiperEngine:
         )
 
     def synthesize(self, text: str, voice: Voice | None, options: SynthesisOptions) -> Iterator[np.ndarray]:
-        """Piper's own steps (phonemes by sentence, one model call each, peak-normalised), each call bounded."""
+        """Piper's own steps (phonemes by sentence, one model call each, peak-normalised), each call bounded, at
+        `options.speed` as a rate: exactly 1/speed as long as at 1.0.
+
+        Piper's length_scale is not a rate: each phoneme lasts a whole number of frames (rounded up, at least
+        one), so 0.5 made speech only 1.6x shorter and 0.25 2x. At another speed than 1 each run is made at 1.0
+        for its length, and at 1/speed for the model's own fast or slow speech, which is then stretched (at the
+        same pitch) to 1/speed of that length.
+        """
         self.load()
         config = self._voice.config
         noise = config.noise_scale if self.noise_scale is None else self.noise_scale
         noise_w = config.noise_w_scale if self.noise_w_scale is None else self.noise_w_scale
         scales = np.array([noise, 1.0 / options.speed, noise_w], dtype=np.float32)
-        limit = phoneme_limit(options.speed)
+        natural = np.array([noise, 1.0, noise_w], dtype=np.float32)
+        limit = phoneme_limit(min(1.0, options.speed))  # the 1.0 pass makes the longer audio when faster
         for sentence in self._voice.phonemize(text):
             for run in phoneme_runs(sentence, limit):
-                yield self._audio(self._voice.phonemes_to_ids(run), scales)
+                ids = self._voice.phonemes_to_ids(run)
+                if options.speed == 1.0:
+                    yield self._audio(ids, scales)
+                    continue
+                target = round(len(self._audio(ids, natural)) / options.speed)
+                yield stretch(self._audio(ids, scales), target, self.sample_rate)
 
     def _audio(self, ids: list[int], scales: np.ndarray) -> np.ndarray:
         args = {

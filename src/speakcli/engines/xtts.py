@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from speakcli.engines.base import Capabilities, Sentence, SynthesisOptions, Voice
+from speakcli.engines.base import Capabilities, Sentence, SpeakerLatents, SynthesisOptions, Voice
 from speakcli.engines.xtts_latents import XttsLatents
 from speakcli.engines.xtts_store import check_model_dir
 from speakcli.errors import Hint, ModelError, SynthesisError, VoiceError
@@ -52,6 +52,13 @@ def _missing_package(exc: ImportError) -> str:
             return str(name).split(".")[0]
         err = err.__cause__
     return str(exc)
+
+
+def torch_pair(latents: SpeakerLatents) -> tuple[Any, Any]:
+    """A voice's latents as the torch tensors XTTS takes (copies: the arrays stay the caller's)."""
+    import torch
+
+    return torch.from_numpy(latents.gpt_cond_latent.copy()), torch.from_numpy(latents.speaker_embedding.copy())
 
 
 def _read_config(path: Path) -> tuple[dict[str, Any], int, list[str], dict[str, Any]]:
@@ -180,7 +187,28 @@ class XttsEngine:
         manager = getattr(self._model, "speaker_manager", None)
         return sorted(manager.speakers) if manager is not None else []
 
+    def latent_shape(self) -> tuple[int | None, int, int]:
+        """(rows, width) of the GPT conditioning latents and the speaker embedding's size that this model takes;
+        rows is None when any number will do (no perceiver resampler, which always makes 32). From config.json."""
+        args = self._config_json.get("model_args", {})
+        rows = 32 if args.get("gpt_use_perceiver_resampler", False) else None  # coqui's num_latents
+        return rows, int(args.get("gpt_n_model_channels", 1024)), int(args.get("d_vector_dim", 512))
+
+    def _check_latents(self, latents: SpeakerLatents) -> None:
+        rows, width, dim = self.latent_shape()
+        got = latents.gpt_cond_latent.shape[1:]
+        if got[1] != width or (rows is not None and got[0] != rows):
+            want = f"{rows if rows is not None else 'N'} x {width}"
+            raise VoiceError(f"gpt_cond_latent is {got[0]} x {got[1]}; this model takes {want}")
+        if latents.speaker_embedding.shape[1] != dim:
+            raise VoiceError(
+                f"speaker_embedding has {latents.speaker_embedding.shape[1]} values; this model takes {dim}"
+            )
+
     def check_voice(self, voice: Voice | None) -> None:
+        if voice is not None and voice.latents is not None:
+            self._check_latents(voice.latents)
+            return
         if voice is None or voice.is_clone:
             return
         if self._model is not None and voice.speaker not in self.speakers():
@@ -230,7 +258,15 @@ class XttsEngine:
             embedding = torch.stack(embeddings).mean(dim=0)
         return latent.cpu().numpy(), embedding.cpu().numpy()
 
+    def speaker_latents(self, voice: Voice) -> SpeakerLatents:
+        self.load()
+        latent, embedding = self._voice_latents(voice)
+        return SpeakerLatents(latent.float().cpu().numpy(), embedding.float().cpu().numpy())
+
     def _voice_latents(self, voice: Voice) -> tuple[Any, Any]:
+        if voice.latents is not None:
+            self._check_latents(voice.latents)
+            return torch_pair(voice.latents)
         if voice.is_clone:
             return self.latents.get(voice, self.compute_latents)
         self.check_voice(voice)

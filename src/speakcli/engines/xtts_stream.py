@@ -68,6 +68,15 @@ class LinearStage:
         return out
 
 
+def decoded_samples(decoder: Any, latents: int) -> int:
+    """The samples `latents` GPT latents decode to at speed 1.0: each resampling stage floors, as
+    `F.interpolate` does, and HiFi-GAN makes `output_hop_length` samples a frame."""
+    frames = math.floor(latents * (decoder.ar_mel_length_compression / decoder.output_hop_length))
+    if decoder.output_sample_rate != decoder.input_sample_rate:
+        frames = math.floor(frames * (decoder.output_sample_rate / decoder.input_sample_rate))
+    return int(frames * decoder.output_hop_length)
+
+
 class StreamDecoder:
     """XTTS's decoder (latent resampling, then HiFi-GAN) over GPT latents that arrive chunk by chunk.
 

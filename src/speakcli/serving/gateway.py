@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from speakcli import __version__
-from speakcli.engines.base import SynthesisOptions, Voice
+from speakcli.engines.base import SpeakerLatents, SynthesisOptions, Voice
 from speakcli.errors import BusyError, LimitError, OutputError, SpeakError, UsageError, VoiceError
 from speakcli.service import CloneResult, PrecomputeResult, SpeechService, VoiceInfo, check_speakable
 from speakcli.voices import validate_name
@@ -39,7 +39,8 @@ class Limits:
 
 @dataclass(frozen=True)
 class SpeechRequest:
-    """One synthesis as a front end received it; `voice` is only ever a name, never a path."""
+    """One synthesis as a front end received it; `voice` is only ever a name, never a path, or the voice is given
+    as `latents` (already checked by `speakcli.speakers.latents_from_json`)."""
 
     text: str
     voice: str | None = None
@@ -47,6 +48,7 @@ class SpeechRequest:
     speed: float | None = None
     temperature: float | None = None
     seed: int | None = None  # XTTS sampling's seed: the same request and seed say the same
+    latents: SpeakerLatents | None = None
 
 
 def check_speed(speed: float) -> None:
@@ -227,7 +229,13 @@ class Gateway:
         self.check_text(request.text)
         if request.speed is not None:
             check_speed(request.speed)
-        return self.voice(request.voice), self.options(request)
+        if request.latents is None:
+            return self.voice(request.voice), self.options(request)
+        if request.voice:
+            raise UsageError("give the speaker's latents or a voice name, not both")
+        voice = Voice(name="latents", latents=request.latents)
+        self.service.engine.check_voice(voice)  # the shape this model takes; Piper takes none
+        return voice, self.options(request)
 
     def speak(self, request: SpeechRequest, notify: Callable[[], None] | None = None) -> Job[np.ndarray]:
         """Queue one request on the worker (or raise `BusyError`); iterate or `take` the job for audio chunks."""
@@ -278,11 +286,32 @@ class Gateway:
             try:
                 return self.service.clone(paths, name, language, description, force=False)
             except SpeakError as exc:
-                # The client knows its clips by its own names, and nothing of this server's folders.
-                message = str(exc).replace(f"{tmp}{os.sep}", "")
-                for folder in self.service.library.dirs():
-                    message = message.replace(str(folder), "the server's voices folder")
-                raise exc.reworded(message) from None
+                raise self._as_client_sees(exc, tmp) from None
+
+    def _as_client_sees(self, exc: SpeakError, upload_dir: str) -> SpeakError:
+        """The error with the client's own clip names, and nothing of this server's folders."""
+        message = str(exc).replace(f"{upload_dir}{os.sep}", "")
+        for folder in self.service.library.dirs():
+            message = message.replace(str(folder), "the server's voices folder")
+        return exc.reworded(message)
+
+    def reference_latents(self, upload: Upload) -> SpeakerLatents:
+        """The speaker latents of one uploaded clip (coqui's /clone_speaker), saving nothing; blocking."""
+        if len(upload.data) > self.limits.max_upload_bytes:
+            raise LimitError(f"clip {upload.filename!r} is larger than {self.limits.max_upload_bytes} bytes")
+        self.service.cloner  # noqa: B018 - refuse before writing anything when this engine cannot clone
+        with self.admitted(), tempfile.TemporaryDirectory(prefix="speakcli-upload-") as tmp:
+            path = Path(tmp) / upload_name(upload.filename, 0, set())
+            path.write_bytes(upload.data)
+            try:
+                return self.service.reference_latents([path])
+            except SpeakError as exc:
+                raise self._as_client_sees(exc, tmp) from None
+
+    def studio_speakers(self) -> dict[str, SpeakerLatents]:
+        """Every voice with its latents (coqui's /studio_speakers); blocking: waits its turn on the worker."""
+        with self.admitted():
+            return self.service.studio_speakers()
 
     @contextlib.contextmanager
     def _cloning(self, name: str) -> Iterator[None]:

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from speakcli.engines.base import SynthesisOptions
 from speakcli.settings import Settings
 
 
@@ -39,8 +40,9 @@ class FunctionService:
     def voice(self, name: str | None = None) -> None:
         return None
 
-    def options(self, language: str | None = None, speed: float | None = None, stream: bool = True) -> None:
-        return None
+    def options(self, language: str | None = None, speed: float | None = None, stream: bool = True) -> SynthesisOptions:
+        s = self.settings
+        return SynthesisOptions(language or s.language, speed or s.speed, s.temperature, s.pause, stream)
 
     def speak(self, text: str, voice: object, options: object, **kwargs: object) -> FunctionJob:
         return FunctionJob([self.audio(text)])

@@ -15,16 +15,16 @@ from speakcli import __version__
 from speakcli.errors import BusyError, SpeakError
 from speakcli.serving import Gateway
 from speakcli.serving.xtts_api_settings import XttsApiDefaults
-from speakcli.web import openai_api, seed, xtts_api
+from speakcli.web import coqui_api, openai_api, seed, xtts_api
 from speakcli.web.access import KeyCheck, RouteTable
 from speakcli.web.cors import Cors, CorsPolicy
-from speakcli.web.errors import error_body
+from speakcli.web.errors import error_body, problems
 from speakcli.web.guard import BodyTooLarge, Guard
 
 log = logging.getLogger("speakcli")
 
 # Every dialect's routes.
-ROUTERS = (seed.router, openai_api.router, xtts_api.router)
+ROUTERS = (seed.router, openai_api.router, xtts_api.router, coqui_api.router, coqui_api.prefixed)
 
 # Core error codes to HTTP statuses; anything not named is a server-side failure (500).
 _STATUS = {
@@ -55,11 +55,7 @@ def _speak_error(request: Request, exc: Exception) -> Response:
 
 def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    problems = []
-    for err in exc.errors()[:3]:
-        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query"))
-        problems.append(f"{where or 'request'}: {err.get('msg', 'invalid')}")
-    return error_response(400, "invalid_input", "; ".join(problems))
+    return error_response(400, "invalid_input", problems(exc.errors()))
 
 
 def _http_error(request: Request, exc: Exception) -> Response:
@@ -77,7 +73,8 @@ def create_app(
     identity: str | None = None,
     private_lists: bool = False,
 ) -> FastAPI:
-    """The HTTP API over `gateway`: speakcli's own routes, OpenAI's speech API and xtts-api-server's.
+    """The HTTP API over `gateway`: speakcli's own routes, OpenAI's speech API, xtts-api-server's and coqui's
+    xtts-streaming-server's.
 
     `cors`: origins whose pages may call it besides the loopback host's ('*': any; a bad one raises `UsageError`).
     `private_lists`: with `api_key`, the listings need the key too. `identity` is the secret of the server's
@@ -97,9 +94,16 @@ def create_app(
     text_limit = 4 * limits.max_text + 64 * 1024  # UTF-8 is at most 4 bytes a character; + the other fields
     batch_limit = min(64 * 1024 * 1024, limits.max_batch_items * (4 * limits.max_text + 256))
 
+    # coqui's API sends a speaker's latents with every request: 33,000 numbers for XTTS v2, about 0.8 MB of JSON.
+    latents_limit = 4 * 1024 * 1024 + text_limit
+
     def limit_for(path: str) -> int:
         if path == "/v1/clone-voice":
             return upload_limit
+        if path.removeprefix(coqui_api.PREFIX) == "/clone_speaker":
+            return limits.max_upload_bytes + 64 * 1024
+        if path.removeprefix(coqui_api.PREFIX) in ("/tts", "/tts_stream"):
+            return latents_limit
         return batch_limit if path == "/v1/batch-synthesize" else text_limit
 
     # The app's own routes (/docs) and the dialects': each router's routes carry their full paths and marks.

@@ -19,6 +19,20 @@ from speakcli.web.guard import StreamCut
 log = logging.getLogger("speakcli")
 
 
+async def whole_audio(gateway: Gateway, request: SpeechRequest, fmt: AudioFormat, client: Request) -> bytes:
+    """The audio of `request` as one file in `fmt`, once all of it is made."""
+    return await _whole(AsyncSpeech(gateway, request), gateway, fmt, client)
+
+
+async def _whole(speech: AsyncSpeech, gateway: Gateway, fmt: AudioFormat, client: Request) -> bytes:
+    audio = await speech.whole(client.is_disconnected)
+    if speech.job.cancelled and gateway.closing:
+        # Cut short by shutdown: a whole file must not be silently partial.
+        raise BusyError("the server is shutting down; send the request again", retry_after=5)
+    # Encoding a long text takes seconds: off the event loop, which must keep answering.
+    return await asyncio.to_thread(encode, audio, speech.sample_rate, fmt)
+
+
 async def audio_response(
     gateway: Gateway, request: SpeechRequest, fmt: AudioFormat, client: Request, stream: bool
 ) -> Response:
@@ -26,13 +40,7 @@ async def audio_response(
     speech = AsyncSpeech(gateway, request)
     media_type = fmt.media_type
     if not stream or not fmt.streams:
-        audio = await speech.whole(client.is_disconnected)
-        if speech.job.cancelled and gateway.closing:
-            # Cut short by shutdown: a whole file must not be silently partial.
-            raise BusyError("the server is shutting down; send the request again", retry_after=5)
-        # Encoding a long text takes seconds: off the event loop, which must keep answering.
-        data = await asyncio.to_thread(encode, audio, speech.sample_rate, fmt)
-        return Response(data, media_type=media_type)
+        return Response(await _whole(speech, gateway, fmt, client), media_type=media_type)
     # Wait for the first chunk before answering, so a failure in the first sentence is still a JSON error.
     iterator = speech.chunks(client.is_disconnected)
     try:

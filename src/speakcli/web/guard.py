@@ -20,6 +20,10 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+# Clip uploads: refused unless they say their length, so one is never read far past its limit.
+UPLOAD_PATHS = {"/v1/clone-voice", "/clone_speaker", "/coqui/clone_speaker"}
+
+
 class BodyTooLarge(Exception):
     pass
 
@@ -91,7 +95,7 @@ class Guard:
             if length is not None and (not length.isdigit() or int(length) > limit):
                 await send_error(send, 413, "too_large", f"the request body is larger than {limit} bytes")
                 return
-            if length is None and path == "/v1/clone-voice":
+            if length is None and path in UPLOAD_PATHS:
                 await send_error(send, 411, "length_required", "send the upload with a Content-Length header")
                 return
         seen = 0

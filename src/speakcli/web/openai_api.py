@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from speakcli.audio.encode import AUDIO_FORMATS
+from speakcli.audio.encode import AUDIO_FORMATS, available
 from speakcli.errors import UsageError
 from speakcli.serving import Gateway, SpeechRequest
 from speakcli.web.access import Access, access
@@ -52,15 +52,11 @@ async def speech(body: SpeechBody, request: Request) -> Response:
     gateway = gateway_of(request)
     fmt = _FORMATS.get(body.response_format.lower())
     if fmt is None:
-        if body.response_format == "aac":
-            raise UsageError(
-                "response_format aac needs FFmpeg, which this server does not use; ask for mp3, opus, flac, wav or pcm",
-                code="unsupported_format",
-            )
         raise UsageError(
-            f"response_format {body.response_format!r} is unknown; use mp3, opus, flac, wav or pcm",
+            f"response_format {body.response_format!r} is unknown; use mp3, opus, aac, flac, wav or pcm",
             code="unsupported_format",
         )
+    available(fmt)  # aac needs PyAV: a 400 saying what to install, before any synthesis
     if body.stream_format not in (None, "audio"):
         raise UsageError("stream_format 'sse' is not supported; leave it out or use 'audio'", code="unsupported_format")
     speech_request = SpeechRequest(body.input, _voice_name(gateway, body.voice), None, body.speed)

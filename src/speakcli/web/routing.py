@@ -7,9 +7,10 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from fastapi import Request
+from fastapi import Request, UploadFile
 
-from speakcli.serving import Gateway
+from speakcli.errors import LimitError
+from speakcli.serving import Gateway, Upload
 
 T = TypeVar("T")
 
@@ -42,3 +43,11 @@ async def run_blocking(fn: Callable[..., T], *args: Any) -> T:
 
     threading.Thread(target=target, name="speakcli-http-blocking", daemon=True).start()
     return await future
+
+
+async def read_upload(upload: UploadFile, limit: int) -> Upload:
+    """An uploaded clip's bytes, refused past `limit` bytes."""
+    data = await upload.read(limit + 1)  # one byte past the limit is enough to refuse it
+    if len(data) > limit:
+        raise LimitError(f"clip {upload.filename!r} is larger than {limit} bytes")
+    return Upload(upload.filename or "", data)

@@ -12,10 +12,10 @@ from pydantic import BaseModel, Field
 from speakcli.adverts import proof
 from speakcli.audio.encode import AudioFormat, audio_format
 from speakcli.errors import LimitError, NotFoundError, UsageError
-from speakcli.serving import SpeechRequest, Upload
+from speakcli.serving import SpeechRequest
 from speakcli.web.access import Access, access
 from speakcli.web.audio import audio_response
-from speakcli.web.routing import gateway_of, run_blocking
+from speakcli.web.routing import gateway_of, read_upload, run_blocking
 
 router = APIRouter(prefix="/v1")
 
@@ -61,13 +61,6 @@ async def synthesize(body: SynthesizeBody, request: Request) -> Response:
     return await audio_response(gateway_of(request), speech, fmt, request, stream=body.stream)
 
 
-async def _read_upload(upload: UploadFile, limit: int) -> Upload:
-    data = await upload.read(limit + 1)  # one byte past the limit is enough to refuse it
-    if len(data) > limit:
-        raise LimitError(f"clip {upload.filename!r} is larger than {limit} bytes")
-    return Upload(upload.filename or "", data)
-
-
 @router.post("/clone-voice", status_code=201, response_model=None)
 async def clone_voice(
     request: Request,
@@ -83,7 +76,7 @@ async def clone_voice(
         raise LimitError(f"{len(files)} clips sent; the limit is {limits.max_clips}")
     if text is not None:
         gateway.check_text(text)
-    uploads = [await _read_upload(f, limits.max_upload_bytes) for f in files]
+    uploads = [await read_upload(f, limits.max_upload_bytes) for f in files]
     # Cloning waits for the worker: run it on a thread so the event loop keeps answering.
     result = await run_blocking(gateway.clone, uploads, name, language, description)
     if text is not None:

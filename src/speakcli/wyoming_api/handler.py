@@ -194,7 +194,6 @@ class SpeechHandler(AsyncEventHandler):
     async def _speak(self, utterance: Utterance) -> None:
         """Its sentences as they become ready, each batch one job on the worker, in one audio-start ... -stop."""
         rate = self.gateway.service.sample_rate
-        gap = np.zeros(round(self.gateway.service.settings.pause * rate), np.float32)
         started = False
         while True:
             try:
@@ -205,7 +204,9 @@ class SpeechHandler(AsyncEventHandler):
             if text is None:
                 break
             try:
-                speech = AsyncSpeech(self.gateway, SpeechRequest(text, utterance.voice, utterance.language))
+                request = SpeechRequest(text, utterance.voice, utterance.language)
+                speech = AsyncSpeech(self.gateway, request)
+                gap = np.zeros(round(self.gateway.options(request).gap * rate), np.float32)
                 async with contextlib.aclosing(speech.chunks()) as chunks:
                     first = True
                     async for chunk in chunks:
