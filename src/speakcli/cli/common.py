@@ -148,7 +148,7 @@ def announce(service: SpeechService, quiet: bool) -> None:
     """
     if quiet or service.settings.engine != "auto":
         return
-    if service.spec.name != "piper":
+    if not service.spec.fallback:
         print(f"speakcli: using {service.spec.note}", file=sys.stderr)
     elif sys.stderr.isatty() and xtts_installed():
         print("speakcli: no XTTS model found; using the bundled Piper voice", file=sys.stderr)

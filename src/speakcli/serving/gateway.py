@@ -20,6 +20,7 @@ from speakcli import __version__
 from speakcli.engines.base import SpeakerLatents, SynthesisOptions, Voice
 from speakcli.errors import BusyError, LimitError, OutputError, SpeakError, UsageError, VoiceError
 from speakcli.service import CloneResult, PrecomputeResult, SpeechService, VoiceInfo, check_speakable
+from speakcli.settings import Settings
 from speakcli.voices import validate_name
 from speakcli.worker import Job
 
@@ -342,6 +343,28 @@ class Gateway:
             "batch_in_use": state.last_batch,
             "seconds_per_sentence": round(self.service.worker.seconds_per_sentence, 3),
         }
+
+    # -- what front ends read of the core: through the gateway, never through its service ------------------------
+    @property
+    def sample_rate(self) -> int:
+        return self.service.sample_rate
+
+    @property
+    def settings(self) -> Settings:
+        """The server's settings (frozen): its default language, speed, temperature, pause."""
+        return self.service.settings
+
+    @property
+    def engine_note(self) -> str:
+        """Which engine and model this server speaks with, in words."""
+        return self.service.spec.note
+
+    def languages(self) -> list[str]:
+        return self.service.engine.languages()
+
+    def is_saved_voice(self, name: str) -> bool:
+        """Whether `name` is a voice of the library (not an engine's speaker); blocking: reads the voices dirs."""
+        return self.service.library.find(name) is not None
 
     def info(self) -> dict[str, Any]:
         """What /v1/info reports: cheap to make, so it answers at once while the worker is busy."""
