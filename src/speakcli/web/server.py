@@ -133,6 +133,10 @@ class HttpServer:
         self.listen()
         await self._server.serve(self._sockets)
 
+    async def run(self, ready: Callable[[], None]) -> None:
+        """`serve(ready)`: the `serving.runner.Server` protocol."""
+        await self.serve(ready)
+
     def request_stop(self, force: bool = False) -> None:
         """Cancel every job, then stop: open responses end after their sentence (`force`: without waiting)."""
         self.gateway.stop_accepting()
