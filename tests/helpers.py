@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -110,3 +111,20 @@ def screen_text(raw: bytes) -> str:
 
     text = re.sub(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[()][0-9A-B]|\x1b[=>78]", "", raw.decode(errors="replace"))
     return text.replace("\r", "\n")
+
+
+def run_in_terminal(
+    args: list[str],
+    stdin: str = "",
+    *,
+    stdin_isatty: bool = False,
+    stdout_isatty: bool = False,
+    stderr_isatty: bool = False,
+) -> tuple[int, Any]:
+    """`speakcli ARGS` in this process with in-memory streams, each a terminal or not as asked; returns the exit
+    status and the `speakcli.terminal.Terminal` to read (`stderr.getvalue()`, `stdout_bytes()`)."""
+    from speakcli.cli import main
+    from speakcli.terminal import Terminal
+
+    term = Terminal.captured(stdin, stdin_isatty=stdin_isatty, stdout_isatty=stdout_isatty, stderr_isatty=stderr_isatty)
+    return main(args, term), term

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from helpers import read_pty, run_cli, screen_text, spawn_on_pty
+from helpers import read_pty, run_cli, run_in_terminal, screen_text, spawn_on_pty
 from speakcli.cli import main
 from speakcli.errors import ExitStatus
 from test_watch import _events, _spawn_watch, _wait_events, append
@@ -168,25 +168,24 @@ def test_format_must_agree_with_a_file_name(tmp_path: Path, capsys: pytest.Captu
 
 
 def test_binary_audio_is_not_written_to_a_terminal() -> None:
-    proc, term = spawn_on_pty([*SAY, "Hello.", "--engine", "piper", "-o", "-"], stdout_on_pty=True)
-    shown = screen_text(read_pty(term))
-    os.close(term)
-    assert proc.wait(30) == ExitStatus.USAGE
-    assert [ln for ln in shown.splitlines() if ln.strip()] == [
+    status, term = run_in_terminal(["say", "Hello.", "--engine", "piper", "-o", "-"], stdout_isatty=True)
+    assert status == ExitStatus.USAGE
+    assert [ln for ln in term.stderr.getvalue().splitlines() if ln.strip()] == [
         "speakcli: error: -o - would write binary audio to the terminal; redirect it (-o - > speech.wav, or | aplay) "
         "or write a file with -o FILE"
     ]
-    assert "RIFF" not in shown
+    assert term.stdout_bytes() == b""
 
 
 # -- feedback --------------------------------------------------------------------------------------------------------
 
 
 def test_progress_shows_on_a_terminal_loading_sentences_and_audio(tmp_path: Path) -> None:
-    proc, term = spawn_on_pty([*SAY, THREE, "--engine", "piper", "-o", str(tmp_path / "x.wav")])
-    shown = screen_text(read_pty(term))
-    os.close(term)
-    assert proc.wait(30) == 0
+    status, term = run_in_terminal(
+        ["say", THREE, "--engine", "piper", "-o", str(tmp_path / "x.wav")], stderr_isatty=True
+    )
+    shown = screen_text(term.stderr.getvalue().encode())
+    assert status == 0
     assert "loading the piper model" in shown
     assert "3/3 sentences" in shown
     seconds = [float(s) for s in re.findall(r"(\d+\.\d) s of audio", shown)]
@@ -195,36 +194,43 @@ def test_progress_shows_on_a_terminal_loading_sentences_and_audio(tmp_path: Path
 
 
 def test_no_progress_on_a_pipe_or_with_quiet(tmp_path: Path) -> None:
-    piped = run_cli("say", THREE, "--engine", "piper", "-o", str(tmp_path / "a.wav"))
-    assert piped.returncode == 0
-    lines = piped.stderr.decode().splitlines()
+    status, piped = run_in_terminal(["say", THREE, "--engine", "piper", "-o", str(tmp_path / "a.wav")])
+    assert status == 0
+    lines = piped.stderr.getvalue().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"speakcli: wrote {tmp_path / 'a.wav'}"), lines
-    proc, term = spawn_on_pty([*SAY, THREE, "--engine", "piper", "-q", "-o", str(tmp_path / "b.wav")])
-    shown = read_pty(term)
+    quiet = ["say", THREE, "--engine", "piper", "-q", "-o", str(tmp_path / "b.wav")]
+    status, term = run_in_terminal(quiet, stderr_isatty=True)
+    assert status == 0 and term.stderr.getvalue() == ""
+
+
+def test_one_pty_run_shows_what_the_in_process_terminal_shows(tmp_path: Path) -> None:
+    """The in-process terminal stands in for a real one: on a real pseudo-terminal the same progress shows."""
+    proc, term = spawn_on_pty([*SAY, THREE, "--engine", "piper", "-o", str(tmp_path / "x.wav")])
+    shown = screen_text(read_pty(term))
     os.close(term)
     assert proc.wait(30) == 0
-    assert shown == b""
+    assert "loading the piper model" in shown and "3/3 sentences" in shown and "wrote" in shown
 
 
 ENGINE_LINE = "no XTTS model found"
-WITHOUT_XTTS = "import sys; sys.modules['TTS'] = None; from speakcli.cli import main; raise SystemExit(main())"
 
 
 @pytest.mark.xtts
 def test_the_engine_line_is_one_short_line_and_only_on_a_terminal(tmp_path: Path) -> None:
-    proc, term = spawn_on_pty([*SAY, "Hi.", "-o", str(tmp_path / "a.wav")])
-    shown = screen_text(read_pty(term))
-    os.close(term)
-    assert proc.wait(30) == 0
+    status, term = run_in_terminal(["say", "Hi.", "-o", str(tmp_path / "a.wav")], stderr_isatty=True)
+    shown = screen_text(term.stderr.getvalue().encode())
+    assert status == 0
     lines = [ln for ln in shown.splitlines() if "XTTS" in ln]
     assert len(lines) == 1 and ENGINE_LINE in lines[0] and len(lines[0]) <= 80
-    piped = run_cli("say", "Hi.", "-o", str(tmp_path / "b.wav"))
-    assert piped.returncode == 0 and b"XTTS" not in piped.stderr
+    status, piped = run_in_terminal(["say", "Hi.", "-o", str(tmp_path / "b.wav")])
+    assert status == 0 and "XTTS" not in piped.stderr.getvalue()
 
 
-def test_no_engine_line_when_xtts_is_not_installed(tmp_path: Path) -> None:
-    proc, term = spawn_on_pty([sys.executable, "-c", WITHOUT_XTTS, "say", "Hi.", "-o", str(tmp_path / "a.wav")])
-    shown = screen_text(read_pty(term))
-    os.close(term)
-    assert proc.wait(30) == 0
+def test_no_engine_line_when_xtts_is_not_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import speakcli.cli.common
+
+    monkeypatch.setattr(speakcli.cli.common, "xtts_installed", lambda: False)
+    status, term = run_in_terminal(["say", "Hi.", "-o", str(tmp_path / "a.wav")], stderr_isatty=True)
+    shown = screen_text(term.stderr.getvalue().encode())
+    assert status == 0
     assert "XTTS" not in shown and "wrote" in shown

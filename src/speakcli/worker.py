@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from speakcli.engines.base import BatchingEngine, Engine, Sentence
 from speakcli.errors import WorkerClosedError
+from speakcli.lifecycle import ServiceThread
 from speakcli.scheduling.jobs import CallTask, Job, Priority, SpeechTask
 from speakcli.scheduling.policy import Scheduler
 from speakcli.scheduling.runs import CallRun, SpeechRun, engine_failure
@@ -67,10 +68,9 @@ class SynthesisWorker:
     def __init__(self, engine: Engine, name: str = "speakcli-synth", max_batch: int = 0) -> None:
         self.engine = engine
         self._inbox: queue.Queue[Any] = queue.Queue()
-        self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._name = name
+        # The loop also waits on the inbox: a stop puts a marker there, behind what was submitted before it.
+        self._life = ServiceThread(name, self._run, on_stop=lambda: self._inbox.put(_STOP))
         self._loaded = False
         self._requested_batch = max_batch  # 0: the engine's default for its device, once loaded
         self._scheduler = Scheduler()
@@ -84,13 +84,9 @@ class SynthesisWorker:
     # -- submitting ----------------------------------------------------------------------------------------------
     def _ensure_started(self) -> None:
         with self._lock:
-            if self._stop.is_set():
+            if self._life.stopping:
                 raise WorkerClosedError()
-            if self._thread is None:
-                thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                thread.start()
-                # Only a started thread is kept: a Ctrl-C inside start() must not leave close() one it cannot join.
-                self._thread = thread
+            self._life.start()
 
     def submit(self, task: SpeechTask | CallTask, notify: Callable[[], None] | None = None) -> Job[Any]:
         job: Job[Any] = Job(task, notify)
@@ -123,7 +119,7 @@ class SynthesisWorker:
             except queue.Empty:
                 return True
 
-    def _run(self) -> None:
+    def _run(self, stop: threading.Event) -> None:
         while True:
             idle = not self._calls and not len(self._scheduler)
             if not self._admit(block=idle):
@@ -229,11 +225,8 @@ class SynthesisWorker:
     def close(self, timeout: float | None = None) -> None:
         """Stop after the step in progress: jobs not finished by then fail with WorkerClosedError. Joins the thread."""
         with self._lock:
-            self._stop.set()
-            thread = self._thread
-        self._inbox.put(_STOP)
-        if thread is not None:
-            thread.join(timeout)
+            self._life.request_stop()
+        self._life.join(timeout)
 
     @property
     def max_batch(self) -> int:
@@ -270,4 +263,4 @@ class SynthesisWorker:
 
     @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._life.alive

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import BinaryIO
 
@@ -52,11 +51,14 @@ def check_output_path(path: str | Path, force: bool = False) -> None:
 
 def stdout() -> BinaryIO:
     """The binary stdout that `-o -` writes to; an output error when the process was started with it closed."""
-    if sys.stdout is None:  # Python's stdout when file descriptor 1 was closed (`speakcli say hi -o - >&-`)
+    from speakcli.terminal import terminal
+
+    out = terminal().stdout_binary  # None: file descriptor 1 was closed (`speakcli say hi -o - >&-`)
+    if out is None:
         raise OutputError(
             "-o - writes audio to stdout, which is closed; redirect it (-o - > speech.wav) or use -o FILE"
         )
-    return sys.stdout.buffer
+    return out
 
 
 def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:

@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 import traceback
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from typer._click import exceptions as cx  # typer's own copy of click (0.28, as pyproject pins)
@@ -17,6 +17,7 @@ from speakcli.cli import options as o
 from speakcli.cli.command import SpeakGroup, SpeakTyper
 from speakcli.cli.scope import command_scope
 from speakcli.errors import ExitStatus, ReaderGoneError, SpeakError
+from speakcli.terminal import Terminal, terminal, using
 
 EXAMPLES = """
 speakcli say "Good morning."                   # speak with the default voice
@@ -75,7 +76,7 @@ def app_commands() -> set[str]:
 
 def _err(message: str) -> None:
     # One line, always: wrapped library messages can carry newlines.
-    print("speakcli: " + " ".join(message.split()), file=sys.stderr)
+    print("speakcli: " + " ".join(message.split()), file=terminal().stderr)
 
 
 class _LineFormatter(logging.Formatter):
@@ -83,10 +84,22 @@ class _LineFormatter(logging.Formatter):
         return "speakcli: " + record.levelname.lower() + ": " + " ".join(record.getMessage().split())
 
 
+class _TerminalHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Log lines go to the stderr of the command being run (see `speakcli.terminal`), found at each line."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return terminal().stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def _setup_logging() -> None:
     logger = logging.getLogger("speakcli")
     if not any(getattr(h, "_speakcli", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _TerminalHandler()
         handler.setFormatter(_LineFormatter())
         handler._speakcli = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
@@ -97,7 +110,10 @@ def _setup_logging() -> None:
 def _silence_stdout() -> None:
     """Point stdout's file descriptor at /dev/null, so what is still buffered is flushed there at exit."""
     try:
-        fd = sys.stdout.fileno()
+        stdout = terminal().stdout
+        if stdout is None:
+            return
+        fd = stdout.fileno()
     except (AttributeError, OSError, ValueError):  # no stdout, or not a real file (a test's capture)
         return
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -112,8 +128,14 @@ def _debug() -> bool:
     return o.debug_requested() or os.environ.get("SPEAKCLI_DEBUG") == "1"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; every error ends here as one line on stderr and an ExitStatus."""
+def main(argv: list[str] | None = None, term: Terminal | None = None) -> int:
+    """Run the CLI; every error ends here as one line on stderr and an ExitStatus. `term` gives the command other
+    standard streams than the process's (a test running it in-process, as on a terminal or in a pipe)."""
+    with using(term):
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     _setup_logging()
     o.reset_debug()
@@ -128,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.exit_code)
     except cx.NoArgsIsHelpError as exc:
         if exc.ctx is not None:
-            print(exc.ctx.get_help())
+            print(exc.ctx.get_help(), file=terminal().stdout)
         return ExitStatus.USAGE
     except cx.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
@@ -145,13 +167,13 @@ def main(argv: list[str] | None = None) -> int:
         return ExitStatus.BROKEN_PIPE
     except SpeakError as exc:
         if _debug():
-            traceback.print_exc()
+            traceback.print_exc(file=terminal().stderr)
         from speakcli.cli.hints import render
 
         _err(f"error: {render(exc, next((a for a in args if a in app_commands()), None))}")
         return exc.exit_status
     except Exception as exc:
         if _debug():
-            traceback.print_exc()
+            traceback.print_exc(file=terminal().stderr)
         _err(f"unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
         return ExitStatus.ERROR

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
@@ -15,6 +14,7 @@ from speakcli.audio.files import stdout as binary_stdout
 from speakcli.cli.progress import SpeakProgress
 from speakcli.engines import xtts_installed
 from speakcli.errors import OutputError, ReaderGoneError, UsageError
+from speakcli.terminal import terminal
 
 if TYPE_CHECKING:
     from speakcli.remote import RemoteSource
@@ -50,7 +50,7 @@ def check_outputs(out: Path | None, play: bool | None, force: bool, fmt: str | N
     if out is not None and str(out) == "-":
         if play:
             raise UsageError("-o - writes audio to stdout; add --no-play, or write to a file")
-        if sys.stdout.isatty():
+        if terminal().stdout_isatty:
             raise UsageError(
                 "-o - would write binary audio to the terminal; redirect it (-o - > speech.wav, or | aplay) "
                 "or write a file with -o FILE"
@@ -136,7 +136,7 @@ def emit(
         audio = np.concatenate(collected) if collected else np.zeros(0, np.float32)
         write_audio(out, audio, rate)
         if not quiet:
-            print(f"speakcli: wrote {out} ({seconds:.1f} s, {rate} Hz)", file=sys.stderr)
+            print(f"speakcli: wrote {out} ({seconds:.1f} s, {rate} Hz)", file=terminal().stderr)
     return seconds
 
 
@@ -148,7 +148,8 @@ def announce(service: SpeechService, quiet: bool) -> None:
     """
     if quiet or service.settings.engine != "auto":
         return
-    if service.spec.name != "piper":
-        print(f"speakcli: using {service.spec.note}", file=sys.stderr)
-    elif sys.stderr.isatty() and xtts_installed():
-        print("speakcli: no XTTS model found; using the bundled Piper voice", file=sys.stderr)
+    term = terminal()
+    if not service.spec.fallback:
+        print(f"speakcli: using {service.spec.note}", file=term.stderr)
+    elif term.stderr_isatty and xtts_installed():
+        print("speakcli: no XTTS model found; using the bundled Piper voice", file=term.stderr)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from types import TracebackType
 from typing import Any
 
@@ -18,12 +17,15 @@ class SpeakProgress:
         self._bar: Any = None
         self._task: Any = None
         self._seconds = 0.0
-        if quiet or not sys.stderr.isatty():
+        from speakcli.terminal import terminal
+
+        term = terminal()
+        if quiet or not term.stderr_isatty:
             return
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
-        console = Console(stderr=True)
+        console = Console(file=term.stderr, force_terminal=True)
         if console.is_dumb_terminal:  # no cursor movement: a live line would print a new line at every update
             return
         self._bar = Progress(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -24,11 +23,13 @@ speakcli say "To a pipe." -o - | aplay             # WAV on stdout
 
 def read_text(text: str | None) -> str:
     from speakcli.errors import EmptyTextError, UsageError
+    from speakcli.terminal import terminal
 
+    term = terminal()
     if text is None or text == "-":
-        if text is None and sys.stdin.isatty():
+        if text is None and term.stdin_isatty:
             raise UsageError("no text given; pass TEXT, or pipe text on stdin (e.g. echo hi | speakcli say)")
-        text = sys.stdin.read()
+        text = term.stdin.read() if term.stdin is not None else ""
         if not text.strip():
             raise EmptyTextError("stdin")
     elif not text.strip():
@@ -126,8 +127,10 @@ def _through_server(
     remote = warm_speech(settings, text, ssml=ssml or None, buffered=not play and str(out) != "-")
     if remote is None:
         return False
-    if not quiet and sys.stderr.isatty():
-        print(f"speakcli: speaking through the server at {remote.url}", file=sys.stderr)
+    from speakcli.terminal import terminal
+
+    if not quiet and terminal().stderr_isatty:
+        print(f"speakcli: speaking through the server at {remote.url}", file=terminal().stderr)
     try:
         emit(RemoteSource(remote.sample_rate, settings), remote, out, play, quiet, fmt)
     except Unavailable:

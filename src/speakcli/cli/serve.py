@@ -8,15 +8,14 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from speakcli.cli import options as o
 
 if TYPE_CHECKING:  # imported lazily: `speakcli --help` must not load the servers
-    from speakcli.web.server import HttpServer
-    from speakcli.wyoming_api.server import WyomingServer
+    pass
 
 EXAMPLES = """
 speakcli serve                                  # on http://127.0.0.1:8020
@@ -156,7 +155,18 @@ def serve(
 
         import asyncio  # here, not at the top: every CLI command imports this module
 
-        asyncio.run(_serve_until_signal(http, wyoming_server, quiet, listening, start.over))
+        from speakcli.serving.runner import Server, run_until_signal
+
+        servers: list[Server] = []
+        ready: list[Callable[[], None]] = []
+        if wyoming_server is not None:
+            servers.append(wyoming_server)
+            suffix = "" if http else " (Ctrl-C to stop)"
+            ready.append(lambda: _say(quiet, f"serving Wyoming on {wyoming_server.uri}{suffix}"))
+        if http is not None:
+            servers.append(http)
+            ready.append(listening)
+        asyncio.run(run_until_signal(servers, ready, start.over))
     finally:
         start.over()
         for path in adverts:
@@ -164,56 +174,6 @@ def serve(
         gateway.close()
     if not quiet:
         print("speakcli: stopped", file=sys.stderr)
-
-
-async def _serve_until_signal(
-    http: HttpServer | None,
-    wyoming: WyomingServer | None,
-    quiet: bool,
-    http_listening: Callable[[], None],
-    handling: Callable[[], None],
-) -> None:
-    """Both servers on this one loop until SIGTERM (return) or Ctrl-C (KeyboardInterrupt, after the same stop).
-
-    Stopping cancels every job first, so open streams end after their sentence; a second signal stops HTTP
-    without waiting for its open responses. `handling()` is called once this function handles the signals.
-    """
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    received: list[int] = []
-
-    def on_signal(signum: int, frame: Any) -> None:
-        received.append(signum)
-        loop.call_soon_threadsafe(stop.set)
-        if len(received) > 1 and http is not None:
-            loop.call_soon_threadsafe(http.request_stop, True)
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    handling()
-    http_task: asyncio.Task[None] | None = None
-    try:
-        if wyoming is not None:
-            await wyoming.start()
-            _say(quiet, f"serving Wyoming on {wyoming.uri}" + ("" if http else " (Ctrl-C to stop)"))
-        if http is not None:
-            http_task = asyncio.create_task(http.serve(http_listening))
-        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
-        if http_task is not None:
-            waits.append(http_task)
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        waits[0].cancel()
-    finally:
-        if http is not None and http_task is not None:
-            http.request_stop()
-            await http_task
-        if wyoming is not None:
-            await wyoming.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if signal.SIGINT in received:
-        raise KeyboardInterrupt
 
 
 def _check_extras(http: bool, wyoming: bool) -> None:

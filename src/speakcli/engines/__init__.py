@@ -53,6 +53,8 @@ class EngineSpec:
     note: str = field(default="", compare=False)  # how it was chosen; not part of its identity
     cache_dir: Path | None = None
     precision: str = "auto"
+    # `--engine auto` found no usable XTTS and took the bundled voice: front ends may say so.
+    fallback: bool = field(default=False, compare=False)
 
 
 def choose_engine(settings: Settings) -> EngineSpec:
@@ -71,7 +73,7 @@ def choose_engine(settings: Settings) -> EngineSpec:
     if folder is not None and xtts_installed():
         return _xtts_spec(settings, folder, where)
     why = where if folder is None else "coqui-tts is not installed (pip install 'speakcli[xtts]')"
-    return EngineSpec("piper", note=f"piper (bundled voice en_US-joe-medium): {why}")
+    return EngineSpec("piper", note=f"piper (bundled voice en_US-joe-medium): {why}", fallback=True)
 
 
 def _xtts_spec(settings: Settings, folder: Path, where: str) -> EngineSpec:

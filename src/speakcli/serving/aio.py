@@ -27,7 +27,7 @@ class AsyncSpeech:
                 loop.call_soon_threadsafe(self._event.set)
 
         self.job: Job[np.ndarray] = gateway.speak(request, notify)
-        self.sample_rate = gateway.service.sample_rate
+        self.sample_rate = gateway.sample_rate
         self.finished = False  # every chunk was read and the job ran to its end, not cancelled on the way
 
     async def chunks(self, gone: Callable[[], Awaitable[bool]] | None = None) -> AsyncGenerator[np.ndarray, None]:

@@ -19,6 +19,7 @@ from speakcli.batch.inorder import Start, spoken_in_order
 from speakcli.engines.base import SynthesisOptions, Voice
 from speakcli.errors import LimitError, NotFoundError, SpeakError, UsageError, WorkerClosedError
 from speakcli.fsutil import atomic_write
+from speakcli.lifecycle import ServiceThread
 from speakcli.scheduling.jobs import Priority
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ class BatchJobs:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self._jobs: OrderedDict[str, BatchJob] = OrderedDict()
-        self._threads: dict[str, threading.Thread] = {}
+        self._threads: dict[str, ServiceThread] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._root: Path | None = None
@@ -158,7 +159,11 @@ class BatchJobs:
             items.append(BatchItem(ident, index, ItemWork(request.text, voice, opts)))
         job_id = uuid.uuid4().hex[:16]
         job = BatchJob(job_id, fmt, self._folder(job_id), items)
-        thread = threading.Thread(target=self._run, args=(job,), name=f"speakcli-batch-{job_id}", daemon=True)
+
+        def cancel() -> None:
+            self.cancel(job_id)
+
+        thread = ServiceThread(f"speakcli-batch-{job_id}", lambda stop: self._run(job, stop), on_stop=cancel)
         with self._lock:
             self._jobs[job_id] = job
             self._threads[job_id] = thread
@@ -166,7 +171,7 @@ class BatchJobs:
         self._forget_old()
         return job
 
-    def _run(self, job: BatchJob) -> None:
+    def _run(self, job: BatchJob, stop: threading.Event) -> None:
         """Make the job's items with the batch pipeline every batch shares (`spoken_in_order`): as background
         work, a window at a time; an item fails alone, a cancel or the server's stop ends the job."""
         service = self.gateway.service
@@ -186,7 +191,7 @@ class BatchJobs:
 
                 yield item.index, start
 
-        stopping = lambda: job.cancelled.is_set() or self._stop.is_set()  # noqa: E731
+        stopping = lambda: job.cancelled.is_set() or stop.is_set()  # noqa: E731
         try:
             for index, spoken in spoken_in_order(service, starts(), stopping):
                 item = items[index]
@@ -259,11 +264,13 @@ class BatchJobs:
             shutil.rmtree(job.folder, ignore_errors=True)
 
     def close(self, timeout: float = 10.0) -> None:
-        """Cancel every job, join its thread, remove the files."""
+        """Stop every job (each cancels its items in the worker), join its thread, remove the files."""
         self._stop.set()
-        self.cancel_all()
         with self._lock:
             threads = list(self._threads.values())
+        for thread in threads:
+            thread.request_stop()
+        self.cancel_all()
         for thread in threads:
             thread.join(timeout)
         if self._root is not None:

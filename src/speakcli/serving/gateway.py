@@ -1,16 +1,10 @@
-"""The core of every server front end: admission to the one worker, request limits, voices by name, clone uploads."""
+"""The core of every server front end: requests checked and admitted to the one worker, voices by name, reports."""
 
 from __future__ import annotations
 
-import contextlib
-import math
-import os
-import re
-import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,80 +12,21 @@ import numpy as np
 
 from speakcli import __version__
 from speakcli.engines.base import SpeakerLatents, SynthesisOptions, Voice
-from speakcli.errors import BusyError, LimitError, OutputError, SpeakError, UsageError, VoiceError
+from speakcli.errors import LimitError, SpeakError, UsageError
 from speakcli.service import CloneResult, PrecomputeResult, SpeechService, VoiceInfo, check_speakable
+from speakcli.serving.admission import Admission
+from speakcli.serving.requests import Limits, SpeechRequest, Upload, check_speed, check_temperature
+from speakcli.serving.uploads import Uploads
+from speakcli.settings import Settings
 from speakcli.voices import validate_name
 from speakcli.worker import Job
 
-
-@dataclass(frozen=True)
-class Limits:
-    """What one request may ask for; a server refuses more with a `LimitError` or, when full, a `BusyError`."""
-
-    max_queue: int = 32  # requests waiting behind the one being made
-    max_text: int = 4096  # characters of text per request (OpenAI's limit)
-    max_upload_bytes: int = 20 * 1024 * 1024  # per clip
-    max_clips: int = 8
-    max_batch_items: int = 10_000
-    max_batch_jobs: int = 4  # batch jobs running at once; each puts at most one item ahead of a request
-    max_kept_jobs: int = 100  # finished batch jobs remembered (with their files) before the oldest goes
-
-
-@dataclass(frozen=True)
-class SpeechRequest:
-    """One synthesis as a front end received it; `voice` is only ever a name, never a path, or the voice is given
-    as `latents` (already checked by `speakcli.speakers.latents_from_json`)."""
-
-    text: str
-    voice: str | None = None
-    language: str | None = None
-    speed: float | None = None
-    temperature: float | None = None
-    seed: int | None = None  # XTTS sampling's seed: the same request and seed say the same
-    latents: SpeakerLatents | None = None
-
-
-def check_speed(speed: float) -> None:
-    """A request's speed, as every front end checks it."""
-    if not 0.25 <= speed <= 4.0:
-        raise UsageError(f"speed {speed} is out of range; use 0.25 to 4")
-
-
-def check_temperature(temperature: float) -> None:
-    """A request's temperature, as every front end checks it."""
-    if not 0.0 < temperature <= 2.0:
-        raise UsageError(f"temperature {temperature} is out of range; use above 0 and at most 2")
-
-
-@dataclass(frozen=True)
-class Upload:
-    """A reference clip a client sent: its file name as sent (made safe, it names the clip) and its bytes."""
-
-    filename: str
-    data: bytes
-
-
-def upload_name(filename: str, index: int, taken: set[str]) -> str:
-    """A safe file name for the `index`th uploaded clip: the client's own base name, or `clip-N` when it gave none.
-
-    Letters, digits, spaces, '.', '_' and '-' only, no leading dot, at most 120 bytes, not one in `taken`: one
-    plain file in a private folder, which error messages and the saved voice show as the client named it.
-    """
-    base = re.sub(r"[^\w .-]", "_", filename.replace("\\", "/").rsplit("/", 1)[-1]).strip(" .")
-    suffix = Path(base).suffix[:16]
-    stem = base[: len(base) - len(suffix)] if suffix else base
-    while stem and len((stem + suffix).encode()) > 120:
-        stem = stem[:-1]
-    stem = stem or f"clip-{index + 1}"
-    name, n = stem + suffix, 1
-    while name in taken:  # the same name twice: a-2.wav, as batch names do
-        n += 1
-        name = f"{stem}-{n}{suffix}"
-    return name
+__all__ = ["Gateway", "Limits", "SpeechRequest", "Upload", "check_speed", "check_temperature"]
 
 
 class Gateway:
-    """Admits requests to the service's single worker, in arrival order, and refuses them when the queue is full.
+    """Checks requests, resolves their voices by name and admits them to the service's single worker (`Admission`
+    refuses them when the queue is full); clone uploads go through `Uploads`, batch jobs through `BatchJobs`.
 
     Every front end (HTTP, Wyoming) holds one gateway over one `SpeechService`; none touches the engine.
     """
@@ -99,25 +34,17 @@ class Gateway:
     def __init__(self, service: SpeechService, limits: Limits | None = None) -> None:
         self.service = service
         self.limits = limits or Limits()
-        self._lock = threading.Lock()
-        self._in_flight: set[Job[Any]] = set()  # admitted jobs not yet finished
-        self._held = 0  # places held by work that is not one job (a clone)
-        self._clones: set[str] = set()  # voice names being cloned now
-        self.served = 0  # requests finished (made, failed or cancelled)
-        self._closing = threading.Event()
         self.started_at = time.time()
         from speakcli.serving.batchjobs import BatchJobs
 
         self.batches = BatchJobs(self)
+        self.admission = Admission(service.worker, self.limits.max_queue, self.batches.queued_items)
+        self.uploads = Uploads(service, self.limits, self.admission)
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def stop_accepting(self) -> None:
-        """Refuse new requests and cancel every job, queued or running (each stops after its sentence)."""
-        self._closing.set()
-        with self._lock:
-            jobs = list(self._in_flight)
-        for job in jobs:
-            job.cancel()
+        """Refuse new requests and cancel every job, queued or running (each stops after its step)."""
+        self.admission.stop_accepting()
         self.batches.cancel_all()
 
     def close(self) -> None:
@@ -128,56 +55,17 @@ class Gateway:
 
     @property
     def closing(self) -> bool:
-        return self._closing.is_set()
+        return self.admission.closing
 
     # -- admission ---------------------------------------------------------------------------------------------
     @property
     def waiting(self) -> int:
-        """Requests admitted that wait: those the worker has not taken up yet, and those it has beyond the ones it
-        serves at once (its batch size). A clone counts while it runs."""
-        with self._lock:
-            return self._waiting_locked()
+        """Requests admitted that wait (see `Admission`)."""
+        return self.admission.waiting
 
-    def _waiting_locked(self) -> int:
-        started = sum(job.started.is_set() for job in self._in_flight)
-        queued = len(self._in_flight) - started
-        beyond = max(0, started - self.service.worker.max_batch)
-        return self._held + queued + beyond + self.batches.queued_items()
-
-    def _retry_after(self) -> int:
-        """Seconds until a place is likely free: the worker serves the requests in turns, so the one with the
-        fewest sentences left ends after about that many sentences of each request in hand."""
-        worker = self.service.worker
-        left = [job.sentences_left() for job in self._in_flight] or [1]
-        rounds = max(1, len(left) / worker.max_batch)
-        return max(1, min(60, math.ceil(min(left) * rounds * worker.seconds_per_sentence)))
-
-    def _check_room_locked(self) -> None:
-        if self._closing.is_set():
-            raise BusyError("the server is shutting down", retry_after=5)
-        waiting = self._waiting_locked()
-        if waiting >= self.limits.max_queue:
-            raise BusyError(
-                f"the queue is full ({waiting} requests waiting); try again shortly",
-                retry_after=self._retry_after(),
-            )
-
-    @contextlib.contextmanager
-    def admitted(self) -> Iterator[None]:
-        """Hold a place in the queue for work that is not one job (a clone), or raise `BusyError`."""
-        with self._lock:
-            self._check_room_locked()
-            self._held += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._held -= 1
-
-    def _finished(self, job: Job[Any]) -> None:
-        with self._lock:
-            self._in_flight.discard(job)
-            self.served += 1
+    @property
+    def served(self) -> int:
+        return self.admission.served
 
     # -- requests ----------------------------------------------------------------------------------------------
     def check_text(self, text: str, where: str = "text") -> None:
@@ -240,12 +128,7 @@ class Gateway:
     def speak(self, request: SpeechRequest, notify: Callable[[], None] | None = None) -> Job[np.ndarray]:
         """Queue one request on the worker (or raise `BusyError`); iterate or `take` the job for audio chunks."""
         voice, opts = self.prepare(request)
-        with self._lock:  # the check and the queueing in one step: two requests cannot both take the last place
-            self._check_room_locked()
-            job = self.service.speak(request.text, voice, opts, notify)
-            self._in_flight.add(job)
-        job.add_done_callback(self._finished)
-        return job
+        return self.admission.admit(lambda: self.service.speak(request.text, voice, opts, notify))
 
     def voices(self) -> list[VoiceInfo]:
         return self.service.voices()
@@ -268,66 +151,18 @@ class Gateway:
         description: str | None = None,
     ) -> CloneResult:
         """Save uploaded clips as voice `name` with its latents cached; blocking (call it off the event loop)."""
-        validate_name(name)
-        if not uploads:
-            raise VoiceError("no clip was sent; send one or more audio files")
-        if len(uploads) > self.limits.max_clips:
-            raise LimitError(f"{len(uploads)} clips sent; the limit is {self.limits.max_clips}")
-        for up in uploads:
-            if len(up.data) > self.limits.max_upload_bytes:
-                raise LimitError(f"clip {up.filename!r} is larger than {self.limits.max_upload_bytes} bytes")
-        self.service.cloner  # noqa: B018 - refuse before writing anything when this engine cannot clone
-        with self._cloning(name), self.admitted(), tempfile.TemporaryDirectory(prefix="speakcli-upload-") as tmp:
-            paths: list[Path] = []
-            for i, up in enumerate(uploads):
-                path = Path(tmp) / upload_name(up.filename, i, {p.name for p in paths})
-                path.write_bytes(up.data)
-                paths.append(path)
-            try:
-                return self.service.clone(paths, name, language, description, force=False)
-            except SpeakError as exc:
-                raise self._as_client_sees(exc, tmp) from None
-
-    def _as_client_sees(self, exc: SpeakError, upload_dir: str) -> SpeakError:
-        """The error with the client's own clip names, and nothing of this server's folders."""
-        message = str(exc).replace(f"{upload_dir}{os.sep}", "")
-        for folder in self.service.library.dirs():
-            message = message.replace(str(folder), "the server's voices folder")
-        return exc.reworded(message)
+        return self.uploads.clone(uploads, name, language, description)
 
     def reference_latents(self, upload: Upload) -> SpeakerLatents:
         """The speaker latents of one uploaded clip (coqui's /clone_speaker), saving nothing; blocking."""
-        if len(upload.data) > self.limits.max_upload_bytes:
-            raise LimitError(f"clip {upload.filename!r} is larger than {self.limits.max_upload_bytes} bytes")
-        self.service.cloner  # noqa: B018 - refuse before writing anything when this engine cannot clone
-        with self.admitted(), tempfile.TemporaryDirectory(prefix="speakcli-upload-") as tmp:
-            path = Path(tmp) / upload_name(upload.filename, 0, set())
-            path.write_bytes(upload.data)
-            try:
-                return self.service.reference_latents([path])
-            except SpeakError as exc:
-                raise self._as_client_sees(exc, tmp) from None
+        return self.uploads.reference_latents(upload)
 
     def studio_speakers(self) -> dict[str, SpeakerLatents]:
         """Every voice with its latents (coqui's /studio_speakers); blocking: waits its turn on the worker."""
-        with self.admitted():
-            return self.service.studio_speakers()
-
-    @contextlib.contextmanager
-    def _cloning(self, name: str) -> Iterator[None]:
-        """Hold `name` while a clone makes it: a second clone of the same name is refused at once (409)."""
-        with self._lock:
-            if name in self._clones:
-                raise OutputError(f"voice {name!r} is being cloned by another request", code="conflict")
-            self._clones.add(name)
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._clones.discard(name)
+        return self.uploads.studio_speakers()
 
     def precompute(self, names: Sequence[str] | None = None) -> list[PrecomputeResult]:
-        with self.admitted():
+        with self.admission.held():
             return self.service.precompute(names or None)
 
     def scheduler(self) -> dict[str, Any]:
@@ -342,6 +177,28 @@ class Gateway:
             "batch_in_use": state.last_batch,
             "seconds_per_sentence": round(self.service.worker.seconds_per_sentence, 3),
         }
+
+    # -- what front ends read of the core: through the gateway, never through its service ------------------------
+    @property
+    def sample_rate(self) -> int:
+        return self.service.sample_rate
+
+    @property
+    def settings(self) -> Settings:
+        """The server's settings (frozen): its default language, speed, temperature, pause."""
+        return self.service.settings
+
+    @property
+    def engine_note(self) -> str:
+        """Which engine and model this server speaks with, in words."""
+        return self.service.spec.note
+
+    def languages(self) -> list[str]:
+        return self.service.engine.languages()
+
+    def is_saved_voice(self, name: str) -> bool:
+        """Whether `name` is a voice of the library (not an engine's speaker); blocking: reads the voices dirs."""
+        return self.service.library.find(name) is not None
 
     def info(self) -> dict[str, Any]:
         """What /v1/info reports: cheap to make, so it answers at once while the worker is busy."""

@@ -66,7 +66,7 @@ class XttsApiDefaults:
     @classmethod
     def of(cls, gateway: Gateway) -> XttsApiDefaults:
         """The settings a server starts with: its own speed and temperature, xtts-api-server's others."""
-        settings = gateway.service.settings
+        settings = gateway.settings
         return cls(XttsApiSettings(speed=settings.speed, temperature=settings.temperature))
 
     @property

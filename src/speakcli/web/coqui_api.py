@@ -109,7 +109,7 @@ async def tts(request: Request) -> Response:
 @access(Access.LISTING)
 async def languages(request: Request) -> list[str]:
     """The language codes as the model's config names them (coqui's `zh-cn`)."""
-    return ["zh-cn" if code == "zh" else code for code in gateway_of(request).service.engine.languages()]
+    return ["zh-cn" if code == "zh" else code for code in gateway_of(request).languages()]
 
 
 def _router(prefix: str) -> APIRouter:

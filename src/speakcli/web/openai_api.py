@@ -42,7 +42,7 @@ def _voice_name(gateway: Gateway, voice: str | dict[str, Any]) -> str | None:
     name = voice.get("id") if isinstance(voice, dict) else voice
     if not isinstance(name, str) or not name:
         raise UsageError("voice must be a voice name")
-    if name.lower() in OPENAI_VOICES and gateway.service.library.find(name) is None:
+    if name.lower() in OPENAI_VOICES and not gateway.is_saved_voice(name):
         return None  # the server's default voice
     return name
 

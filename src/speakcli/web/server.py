@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 import uvicorn
 
 from speakcli.errors import UsageError
+from speakcli.lifecycle import ServiceThread
 from speakcli.serving import Gateway
 from speakcli.serving.net import is_loopback
 from speakcli.web.app import create_app
@@ -106,7 +107,7 @@ class HttpServer:
         self._server = _Uvicorn(config)
         self._sockets: list[socket.socket] = []
         self._port = port
-        self._thread: threading.Thread | None = None
+        self._thread: ServiceThread | None = None
 
     def listen(self) -> None:
         """Take the address now (idempotent); raises `UsageError` when it cannot be had."""
@@ -132,6 +133,10 @@ class HttpServer:
         self.listen()
         await self._server.serve(self._sockets)
 
+    async def run(self, ready: Callable[[], None]) -> None:
+        """`serve(ready)`: the `serving.runner.Server` protocol."""
+        await self.serve(ready)
+
     def request_stop(self, force: bool = False) -> None:
         """Cancel every job, then stop: open responses end after their sentence (`force`: without waiting)."""
         self.gateway.stop_accepting()
@@ -145,13 +150,13 @@ class HttpServer:
     def start(self, timeout: float = 10.0) -> None:
         """Serve on a thread; returns once listening."""
         self.listen()
-        self._thread = threading.Thread(
-            target=self._server.run, args=(self._sockets,), name="speakcli-http", daemon=True
+        self._thread = ServiceThread(
+            "speakcli-http", lambda stop: self._server.run(self._sockets), on_stop=self.request_stop
         )
         self._thread.start()
         deadline = threading.Event()
         for _ in range(int(timeout / 0.02)):
-            if self._server.started or not self._thread.is_alive():
+            if self._server.started or not self._thread.alive:
                 break
             deadline.wait(0.02)
         if not self._server.started:
@@ -159,8 +164,9 @@ class HttpServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Cancel every job, stop listening, join the thread."""
-        self.request_stop()
         if self._thread is not None:
-            self._thread.join(timeout)
+            self._thread.stop(timeout)
+        else:
+            self.request_stop()
         for sock in self._sockets:  # uvicorn closes those it served on; these never were, when it did not start
             sock.close()

@@ -79,7 +79,7 @@ async def speakers_list(request: Request) -> list[str]:
 @access(Access.LISTING)
 async def languages(request: Request) -> dict[str, Any]:
     # xtts-api-server answers with display names, each naming the code to send.
-    codes = gateway_of(request).service.engine.languages()
+    codes = gateway_of(request).languages()
     return {"languages": {language_name(c): c for c in codes}}
 
 

@@ -163,7 +163,7 @@ class SpeechHandler(AsyncEventHandler):
             content = StreamedText.whole(text)
         else:
             limit = self.gateway.limits.max_text
-            stream = TextStream(language or self.gateway.service.settings.language, limit)
+            stream = TextStream(language or self.gateway.settings.language, limit)
             content = StreamedText(stream, limit * PENDING_FACTOR)
         utterance = Utterance(voice, language, streaming, content)
         self._queue.put_nowait(utterance)  # queued even when refused: a stream is still answered at its stop
@@ -193,7 +193,7 @@ class SpeechHandler(AsyncEventHandler):
 
     async def _speak(self, utterance: Utterance) -> None:
         """Its sentences as they become ready, each batch one job on the worker, in one audio-start ... -stop."""
-        rate = self.gateway.service.sample_rate
+        rate = self.gateway.sample_rate
         started = False
         while True:
             try:

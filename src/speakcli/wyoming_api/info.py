@@ -14,8 +14,7 @@ _ATTRIBUTION = Attribution(name="speakcli", url="")  # the protocol wants one; s
 
 def describe(gateway: Gateway) -> Event:
     """What `describe` answers; blocking (it reads the voices dirs), so call it off the event loop."""
-    engine = gateway.service.engine
-    languages = engine.languages()
+    languages = gateway.languages()
     rows = {row.name: row for row in gateway.voices()}
     voices = []
     for name in gateway.voice_names() or ["default"]:
@@ -39,7 +38,7 @@ def describe(gateway: Gateway) -> Event:
         name=PROGRAM,
         attribution=_ATTRIBUTION,
         installed=True,
-        description=f"speakcli text to speech ({gateway.service.spec.note})",
+        description=f"speakcli text to speech ({gateway.engine_note})",
         version=__version__,
         voices=voices,
         supports_synthesize_streaming=True,

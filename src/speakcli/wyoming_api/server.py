@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections.abc import Callable
 
 from speakcli.errors import UsageError
 from speakcli.serving import Gateway
@@ -23,6 +24,21 @@ class WyomingServer:
         self._server: asyncio.Server | None = None
         self._handlers: set[SpeechHandler] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stop_requested: asyncio.Event | None = None
+
+    async def run(self, ready: Callable[[], None]) -> None:
+        """Serve until `request_stop()` (the `serving.runner.Server` protocol); `ready()` once listening."""
+        self._stop_requested = asyncio.Event()
+        await self.start()
+        ready()
+        await self._stop_requested.wait()
+        await self.stop()
+
+    def request_stop(self, force: bool = False) -> None:
+        """Stop taking requests and end what is being spoken (`force`: the same; Wyoming has no graceful wait)."""
+        self.gateway.stop_accepting()
+        if self._stop_requested is not None:
+            self._stop_requested.set()
 
     async def start(self) -> None:
         try:
