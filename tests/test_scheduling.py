@@ -77,3 +77,20 @@ def test_over_wyoming_a_short_request_is_answered_while_a_long_one_is_spoken(ser
 
     with wyoming_serving(served.gateway) as port:
         assert asyncio.run(asyncio.wait_for(scenario(port), 240)), "the short request waited for the long one"
+
+
+def test_info_reports_the_running_servers_scheduler(capsys: pytest.CaptureFixture[str]) -> None:
+    """`speakcli info --json` on a machine with a matching `speakcli serve` shows that server's scheduler."""
+    import json
+
+    from serve_helpers import serve_process
+    from speakcli.cli import main
+
+    assert main(["info", "--json", "--engine", "piper"]) == 0
+    assert json.loads(capsys.readouterr().out)["server"] is None  # none running yet
+    with serve_process("--engine", "piper") as (_proc, url, _lines):
+        assert main(["info", "--json", "--engine", "piper"]) == 0
+        server = json.loads(capsys.readouterr().out)["server"]
+    assert server["url"] == url
+    assert {"active", "waiting", "interactive", "background", "max_batch", "batch_in_use"} <= set(server["scheduler"])
+    assert server["scheduler"]["max_batch"] == 1  # Piper is interleaved, not batched

@@ -205,3 +205,23 @@ def open_speech(
         conn.close()
         raise
     return RemoteSpeech(advert.url, conn, resp, rate, buffered)
+
+
+def server_info(advert: Advert, api_key: str | None) -> dict[str, Any]:
+    """The proven server's `/v1/info` report (its scheduler, queue, served); `Unavailable` when it cannot be had."""
+    conn = _connect(advert)
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        conn.request("GET", "/v1/info", headers=headers)
+        resp = conn.getresponse()
+        body = resp.read(_MAX_ANSWER + 1)
+        if resp.status != 200 or len(body) > _MAX_ANSWER:
+            raise Unavailable(f"the server did not report ({resp.status})")
+        report = json.loads(body)
+        if not isinstance(report, dict):
+            raise ValueError("not a JSON object")
+        return report
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        raise Unavailable(f"the server at {advert.url} did not report ({exc})") from None
+    finally:
+        conn.close()

@@ -122,6 +122,9 @@ def gather(settings: Settings) -> dict[str, Any]:
         report["device"] = {"requested": settings.device, "cuda": None, "note": "torch not installed"}
     report["precision"] = _precision(settings) if xtts_installed() else settings.precision
     report["max_batch"] = _max_batch(settings, report)
+    from speakcli.warm import running_server
+
+    report["server"] = running_server(settings)  # a running `speakcli serve` a warm start would use, if any
     try:
         report["audio_outputs"] = output_devices()
     except SpeakError as exc:

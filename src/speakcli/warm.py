@@ -59,3 +59,28 @@ def warm_speech(settings: Settings, text: str, *, ssml: bool | None = None, buff
         except Unavailable as exc:
             log.debug("not through %s: %s", advert.url, exc)  # quietly: the local run is what the user asked for
     return None
+
+
+def running_server(settings: Settings) -> dict[str, object] | None:
+    """What `info` says of a running `speakcli serve` a warm start would use: its URL and, when it proves itself and
+    takes our key, its scheduler and queue; None when there is none."""
+    from speakcli.adverts import find_servers
+    from speakcli.engines import choose_engine
+    from speakcli.errors import SpeakError
+    from speakcli.remote import server_info
+
+    try:
+        spec = choose_engine(settings)
+    except SpeakError:
+        return None
+    key = os.environ.get(API_KEY_ENV) or None
+    for advert in find_servers(spec, settings):
+        if advert.auth and not key:
+            return {"url": advert.url, "note": "it wants an API key; set SPEAKCLI_API_KEY to see its state"}
+        try:
+            report = server_info(advert, key)
+        except Unavailable as exc:
+            log.debug("no report from %s: %s", advert.url, exc)
+            continue
+        return {"url": advert.url, "scheduler": report.get("scheduler"), "queue": report.get("queue")}
+    return None

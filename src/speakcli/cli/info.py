@@ -61,6 +61,16 @@ def info(
     table.add_row(
         "max batch", f"{report['max_batch']} sentences a step" + ("" if report["max_batch"] > 1 else " (not batched)")
     )
+    server = report.get("server")
+    if server:
+        sched = server.get("scheduler")
+        state = (
+            f"{sched['active']} jobs in hand ({sched['interactive']} interactive, {sched['background']} background), "
+            f"{sched['waiting']} waiting, batch {sched['batch_in_use']} of {sched['max_batch']}"
+            if sched
+            else server.get("note", "")
+        )
+        table.add_row("server", f"{server['url']}: {state}")
     config = report["config"]
     state = "" if config["exists"] else " (not found: defaults in use)"
     table.add_row("config file", escape(config["file"] + state))
