@@ -351,7 +351,11 @@ def _watch_proc(path: Path, tmp_path: Path, run: int, *extra: str) -> subprocess
 
 
 def _events(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    """The complete events so far: the daemon may be writing the last line as we read."""
+    if not path.exists():
+        return []
+    complete = path.read_text().rpartition("\n")[0]
+    return [json.loads(line) for line in complete.splitlines()]
 
 
 def _wait_events(
