@@ -50,7 +50,11 @@ def test_unset_sampling_is_coquis_defaults_and_each_setting_changes_the_codes(en
     # The tiny model's logits are too flat for the penalty to change a code: check what its sequence applies.
     voice = Voice(name="joe", clips=(JOE,))
     penalties = [
-        [p.penalty for p in engine.begin(TEXT, voice, SynthesisOptions(**o)).sequence.processors if hasattr(p, "penalty")]
+        [
+            p.penalty
+            for p in engine.begin(TEXT, voice, SynthesisOptions(**o)).sequence.processors
+            if hasattr(p, "penalty")
+        ]
         for o in ({}, {"repetition_penalty": 2.5}, {"repetition_penalty": 1.0})
     ]
     assert penalties == [[10.0], [2.5], []]  # 1.0 is no penalty: coqui's processor is left out

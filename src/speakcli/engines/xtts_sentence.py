@@ -35,7 +35,9 @@ def sampling(options: SynthesisOptions) -> Sampling:
         temperature=options.temperature,
         top_k=coqui.top_k if options.top_k is None else options.top_k,
         top_p=coqui.top_p if options.top_p is None else options.top_p,
-        repetition_penalty=coqui.repetition_penalty if options.repetition_penalty is None else options.repetition_penalty,
+        repetition_penalty=coqui.repetition_penalty
+        if options.repetition_penalty is None
+        else options.repetition_penalty,
     )
 
 

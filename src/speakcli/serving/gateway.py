@@ -49,6 +49,8 @@ class SpeechRequest:
     temperature: float | None = None
     seed: int | None = None  # XTTS sampling's seed: the same request and seed say the same
     latents: SpeakerLatents | None = None
+    # The text is a stream's sentences, already made speakable (Markdown read aloud, the lexicon).
+    prepared: bool = False
     # XTTS's sampling beyond the temperature (xtts-api-server's settings); None: coqui's defaults.
     top_k: int | None = None
     top_p: float | None = None
@@ -257,7 +259,7 @@ class Gateway:
         voice, opts = self.prepare(request)
         with self._lock:  # the check and the queueing in one step: two requests cannot both take the last place
             self._check_room_locked()
-            job = self.service.speak(request.text, voice, opts, notify)
+            job = self.service.speak(request.text, voice, opts, notify, prepared=request.prepared)
             self._in_flight.add(job)
         job.add_done_callback(self._finished)
         return job
