@@ -190,6 +190,9 @@ def test_set_tts_settings_as_sillytavern_sends_them_sets_that_dialects_defaults(
         assert served.requests[-1].speed == 1.5 and served.requests[-1].temperature == 0.5
         streamed = pcm_of_wav(c.get("/tts_stream/", params=body).content)
         assert served.requests[-1].speed == 1.5 and served.requests[-1].temperature == 0.5
+        # The sampling settings go with each request to the engine's options (XTTS samples with them).
+        options = served.gateway.options(served.requests[-1])
+        assert (options.top_k, options.top_p, options.repetition_penalty) == (50, 0.85, 5.0)
         own = c.post("/v1/synthesize", json={"text": TEXT, "speed": 1.5, "format": "wav"}).content
         assert np.array_equal(whole, pcm_of_wav(own)) and np.array_equal(streamed, whole)
         assert len(whole) < len(reference(None, TEXT)) / 1.2  # faster: shorter
@@ -197,6 +200,7 @@ def test_set_tts_settings_as_sillytavern_sends_them_sets_that_dialects_defaults(
         openai = c.post("/v1/audio/speech", json={"input": TEXT, "voice": "alloy", "response_format": "wav"})
         assert np.array_equal(pcm_of_wav(openai.content), reference(None, TEXT))
         assert served.requests[-1].speed == 1.0 and served.requests[-1].temperature is None
+        assert served.gateway.options(served.requests[-1]).repetition_penalty is None  # coqui's default
 
 
 @pytest.mark.parametrize(

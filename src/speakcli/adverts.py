@@ -86,12 +86,24 @@ class Advert:
     pause: float
     max_text: int
     auth: bool  # the server wants an API key (SPEAKCLI_API_KEY); the key itself is never written here
+    text: list[Any]  # its text step (`Speakable.identity`): verbatim or not, actions, the lexicon's digest
 
     @staticmethod
-    def of(url: str, spec: EngineSpec, settings: Settings, *, auth: bool, secret: str, max_text: int) -> Advert:
+    def of(
+        url: str,
+        spec: EngineSpec,
+        settings: Settings,
+        *,
+        auth: bool,
+        secret: str,
+        max_text: int,
+        text: list[Any] | None = None,
+    ) -> Advert:
+        """The advert of a server with these settings; `text`, its text step's identity, if not the settings'."""
+        text = text if text is not None else text_identity(settings)
         return Advert(
             url, os.getpid(), secret, spec.name, str(spec.model_dir) if spec.model_dir else None, spec.device,
-            spec.precision, str(settings.voices_dir), settings.voice, settings.pause, max_text, auth,
+            spec.precision, str(settings.voices_dir), settings.voice, settings.pause, max_text, auth, text,
         )  # fmt: skip
 
     @staticmethod
@@ -101,22 +113,33 @@ class Advert:
         if not isinstance(raw, dict) or set(raw) != {f.name for f in fields(Advert)}:
             raise ValueError("not an advert of this version")
         advert = Advert(**raw)
-        for name, kinds in (("url", str), ("pid", int), ("secret", str), ("max_text", int), ("auth", bool)):
+        fields_ = (("url", str), ("pid", int), ("secret", str), ("max_text", int), ("auth", bool), ("text", list))
+        for name, kinds in fields_:
             if not isinstance(getattr(advert, name), kinds):
                 raise ValueError(f"advert field {name} has the wrong type")
         return advert
 
-    def serves(self, spec: EngineSpec, settings: Settings) -> bool:
-        """Whether this server speaks as a local run with `spec` and `settings` would.
+    def serves(self, spec: EngineSpec, settings: Settings, text: list[Any] | None = None) -> bool:
+        """Whether this server speaks as a local run with `spec` and `settings` would (`text`: the run's text step
+        identity, if already known).
 
         A request carries its text, voice, language, speed and temperature; everything else that shapes the audio
-        must be the server's own: engine, model, device, precision, voices folder and pause. A run without a voice
-        gets the engine's default, so only from a server without a default voice of its own.
+        must be the server's own: engine, model, device, precision, voices folder, pause and text step (Markdown
+        read aloud or not, actions, the lexicon's words). A run without a voice gets the engine's default, so only
+        from a server without a default voice of its own.
         """
+        text = text if text is not None else text_identity(settings)
         model_dir = str(spec.model_dir) if spec.model_dir else None
-        ours = (spec.name, model_dir, spec.device, spec.precision, str(settings.voices_dir), settings.pause)
-        theirs = (self.engine, self.model_dir, self.device, self.precision, self.voices_dir, self.pause)
+        ours = (spec.name, model_dir, spec.device, spec.precision, str(settings.voices_dir), settings.pause, text)
+        theirs = (self.engine, self.model_dir, self.device, self.precision, self.voices_dir, self.pause, self.text)
         return ours == theirs and (settings.voice is not None or self.voice is None)
+
+
+def text_identity(settings: Settings) -> list[Any]:
+    """The identity of the text step these settings give; reads the lexicon (a bad file: `UsageError`)."""
+    from speakcli.speakable import Speakable
+
+    return Speakable.of(settings.verbatim, settings.actions, settings.lexicon).identity
 
 
 def advertise(advert: Advert) -> Path:
@@ -163,6 +186,7 @@ def find_servers(spec: EngineSpec, settings: Settings) -> list[Advert]:
     except OSError:
         return []
     found = []
+    text = text_identity(settings) if entries else None  # once; a bad lexicon is the run's error (exit 2)
     for path in entries:
         data = _read_private(path)
         if data is None:
@@ -174,6 +198,6 @@ def find_servers(spec: EngineSpec, settings: Settings) -> list[Advert]:
         if not _alive(advert.pid):
             withdraw(path)
             continue
-        if advert.serves(spec, settings):
+        if advert.serves(spec, settings, text):
             found.append(advert)
     return found

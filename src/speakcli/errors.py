@@ -38,6 +38,7 @@ class Hint:
     OUTPUT_DIR = "output_dir"  # write output files to another folder
     NAME_TEMPLATE = "name_template"  # fix the output name template
     GIVE_TEXT = "give_text"  # give some text to speak
+    VERBATIM = "verbatim"  # speak the text as written, markup and all
     NO_SERVER = "no_server"  # speak without the running server
 
 
@@ -87,6 +88,18 @@ class NothingToSayError(UsageError):
 
     def __init__(self, where: str = "the input") -> None:
         super().__init__(f"{where} has nothing to say (only punctuation or symbols); pass words or numbers")
+
+
+class OnlyMarkupError(NothingToSayError):
+    """Text with words in it, none of which is left once its Markdown is read aloud (code, tables, emoji...)."""
+
+    def __init__(self, where: str = "the input") -> None:
+        UsageError.__init__(
+            self,
+            f"{where} has nothing to say once its Markdown is read aloud (code blocks, tables, link addresses, emoji "
+            "and skipped actions are not spoken)",
+            hint=Hint.VERBATIM,
+        )
 
 
 class UnknownLanguageError(UsageError):

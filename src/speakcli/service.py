@@ -14,8 +14,10 @@ import numpy as np
 from speakcli.engines import EngineSpec, choose_engine, cloning_engine, create_engine
 from speakcli.engines.base import CloningEngine, Engine, SpeakerLatents, SynthesisOptions, Voice
 from speakcli.errors import Hint, ModelError, SpeakError, UnknownLanguageError, VoiceError
+from speakcli.lexicon import Lexicon
 from speakcli.scheduling.jobs import Priority, ProgressCallback, SpeechTask
 from speakcli.settings import Settings
+from speakcli.speakable import Speakable
 from speakcli.speech import Piece, check_plan, check_speakable, render, script, utterance
 from speakcli.ssml import Plan, speech_plan
 from speakcli.text import base_language
@@ -77,6 +79,8 @@ class SpeechService:
 
     def __init__(self, settings: Settings, spec: EngineSpec | None = None) -> None:
         self.settings = settings
+        # First: a bad lexicon file is refused before an engine or a thread exists.
+        self.speakable = Speakable.of(settings.verbatim, settings.actions, settings.lexicon)
         self.spec = spec or choose_engine(settings)
         self.engine = create_engine(self.spec)
         self.worker = SynthesisWorker(self.engine, max_batch=settings.max_batch)
@@ -127,6 +131,11 @@ class SpeechService:
         self.engine.check_voice(voice)
         return voice
 
+    def use_lexicon(self, lexicon: Lexicon | None) -> None:
+        """Speak with another lexicon (or none) from now on: for a daemon whose lexicon file changed
+        (`Lexicon.load(path)`). Text already queued keeps the lexicon it was queued with."""
+        self.speakable = self.speakable.with_lexicon(lexicon)
+
     def speak(
         self,
         text: str | Plan,
@@ -137,15 +146,18 @@ class SpeechService:
         ssml: bool | None = None,
         on_progress: ProgressCallback | None = None,
         priority: Priority = Priority.INTERACTIVE,
+        prepared: bool = False,
     ) -> Job[np.ndarray]:
         """Queue `text` on the worker; iterate the job for audio chunks as they are made, cancel it to stop.
 
         `text` is read as SSML when `ssml` is true, or when it is None and the text starts with `<speak>`;
-        a `Plan` is spoken as it is. `notify` is called on the worker thread whenever the job has something new
-        (see `Job.take`); `on_progress(done, total)` too: with 0 once the engine is loaded, then after each
-        sentence. The worker serves every job a sentence (or a step) at a time, `priority` deciding who goes first.
+        a `Plan` is spoken as it is. Plain text is made speakable (`speakable`: Markdown read aloud, the lexicon)
+        on the worker, unless `prepared` says it already was (a stream's sentences). `notify` is called on the
+        worker thread whenever the job has something new (see `Job.take`); `on_progress(done, total)` too: with 0
+        once the engine is loaded, then after each sentence. The worker serves every job a sentence (or a step) at
+        a time, `priority` deciding who goes first.
         """
-        plan = text if isinstance(text, Plan) else speech_plan(text, ssml)
+        plan = text if isinstance(text, Plan) else speech_plan(text, ssml, None if prepared else self.speakable)
         check_plan(plan)  # empty text fails here, before anything is queued
         # Split on the worker: long text takes a while, and the caller stays free to be interrupted.
         return self.worker.submit(SpeechTask(plan, voice, options, priority, on_progress), notify)

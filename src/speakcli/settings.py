@@ -18,6 +18,8 @@ EngineName = Literal["auto", "xtts", "piper"]
 ENGINES: tuple[str, ...] = get_args(EngineName)
 PrecisionName = Literal["auto", "fp32", "bf16", "int8"]
 PRECISIONS: tuple[str, ...] = get_args(PrecisionName)
+ActionsName = Literal["speak", "skip"]
+ACTIONS: tuple[str, ...] = get_args(ActionsName)
 CONFIG_ENV = "SPEAKCLI_CONFIG"
 MAX_BATCH = 64  # past this a step's memory (a KV cache per sentence) outgrows what batching gains
 _DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d+)?")
@@ -82,6 +84,22 @@ class Settings:
     cache_dir: Path = field(
         default_factory=dirs.cache_dir, metadata=_meta("SPEAKCLI_CACHE_DIR", "Latent cache folder.", "DIR")
     )
+    verbatim: bool = field(
+        default=False,
+        metadata=_meta(
+            "SPEAKCLI_VERBATIM", "Speak text as written: no Markdown or chat clean-up (the lexicon still applies).", ""
+        ),
+    )
+    actions: str = field(
+        default="speak",
+        metadata=_meta("SPEAKCLI_ACTIONS", "Chat *actions*: speak their words, or skip them.", "ACTIONS"),
+    )
+    lexicon: Path | None = field(
+        default=None,
+        metadata=_meta(
+            "SPEAKCLI_LEXICON", 'Pronunciation lexicon: TOML (word = "said as") or TSV (word, tab, said as).', "FILE"
+        ),
+    )
 
     def validate(self) -> Settings:
         for f in fields(self):
@@ -111,6 +129,8 @@ def _problem(name: str, value: Any) -> str | None:
         return "is out of range; use 0 to 10 seconds"
     if name == "seed" and value is not None and not 0 <= value < 2**63:
         return "is out of range; use a whole number from 0 to 2**63 - 1"
+    if name == "actions" and value not in ACTIONS:
+        return f"is unknown; use one of: {', '.join(ACTIONS)}"
     if name == "max_batch" and not 0 <= value <= MAX_BATCH:
         return f"is out of range; use 1 to {MAX_BATCH}, or 0 to let speakcli choose"
     return None
@@ -119,6 +139,22 @@ def _problem(name: str, value: Any) -> str | None:
 def _convert(raw: Any, kind: str, from_text: bool) -> Any:
     """`raw` as the field's type, or ValueError saying what it should be. Text (a flag, an env var) is parsed;
     a TOML value must already have the right type, so `speed = "fast"` or `voice = 3` are errors, not guesses."""
+    if kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        words = {
+            "1": True,
+            "true": True,
+            "yes": True,
+            "on": True,
+            "0": False,
+            "false": False,
+            "no": False,
+            "off": False,
+        }
+        if from_text and isinstance(raw, str) and raw.strip().lower() in words:
+            return words[raw.strip().lower()]
+        raise ValueError("is not true or false" + (" (1, true, yes, on; 0, false, no, off)" if from_text else ""))
     if kind.startswith("int"):
         if isinstance(raw, bool) or not isinstance(raw, (int, str)) or (isinstance(raw, str) and not from_text):
             raise ValueError("is not a whole number")

@@ -9,7 +9,7 @@ import numpy as np
 
 from speakcli.audio import faded
 from speakcli.engines.base import Engine, SynthesisOptions, Voice
-from speakcli.errors import EmptyTextError, NothingToSayError
+from speakcli.errors import EmptyTextError, NothingToSayError, OnlyMarkupError
 from speakcli.heap import release_free_memory
 from speakcli.scheduling.jobs import ProgressCallback
 from speakcli.ssml import Pause, Plan, Span, plain
@@ -28,7 +28,8 @@ class Piece:
 def script(engine: Engine, plan: Plan, options: SynthesisOptions) -> list[Piece]:
     """The plan as sentences that fit the engine, with `options.pause` between them unless the plan says otherwise.
 
-    Speed is a rate over the whole utterance: every pause, the plan's too, is 1/speed as long.
+    Speed is a rate over the whole utterance: every pause, the plan's too, is 1/speed as long. A plan with
+    `speakable` has its spans made speakable first (Markdown read aloud, the lexicon).
     Raises EmptyTextError or NothingToSayError when no piece has anything to say.
     """
     pieces: list[Piece] = []
@@ -40,8 +41,9 @@ def script(engine: Engine, plan: Plan, options: SynthesisOptions) -> list[Piece]
             gap_due = False
             continue
         speed = min(4.0, max(0.25, options.speed * part.rate))
+        text = part.text if plan.speakable is None else plan.speakable.text(part.text)
         # A piece with no letter or digit ("...", "!!!") is not said: engines vocalise such pieces as noise.
-        for sentence in split_text(part.text, options.language, engine.max_chars(options.language)):
+        for sentence in split_text(text, options.language, engine.max_chars(options.language)):
             if not has_speech(sentence):
                 continue
             if gap_due and options.pause > 0:
@@ -50,6 +52,7 @@ def script(engine: Engine, plan: Plan, options: SynthesisOptions) -> list[Piece]
             gap_due = True
     if not any(p.text is not None for p in pieces):
         check_plan(plan)
+        raise OnlyMarkupError()  # words came, but reading the Markdown aloud left none (code, a table, emoji)
     return pieces
 
 

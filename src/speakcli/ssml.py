@@ -6,8 +6,12 @@ import logging
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from speakcli.errors import UsageError
+
+if TYPE_CHECKING:
+    from speakcli.speakable import Speakable
 
 log = logging.getLogger("speakcli")
 
@@ -49,10 +53,12 @@ class Pause:
 
 @dataclass
 class Plan:
-    """What to say, in order: spans of text and pauses; `ignored` names the markup that was dropped."""
+    """What to say, in order: spans of text and pauses; `ignored` names the markup that was dropped. With
+    `speakable`, the spans are plain text as it came, made speakable by it (on the worker) before splitting."""
 
     parts: list[Span | Pause]
     ignored: list[str] = field(default_factory=list)
+    speakable: Speakable | None = None
 
 
 @dataclass(frozen=True)
@@ -98,16 +104,17 @@ def is_ssml(text: str) -> bool:
     return _SPEAK.match(text, prolog.start) is not None
 
 
-def plain(text: str) -> Plan:
-    """Text as it is, one span."""
-    return Plan([Span(text)])
+def plain(text: str, speakable: Speakable | None = None) -> Plan:
+    """Text as one span: as it is, or to be made speakable by `speakable`."""
+    return Plan([Span(text)], speakable=speakable)
 
 
-def speech_plan(text: str, ssml: bool | None = None) -> Plan:
-    """`text` as a plan: SSML when `ssml` is true, or when it is None and the text starts with `<speak>`."""
+def speech_plan(text: str, ssml: bool | None = None, speakable: Speakable | None = None) -> Plan:
+    """`text` as a plan: SSML when `ssml` is true, or when it is None and the text starts with `<speak>` (as the
+    author wrote it); else plain text, made speakable by `speakable` if given."""
     if ssml is None:
         ssml = is_ssml(text)
-    return parse(text) if ssml else plain(text)
+    return parse(text) if ssml else plain(text, speakable)
 
 
 def parse(text: str) -> Plan:

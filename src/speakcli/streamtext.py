@@ -8,6 +8,8 @@ from collections.abc import Callable
 from functools import partial
 
 from speakcli.errors import LimitError
+from speakcli.readaloud import MarkdownReader
+from speakcli.speakable import Speakable
 from speakcli.text import has_speech, normalize, sentence_ends
 
 # A sentence ending in "." (or "…") and a space is handed on once the text pauses this long: only the next word
@@ -74,12 +76,23 @@ class TextStream:
     or number ("Dr. Smith", "3. Then"), or once the text pauses (`quiet`). Past `MAX_OPEN` characters without an
     end, text is handed on at a space. Sentences with nothing to say ("...") are dropped.
 
+    With `speakable`, plain text is made speakable as it comes (Markdown read aloud, a list item or heading a
+    sentence of its own, then the lexicon on each sentence), so the sentences need no more of that.
+
     Text that starts as an SSML document is collected whole, up to `limit` characters, and handed on as it came at
     `finish`: markup cut into sentences would not be well-formed. Not thread-safe: one caller at a time.
     """
 
-    def __init__(self, language: str = "en", limit: int = 4096, segmenter: Segmenter | None = None) -> None:
+    def __init__(
+        self,
+        language: str = "en",
+        limit: int = 4096,
+        segmenter: Segmenter | None = None,
+        speakable: Speakable | None = None,
+    ) -> None:
         self.limit = limit
+        self._speakable = speakable  # plain text is made speakable as it comes: Markdown spans pieces
+        self._reader: MarkdownReader | None = None
         self.max_open = min(MAX_OPEN, limit)
         self._ends: Segmenter = segmenter or partial(sentence_ends, language=language)
         self._mode: str | None = None  # "plain" or "ssml", once the start tells
@@ -94,7 +107,8 @@ class TextStream:
     @property
     def pending(self) -> int:
         """Characters kept: not yet handed on."""
-        return len(self._head) + self._ssml_size + len(self._open)
+        held = self._reader.pending if self._reader is not None else 0
+        return len(self._head) + self._ssml_size + len(self._open) + held
 
     @property
     def ssml(self) -> bool:
@@ -105,6 +119,8 @@ class TextStream:
         """Whether a pause in the text could complete the open sentence (see `quiet`)."""
         if self._mode != "plain" or self._quiet_judged:
             return False
+        if self._reader is not None and self._reader.holding:
+            return True
         if self._maybe and not self._open[self._maybe[-1][1] :].strip():
             return True
         return _CERTAIN_AT_END.search(self._open, max(0, len(self._open) - _TAIL)) is not None
@@ -133,6 +149,7 @@ class TextStream:
             self._collect(head)
             return []
         self._mode = "plain"
+        self._reader = self._speakable.reader() if self._speakable is not None else None
         return self._plain(head)
 
     def quiet(self) -> list[str]:
@@ -140,27 +157,38 @@ class TextStream:
         segmenter would not join to a following word (as it joins "Dr." to any name)."""
         if not self.waits_for_quiet:
             return []
+        # A list item whose line ended ends at a pause too (its next line might have gone on with it).
+        pieces = self._scan(self._reader.pause()) if self._reader is not None else []
         self._quiet_judged = True
         if _CERTAIN_AT_END.search(self._open, max(0, len(self._open) - _TAIL)):
-            return self._cut_at([len(self._open)])
+            return pieces + self._cut_at([len(self._open)])
+        if not self._maybe or self._open[self._maybe[-1][1] :].strip():
+            return pieces
         after_marks, cut = self._maybe[-1]
         start = max(0, after_marks - CONTEXT)
         window = self._open[start:cut] + " " + PROBE
         ends = self._ends(window)
         if _ends_between(ends, after_marks - start, cut - start + 1):
-            return self._cut_at([len(self._open)])
-        return []
+            return pieces + self._cut_at([len(self._open)])
+        return pieces
 
     def finish(self) -> list[str]:
         """All text has come: the rest, as sentences (an SSML document whole)."""
         if self._mode == "plain":
-            return self._cut_at([len(self._open)])
+            pieces = self._scan(self._reader.finish()) if self._reader is not None else []
+            return pieces + self._cut_at([len(self._open)])
         document = self._head + "".join(self._ssml)
         self._head, self._ssml, self._ssml_size = "", [], 0
         return [document] if has_speech(document) else []
 
     # -- plain text --------------------------------------------------------------------------------------------
     def _plain(self, text: str) -> list[str]:
+        return self._scan(self._reader.feed(text) if self._reader is not None else text)
+
+    def _scan(self, text: str) -> list[str]:
+        """Take plain text as it is said; the sentences it completed."""
+        if not text:
+            return []
         scan_from = max(0, len(self._open) - _TAIL)
         self._open += text
         cuts: list[int] = []
@@ -233,6 +261,8 @@ class TextStream:
             pieces.append(text[:cut].strip())
             text = text[cut:].strip()
         pieces.append(text)
+        if self._speakable is not None:
+            pieces = [self._speakable.words(p) for p in pieces]  # whole words now: the lexicon can match
         return [p for p in pieces if has_speech(p)]
 
     # -- SSML --------------------------------------------------------------------------------------------------

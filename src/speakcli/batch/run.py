@@ -20,6 +20,7 @@ from speakcli.batch.plan import DEFAULT_TEMPLATE, check_template, plan_outputs, 
 from speakcli.errors import Hint, OutputError, SpeakError, UnwritableError, UsageError
 from speakcli.fsutil import check_folder, clean_stale_parts, write_error
 from speakcli.settings import Settings
+from speakcli.speakable import Speakable
 
 if TYPE_CHECKING:
     from speakcli.service import SpeechService
@@ -176,8 +177,9 @@ def _to_make(item: Item) -> bool:
 
 def _key_settings(service: SpeechService, resolved: dict[int, Settings | None]) -> Callable[[Item], Any]:
     """What the run's settings decide for an item, for its key: a changed voice, language, speed, pause,
-    temperature or seed re-makes it."""
+    temperature, seed or text step (verbatim, actions, the lexicon's words) re-makes it."""
     voices: dict[str | None, Any] = {}
+    text = service.speakable.identity
 
     def voice_id(name: str | None) -> Any:
         # The voice as resolved now, clips' sizes and times included: re-recording a voice re-makes its items.
@@ -196,7 +198,9 @@ def _key_settings(service: SpeechService, resolved: dict[int, Settings | None]) 
         if s.voice not in voices:
             voices[s.voice] = voice_id(s.voice)
         key = [voices[s.voice], s.language, s.speed, s.pause, s.temperature]
-        return key if s.seed is None else [*key, s.seed]  # unseeded runs keep the keys they always had
+        key = key if s.seed is None else [*key, s.seed]  # unseeded runs keep the keys they always had
+        # The text step (Markdown, actions, the lexicon's words) decides what is said: another one re-makes it.
+        return key if text == Speakable().identity else [*key, {"text": text}]
 
     return settings_of
 

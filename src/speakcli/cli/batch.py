@@ -75,6 +75,9 @@ def batch(
     precision: o.Precision = None,
     max_batch: o.MaxBatch = None,
     seed: o.Seed = None,
+    verbatim: o.Verbatim = None,
+    actions: o.Actions = None,
+    lexicon: o.Lexicon = None,
     voices_dir: o.VoicesDir = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Redo items already done; overwrite --concat.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
@@ -145,6 +148,7 @@ def batch(
             "pause": pause,
             "max_batch": max_batch,
             "seed": seed,
+            **o.text_flags(verbatim, actions, lexicon),
         }
     )
     items = read_items(inputs, split, input_format, sys.stdin)  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ HINTS: dict[str, str] = {
     Hint.EVENTS_PATH: "pass another --events path",
     Hint.OUTPUT_DIR: "pass another --output-dir",
     Hint.GIVE_TEXT: "pass TEXT, or pipe text on stdin",
+    Hint.VERBATIM: "pass --verbatim to speak it as written",
     Hint.NO_SERVER: "run it again (--no-server speaks without the server)",
     Hint.NAME_TEMPLATE: "fix --name-template: use {slug}, {hash}, {index}, {source}",
 }

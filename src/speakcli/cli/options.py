@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 from speakcli.cli.completion import complete_language, complete_voice
-from speakcli.settings import EngineName, Settings
+from speakcli.settings import ActionsName, EngineName, Settings
 
 _FIELDS = {f.name: f for f in fields(Settings)}
 
@@ -77,6 +77,9 @@ Pause = Annotated[float | None, setting("pause")]
 MaxBatch = Annotated[int | None, setting("max_batch")]
 Seed = Annotated[int | None, setting("seed")]
 OutputDevice = Annotated[str | None, setting("output_device")]
+Verbatim = Annotated[bool | None, setting("verbatim", "--verbatim/--no-verbatim")]
+Actions = Annotated[ActionsName | None, setting("actions")]
+Lexicon = Annotated[Path | None, setting("lexicon")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
@@ -102,3 +105,8 @@ def engine_flags(
         "voices_dir": voices_dir,
         "precision": precision,
     }
+
+
+def text_flags(verbatim: bool | None, actions: str | None, lexicon: Path | None) -> dict[str, Any]:
+    """The settings of the text step (Markdown read aloud or verbatim, actions, the lexicon)."""
+    return {"verbatim": verbatim, "actions": actions, "lexicon": lexicon}

@@ -52,6 +52,9 @@ def say(
     temperature: o.Temperature = None,
     pause: o.Pause = None,
     seed: o.Seed = None,
+    verbatim: o.Verbatim = None,
+    actions: o.Actions = None,
+    lexicon: o.Lexicon = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -99,6 +102,7 @@ def say(
             "pause": pause,
             "seed": seed,
             "output_device": output_device,
+            **o.text_flags(verbatim, actions, lexicon),
         }
     )
     play = check_outputs(out, play, force, fmt)

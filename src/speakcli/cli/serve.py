@@ -83,6 +83,9 @@ def serve(
     precision: o.Precision = None,
     max_batch: o.MaxBatch = None,
     voices_dir: o.VoicesDir = None,
+    verbatim: o.Verbatim = None,
+    actions: o.Actions = None,
+    lexicon: o.Lexicon = None,
     quiet: o.Quiet = False,
     debug: o.Debug = False,
 ) -> None:
@@ -97,6 +100,7 @@ def serve(
             "voice": voice,
             "language": language,
             "max_batch": max_batch,
+            **o.text_flags(verbatim, actions, lexicon),
         }
     )
     if no_http and not wyoming:
@@ -145,7 +149,13 @@ def serve(
             assert http is not None
             if secret is not None:  # a one-off `say` on this machine may now use this server's model
                 advert = Advert.of(
-                    http.url, service.spec, settings, auth=bool(api_key), secret=secret, max_text=max_text
+                    http.url,
+                    service.spec,
+                    settings,
+                    auth=bool(api_key),
+                    secret=secret,
+                    max_text=max_text,
+                    text=service.speakable.identity,
                 )
                 try:
                     adverts.append(advertise(advert))

@@ -79,6 +79,9 @@ def watch(
     skip_regex: Annotated[
         str | None, typer.Option("--skip-regex", help="Skip lines matching this regex.", metavar="REGEX")
     ] = None,
+    verbatim: o.Verbatim = None,
+    actions: o.Actions = None,
+    lexicon: o.Lexicon = None,
     ignore_prefix: Annotated[
         list[str] | None,
         typer.Option("--ignore-prefix", help="Skip lines starting with this (repeatable), e.g. '!'.", metavar="PREFIX"),
@@ -123,6 +126,7 @@ def watch(
                 "speed": speed,
                 "pause": pause,
                 "output_device": output_device,
+                **o.text_flags(verbatim, actions, lexicon),
             }
         )
         speaker = open_service(settings)

@@ -24,6 +24,10 @@ class SynthesisOptions:
     # Seeds the engine's sampling for this text (XTTS), so the same request says the same thing however it is
     # scheduled; None: the engine's shared random generator.
     seed: int | None = None
+    # XTTS's sampling beyond the temperature; None: coqui's defaults (top-k 50, top-p 0.85, repetition penalty 10).
+    top_k: int | None = None
+    top_p: float | None = None
+    repetition_penalty: float | None = None
 
     @property
     def gap(self) -> float:

@@ -28,6 +28,19 @@ def generator_for(seed: int | None, device: str) -> torch.Generator | None:
     return gen
 
 
+def sampling(options: SynthesisOptions) -> Sampling:
+    """The options' sampling: their temperature, and coqui's defaults for what they leave unset (None)."""
+    coqui = Sampling()
+    return Sampling(
+        temperature=options.temperature,
+        top_k=coqui.top_k if options.top_k is None else options.top_k,
+        top_p=coqui.top_p if options.top_p is None else options.top_p,
+        repetition_penalty=coqui.repetition_penalty
+        if options.repetition_penalty is None
+        else options.repetition_penalty,
+    )
+
+
 class XttsSentence:
     """A sentence's parts (each under XTTS's text-token limit) generated one after another, each through FastGpt
     and the decoder: streamed, each chunk of latents goes through the streamed decoder (linear time, the same
@@ -50,7 +63,7 @@ class XttsSentence:
         self.parts = deque(parts)  # text tokens [1, n] of the parts not started
         self.latent, self.embedding = latent, embedding
         self.options = options
-        self.sampling = Sampling(temperature=options.temperature)
+        self.sampling = sampling(options)
         self.generator = generator_for(options.seed, gpt.device)
         self.length_scale = 1.0 / max(options.speed, 0.05)
         self.sequence: GptSequence | None = None

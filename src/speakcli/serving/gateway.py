@@ -15,13 +15,14 @@ from speakcli.engines.base import SpeakerLatents, SynthesisOptions, Voice
 from speakcli.errors import LimitError, SpeakError, UsageError
 from speakcli.service import CloneResult, PrecomputeResult, SpeechService, VoiceInfo, check_speakable
 from speakcli.serving.admission import Admission
-from speakcli.serving.requests import Limits, SpeechRequest, Upload, check_speed, check_temperature
+from speakcli.serving.requests import Limits, SpeechRequest, Upload, check_sampling, check_speed, check_temperature
 from speakcli.serving.uploads import Uploads
 from speakcli.settings import Settings
+from speakcli.speakable import Speakable
 from speakcli.voices import validate_name
 from speakcli.worker import Job
 
-__all__ = ["Gateway", "Limits", "SpeechRequest", "Upload", "check_speed", "check_temperature"]
+__all__ = ["Gateway", "Limits", "SpeechRequest", "Upload", "check_sampling", "check_speed", "check_temperature"]
 
 
 class Gateway:
@@ -110,7 +111,8 @@ class Gateway:
             if not 0 <= request.seed < 2**63:
                 raise UsageError(f"seed {request.seed} is out of range; use a whole number from 0 to 2**63 - 1")
             opts = replace(opts, seed=request.seed)
-        return opts
+        check_sampling(request.top_k, request.top_p, request.repetition_penalty)
+        return replace(opts, top_k=request.top_k, top_p=request.top_p, repetition_penalty=request.repetition_penalty)
 
     def prepare(self, request: SpeechRequest) -> tuple[Voice | None, SynthesisOptions]:
         """Check a request and resolve its voice and options, raising before anything is queued."""
@@ -128,7 +130,9 @@ class Gateway:
     def speak(self, request: SpeechRequest, notify: Callable[[], None] | None = None) -> Job[np.ndarray]:
         """Queue one request on the worker (or raise `BusyError`); iterate or `take` the job for audio chunks."""
         voice, opts = self.prepare(request)
-        return self.admission.admit(lambda: self.service.speak(request.text, voice, opts, notify))
+        return self.admission.admit(
+            lambda: self.service.speak(request.text, voice, opts, notify, prepared=request.prepared)
+        )
 
     def voices(self) -> list[VoiceInfo]:
         return self.service.voices()
@@ -187,6 +191,11 @@ class Gateway:
     def settings(self) -> Settings:
         """The server's settings (frozen): its default language, speed, temperature, pause."""
         return self.service.settings
+
+    @property
+    def speakable(self) -> Speakable:
+        """How this server turns plain text into what is read aloud (Markdown, actions, the lexicon)."""
+        return self.service.speakable
 
     @property
     def engine_note(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,12 @@ class SpeechRequest:
     temperature: float | None = None
     seed: int | None = None  # XTTS sampling's seed: the same request and seed say the same
     latents: SpeakerLatents | None = None
+    # The text is a stream's sentences, already made speakable (Markdown read aloud, the lexicon).
+    prepared: bool = False
+    # XTTS's sampling beyond the temperature (xtts-api-server's settings); None: coqui's defaults.
+    top_k: int | None = None
+    top_p: float | None = None
+    repetition_penalty: float | None = None
 
 
 def check_speed(speed: float) -> None:
@@ -47,6 +54,16 @@ def check_temperature(temperature: float) -> None:
     """A request's temperature, as every front end checks it."""
     if not 0.0 < temperature <= 2.0:
         raise UsageError(f"temperature {temperature} is out of range; use above 0 and at most 2")
+
+
+def check_sampling(top_k: int | None, top_p: float | None, repetition_penalty: float | None) -> None:
+    """A request's XTTS sampling settings, as every front end checks them (None: coqui's default)."""
+    if top_k is not None and not 1 <= top_k <= 1000:
+        raise UsageError(f"top_k {top_k} is out of range; use 1 to 1000")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise UsageError(f"top_p {top_p} is out of range; use above 0 and at most 1")
+    if repetition_penalty is not None and not (math.isfinite(repetition_penalty) and repetition_penalty > 0):
+        raise UsageError(f"repetition_penalty {repetition_penalty} is out of range; use a number above 0")
 
 
 @dataclass(frozen=True)

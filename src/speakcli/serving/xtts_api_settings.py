@@ -12,8 +12,10 @@ from typing import Any
 from speakcli.errors import UsageError
 from speakcli.serving.gateway import Gateway, SpeechRequest, check_speed, check_temperature
 
-# What speakcli's engines take; the rest is xtts-api-server's own sampling and splitting, kept and reported only.
-APPLIED = ("speed", "temperature")
+# What speakcli's engines take (the sampling ones on XTTS); the rest is kept and reported only: length_penalty
+# shapes only beam search, which XTTS's sampling never does (coqui passes it to generate, where it does nothing),
+# and speakcli always splits text and streams in its own chunks.
+APPLIED = ("speed", "temperature", "top_k", "top_p", "repetition_penalty")
 
 
 def _check_range(name: str, value: float, low: float, high: float) -> None:
@@ -25,8 +27,10 @@ def _check_range(name: str, value: float, low: float, high: float) -> None:
 class XttsApiSettings:
     """The settings xtts-api-server defines (its field names and, beyond speed and temperature, its ranges).
 
-    Only `speed` and `temperature` shape the audio: speakcli's engines take no other sampling setting, and split
-    text into sentences always. The others are checked and kept, so its getter returns what a client set."""
+    `speed`, `temperature`, `top_k`, `top_p` and `repetition_penalty` shape the audio (the last three on XTTS; its
+    defaults are coqui's). `length_penalty` would shape only beam search, which XTTS's sampling never does, and
+    speakcli always splits text and streams in its own chunks: those are checked and kept, so the getter returns
+    what a client set."""
 
     speed: float = 1.0
     temperature: float = 0.75
@@ -48,8 +52,17 @@ class XttsApiSettings:
         _check_range("stream_chunk_size", self.stream_chunk_size, 20, 400)
 
     def request(self, text: str, voice: str | None, language: str | None) -> SpeechRequest:
-        """A request of this dialect, which never gives speed or temperature of its own: these settings'."""
-        return SpeechRequest(text, voice, language, self.speed, self.temperature)
+        """A request of this dialect, which never gives settings of its own: these settings'."""
+        return SpeechRequest(
+            text,
+            voice,
+            language,
+            self.speed,
+            self.temperature,
+            top_k=self.top_k,
+            top_p=self.top_p,
+            repetition_penalty=self.repetition_penalty,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -9,6 +9,7 @@ import numpy as np
 
 from speakcli.engines.base import SynthesisOptions
 from speakcli.settings import Settings
+from speakcli.speakable import Speakable
 
 
 class FunctionJob(list[np.ndarray]):
@@ -22,8 +23,8 @@ class FunctionJob(list[np.ndarray]):
 
 
 class FunctionService:
-    """The parts of SpeechService a batch uses (`settings`, `spec`, `sample_rate`, `worker.max_batch`, `load`,
-    `voice`, `options`, `speak`), with `audio(text)` as its engine: real files and manifest, no model. Set
+    """The parts of SpeechService a batch uses (`settings`, `spec`, `sample_rate`, `worker.max_batch`,
+    `speakable`, `load`, `voice`, `options`, `speak`), with `audio(text)` as its engine: real files and manifest, no model. Set
     `settings` to run with others."""
 
     sample_rate = 8000
@@ -31,6 +32,7 @@ class FunctionService:
     def __init__(self, audio: Callable[[str], np.ndarray], settings: Settings | None = None) -> None:
         self.audio = audio
         self.settings = settings or Settings()
+        self.speakable = Speakable()  # the text is the function's to read as it likes
         self.spec = SimpleNamespace(name="engine", model_dir=None)
         self.worker = SimpleNamespace(max_batch=1, loaded=True)  # one item at a time, as an engine that does not batch
 

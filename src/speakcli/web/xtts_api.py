@@ -90,7 +90,11 @@ async def set_tts_settings(body: TtsSettingsBody, request: Request) -> dict[str,
     kept = [name for name in changes if name not in APPLIED]
     message = "Settings successfully applied"
     if kept:
-        message += f" (speakcli uses only {' and '.join(APPLIED)}; {', '.join(kept)} are kept, not used)"
+        message += (
+            f" (speakcli uses {', '.join(APPLIED)}; {', '.join(kept)} are kept, not used: length_penalty affects only"
+            " beam search, which XTTS's sampling does not do, and speakcli always splits text and streams in its"
+            " own chunks)"
+        )
     return {"message": message, "settings": settings.as_dict()}
 
 

@@ -163,7 +163,8 @@ class SpeechHandler(AsyncEventHandler):
             content = StreamedText.whole(text)
         else:
             limit = self.gateway.limits.max_text
-            stream = TextStream(language or self.gateway.settings.language, limit)
+            gateway = self.gateway
+            stream = TextStream(language or gateway.settings.language, limit, speakable=gateway.speakable)
             content = StreamedText(stream, limit * PENDING_FACTOR)
         utterance = Utterance(voice, language, streaming, content)
         self._queue.put_nowait(utterance)  # queued even when refused: a stream is still answered at its stop
@@ -204,7 +205,8 @@ class SpeechHandler(AsyncEventHandler):
             if text is None:
                 break
             try:
-                request = SpeechRequest(text, utterance.voice, utterance.language)
+                # A stream's sentences were made speakable as they came (Markdown across pieces needs that).
+                request = SpeechRequest(text, utterance.voice, utterance.language, prepared=utterance.streaming)
                 speech = AsyncSpeech(self.gateway, request)
                 gap = np.zeros(round(self.gateway.options(request).gap * rate), np.float32)
                 async with contextlib.aclosing(speech.chunks()) as chunks:
