@@ -34,12 +34,14 @@ class Harness:
         self.engine = engine or FakeEngine()
         self.worker = SynthesisWorker(self.engine)
         self.events: list[dict[str, Any]] = []
+        self.said: list[tuple[str, str | None]] = []  # (text, voice) of each line submitted
         self.cv = threading.Condition()
         log = EventLog(None)
         log.listeners.append(self._record)
         options = WatchOptions(**{"poll_interval": 0.5, "pause": 0.0, **opts})
 
         def speak(text: str, line: Line) -> Any:
+            self.said.append((text, line.voice))
             return self.worker.submit(SpeechTask(plain(text), None, SynthesisOptions(pause=0)))
 
         self.daemon = WatchDaemon(target, speak, self.engine.sample_rate, options, player=player, events=log)

@@ -150,11 +150,12 @@ class ControlServer:
         conn.settimeout(IO_TIMEOUT)
         try:
             uid = _peer_uid(conn)
+            raw = _read_line(conn)  # read before answering, whoever it is: a client's send must not break
             if uid != os.geteuid():
                 log.warning("refused a control command from uid %d: only this daemon's user may control it", uid)
                 reply = {"ok": False, "error": f"refused: uid {uid} is not this daemon's user"}
             else:
-                reply = self._request(_read_line(conn))
+                reply = self._request(raw)
             conn.sendall(json.dumps(reply).encode() + b"\n", socket.MSG_NOSIGNAL)
         except OSError as exc:  # a client that left or stalled: nothing to answer
             log.debug("control connection: %s", exc)

@@ -73,6 +73,8 @@ class LiveControl:
         if name not in COMMANDS:
             raise UsageError(f"unknown command {name!r}; use one of: {', '.join(COMMANDS)}")
         result: dict[str, Any] = getattr(self, name)()
+        if name != "status":
+            self.tally.events.emit("control", command=name, **result)
         return result
 
     def skip(self) -> dict[str, Any]:

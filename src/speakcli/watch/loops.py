@@ -94,28 +94,42 @@ class Handoff:
         self._items: queue.Queue[Any] = queue.Queue()
         self._slots = threading.Semaphore(2)
         self._end = object()
-        self._ahead: dict[int, tuple[Line, Any]] = {}  # seq -> (line, job): submitted, not taken by the player yet
+        # seq -> (line, its job, None until submitted): lines out of the queue that the player has not taken yet
+        self._ahead: dict[int, tuple[Line, Any]] = {}
         self._lock = threading.Lock()
 
+    def hold(self, line: Line) -> None:
+        """The consumer took `line` to speak it (it may wait for a slot): a clear reaches it from now on."""
+        with self._lock:
+            self._ahead[line.seq] = (line, None)
+
     def put(self, item: Any) -> None:
-        if isinstance(item, tuple) and item[1] is not None:
+        if isinstance(item, tuple):
+            line, job = item[0], item[1]
             with self._lock:
-                self._ahead[item[0].seq] = (item[0], item[1])
+                if job is None:
+                    self._ahead.pop(line.seq, None)  # a skip: nothing to clear
+                else:
+                    self._ahead[line.seq] = (line, job)
+                cut_meanwhile = job is not None and line.cut is not None
+            if cut_meanwhile:
+                job.cancel()
         self._items.put(item)
 
     def ahead(self) -> int:
-        """Lines submitted and not yet taken by the player (not cut)."""
+        """Lines taken to be spoken and not yet taken by the player (not cut)."""
         with self._lock:
             return sum(line.cut is None for line, _ in self._ahead.values())
 
     def cut_ahead(self, reason: str) -> list[Line]:
-        """Cut the lines submitted and not yet taken by the player: their jobs cancelled, the player skips them."""
+        """Cut the lines taken to be spoken that the player has not taken: jobs cancelled, the player skips them."""
         with self._lock:
             cut = [line for line, _ in self._ahead.values() if line.cut is None]
-            for line, job in self._ahead.values():
-                if line.cut is None:
-                    line.cut = reason
-                    job.cancel()
+            for line in cut:
+                line.cut = reason
+            jobs = [job for line, job in self._ahead.values() if line in cut and job is not None]
+        for job in jobs:
+            job.cancel()
         return cut
 
     def close(self) -> None:
@@ -125,10 +139,12 @@ class Handoff:
     def get(self) -> Any | None:
         """The next item, waiting for it; None at the end."""
         item = self._items.get()
-        if isinstance(item, tuple):
-            with self._lock:
-                self._ahead.pop(item[0].seq, None)
         return None if item is self._end else item
+
+    def taken(self, line: Line) -> None:
+        """The player starts on `line` (waiting no more, for a slot or a resume): a clear no longer reaches it."""
+        with self._lock:
+            self._ahead.pop(line.seq, None)
 
     def take_slot(self, letting_go: Callable[[], bool]) -> bool:
         """Wait for room for one more job; False when `letting_go()` turns true meanwhile."""
@@ -215,8 +231,13 @@ class SubmitLoop:
         if line.skip is not None:
             self.handoff.put((line, None, 0.0))
             return True
+        self.handoff.hold(line)
         if not self.handoff.take_slot(self.stop.letting_go):
             return False
+        if line.cut is not None:  # cleared while it waited for a slot
+            self.handoff.free_slot()
+            self.handoff.put((line, None, 0.0))
+            return True
         try:
             job = self.speak(self.announcer.text(line.text, line.voicing.speaker), line)
         except SpeakError as exc:
@@ -261,8 +282,10 @@ class DeliverLoop:
                     # Not recorded, nor anything after it: all of it is read again after a restart.
                     item[1].cancel()
                     self.handoff.free_slot()
-                elif not self.stop.letting_go() and not self._handle(*item):
-                    cut = True
+                elif not self.stop.letting_go():
+                    self.handoff.taken(item[0])
+                    if not self._handle(*item):
+                        cut = True
         finally:
             self.close_sinks(drain=not cut and not self.stop.halted.is_set())
 

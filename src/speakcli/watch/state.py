@@ -77,7 +77,7 @@ class StateFile:
     def _take_lock(self, path: Path) -> None:
         lock_path = path.with_name(path.name + ".lock")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # private: the control socket goes here
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
         except OSError as exc:
             raise UsageError(
@@ -135,7 +135,7 @@ class StateFile:
         if self.path is None:
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             # No fsync: a renamed file survives a killed process, and state is rewritten after every line.
             data = {"version": 1, "files": self.files, "voices": self.voices}
             atomic_write(self.path, json.dumps(data).encode(), fsync=False)
