@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from speakcli.errors import ExitStatus, UnreachableError
-from speakcli.testing import FakeEngine, voiced, write_clip
+from speakcli.testing import FakeEngine, StalledPlayer, voiced, write_clip
 from speakcli.watch.channel import send_command, socket_path
 from speakcli.watch.follower import Follower
 from test_watch import Harness, _events, _spawn_watch, _wait_events, append
@@ -262,18 +262,17 @@ def test_pause_holds_every_line_and_resume_speaks_them_in_order(tmp_path: Path) 
 def test_a_stop_while_paused_exits_at_once_and_the_held_lines_come_after_a_restart(tmp_path: Path) -> None:
     path, state = tmp_path / "chat.txt", tmp_path / "state" / "w.json"
     path.touch()
-    h = Harness(path, state_file=state, stop_grace=120.0)  # a stop that waited for the line would take 120 s
+    player = StalledPlayer()  # a device that takes no audio, as a paused one
+    # A stop that waited for the line being played would take 120 s.
+    h = Harness(path, player=player, state_file=state, stop_grace=120.0)
     with h:
-        append(path, "spoken\n")
-        h.wait_spoken(1)
-        h.wait(lambda: _offset(state, path) == 7)
-        h.daemon.control.pause()
         append(path, "held one\nheld two\n")
-        h.wait(lambda: len(h.of("read")) == 3)
+        assert player.writing.wait(30)  # the first line is being played
+        h.daemon.control.pause()
         h.daemon.stop()
         assert h.daemon.join(30)
-    assert len(h.of("synthesized")) == 1 and _offset(state, path) == 7
-    with Harness(path, state_file=state) as h:
+    assert h.of("played") == [] and _offset(state, path) == 0  # nothing done with
+    with Harness(path, state_file=state, from_start=True) as h:
         h.wait_spoken(2)
     assert h.spoken_texts() == ["held one", "held two"]
 
