@@ -62,7 +62,7 @@ def run(runs: int) -> str:
             worker = SynthesisWorker(FakeEngine(delay=0.2, sample_rate=8000))
             lines = [f"busy line {i}" for i in range(100)]
 
-            def speak(t: str, w: SynthesisWorker = worker):  # type: ignore[no-untyped-def]
+            def speak(t: str, line: object, w: SynthesisWorker = worker):  # type: ignore[no-untyped-def]
                 return w.submit(SpeechTask(plain(t), None, SynthesisOptions(pause=0)))
 
             events, written = _run_watch(
@@ -82,7 +82,7 @@ def run(runs: int) -> str:
         speaker = SpeechService(load_settings({"engine": "piper"}))  # the process ends with the bench
         opts = speaker.options()
 
-        def speak_piper(t: str):  # type: ignore[no-untyped-def]
+        def speak_piper(t: str, line: object):  # type: ignore[no-untyped-def]
             return speaker.speak(t, None, opts)
 
         texts = [f"Chat message number {i} has arrived." for i in range(12)]
@@ -146,7 +146,7 @@ def run(runs: int) -> str:
         # Memory over a long run: RSS after the first 100 lines against after 600 (Piper, no playback).
         rss: dict[int, float] = {}
 
-        def speak_and_sample(t: str):  # type: ignore[no-untyped-def]
+        def speak_and_sample(t: str, line: object):  # type: ignore[no-untyped-def]
             n = int(t.split()[1])
             if n in (100, n_rss):
                 rss[n] = proc_mib("self", "VmRSS")

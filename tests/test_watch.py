@@ -34,12 +34,14 @@ class Harness:
         self.engine = engine or FakeEngine()
         self.worker = SynthesisWorker(self.engine)
         self.events: list[dict[str, Any]] = []
+        self.said: list[tuple[str, str | None]] = []  # (text, voice) of each line submitted
         self.cv = threading.Condition()
         log = EventLog(None)
         log.listeners.append(self._record)
         options = WatchOptions(**{"poll_interval": 0.5, "pause": 0.0, **opts})
 
-        def speak(text: str) -> Any:
+        def speak(text: str, line: Line) -> Any:
+            self.said.append((text, line.voice))
             return self.worker.submit(SpeechTask(plain(text), None, SynthesisOptions(pause=0)))
 
         self.daemon = WatchDaemon(target, speak, self.engine.sample_rate, options, player=player, events=log)
@@ -292,14 +294,13 @@ def test_drop_oldest_and_max_age(tmp_path: Path) -> None:
     engine.gate.clear()
     with Harness(path, engine, max_queue=3, overflow="drop-oldest") as h:
         append(path, "".join(f"m{i}\n" for i in range(10)))
-        h.wait(lambda: len(h.of("read")) == 10)
+        h.wait(lambda: len(h.of("read")) == 3)
         engine.gate.set()
-        h.wait_spoken(10)
-    spoken = h.spoken_texts()
-    overflow = [e for e in h.of("skipped") if e["reason"] == "overflow"]
-    # m0 and m1 were taken (one synthesizing, one ahead) before the queue filled; the newest three survive.
-    assert spoken[-3:] == ["m7", "m8", "m9"] and len(overflow) == 10 - len(spoken)
-    assert h.daemon.queue.dropped == len(overflow)
+        h.wait_spoken(3 + 1)
+    # The seven oldest are skipped through unread, told in one event; the newest three are spoken.
+    assert h.spoken_texts() == ["m7", "m8", "m9"]
+    assert [(e["reason"], e["lines"]) for e in h.of("skipped")] == [("overflow", 7)]
+    assert h.daemon.queue.dropped == 7 and h.daemon.stats.skipped == 7
 
     path2 = tmp_path / "aged.txt"
     path2.touch()

@@ -186,7 +186,7 @@ def test_the_daemons_own_writes_in_the_watched_folder_never_wake_it(tmp_path: Pa
         poll_interval=30, pause=0.0, pattern="*.txt", state_file=folder / "state.txt", output_dir=out
     )
     events = EventLog(str(folder / "events.txt"))
-    daemon = WatchDaemon(folder, lambda text: None, 1000, options, events=events)
+    daemon = WatchDaemon(folder, lambda text, line: None, 1000, options, events=events)
     passes = Passes(daemon)
     daemon.start()
     try:
@@ -272,7 +272,7 @@ def test_peak_memory_is_bounded_by_the_queue_not_the_append(tmp_path: Path) -> N
         log = EventLog(None)
         log.listeners.append(lambda e: e["event"] == "read" and reads.release())
         gate = threading.Event()
-        def speak(text):
+        def speak(text, line):
             gate.wait()
             return None
         opts = WatchOptions(poll_interval=0.2, max_queue=10, use_watchdog=False)
@@ -360,7 +360,7 @@ def test_more_files_than_the_open_file_limit(tmp_path: Path) -> None:
                 done.set()
         log.listeners.append(record)
         opts = WatchOptions(poll_interval=0.2, state_file=folder.parent / "state.json")
-        daemon = WatchDaemon(folder, lambda text: None, 1000, opts, events=log)
+        daemon = WatchDaemon(folder, lambda text, line: None, 1000, opts, events=log)
         passes = Passes(daemon)
         daemon.start()
         with open(folder / "f000.txt", "a") as fh:
@@ -452,7 +452,7 @@ def test_stale_temps_of_the_daemons_own_files_are_removed_and_no_others(tmp_path
         (folder / name).write_text("partial")
     events = EventLog(str(folder / "events.jsonl"))
     options = WatchOptions(state_file=folder / "state.json")
-    daemon = WatchDaemon(folder / "chat.txt", lambda text: None, 1000, options, events=events)
+    daemon = WatchDaemon(folder / "chat.txt", lambda text, line: None, 1000, options, events=events)
     daemon.state.close()
     events.close()
     left = sorted(p.name for p in folder.iterdir())

@@ -407,7 +407,7 @@ def test_latents_are_computed_once_across_say_batch_and_watch(
         options = WatchOptions(from_start=True, poll_interval=0.2, pause=0.0, output_dir=tmp_path / "watch")
         daemon = WatchDaemon(
             tmp_path / "chat.txt",
-            lambda text: service.speak(text, voice, opts),
+            lambda text, line: service.speak(text, voice, opts),
             service.sample_rate,
             options,
             events=log,

@@ -17,6 +17,7 @@ class ExitStatus(IntEnum):
     OUTPUT = 6  # output path unwritable, exists without --force, unknown format
     SYNTHESIS = 7  # the engine failed on this text
     PARTIAL = 8  # a multi-item run finished but some items failed
+    UNREACHABLE = 9  # watch-control: no watch daemon answers, or its socket is not this user's alone
     INTERRUPTED = 130  # Ctrl-C
     BROKEN_PIPE = 141  # stdout's reader left (`| head`): 128 + SIGPIPE, as a tool that SIGPIPE ends reports
     TERMINATED = 143  # SIGTERM stopped a run part way: 128 + SIGTERM
@@ -178,6 +179,13 @@ class WorkerClosedError(BusyError):
 
     def __init__(self, message: str = "the synthesis worker is closed; the server is shutting down") -> None:
         super().__init__(message, retry_after=5)
+
+
+class UnreachableError(SpeakError):
+    """`watch-control` found no daemon to talk to, or refused one another user could control or impersonate."""
+
+    exit_status = ExitStatus.UNREACHABLE
+    code = "unreachable"
 
 
 class LimitError(UsageError):

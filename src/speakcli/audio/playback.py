@@ -110,7 +110,9 @@ class StreamPlayer:
     """A long-lived output stream fed from a buffer; silence when idle, so consecutive utterances join gaplessly.
 
     `write` queues audio (blocking while more than `max_buffer` seconds wait), `mark` returns the frame index
-    where the next write will start, and `reached(index)` tells when the device pulled that frame.
+    where the next write will start, and `reached(index)` tells when the device pulled that frame. `cut` drops
+    what is queued and what is written until the next `mark` (the rest of an utterance); `pause` holds the device
+    on silence, keeping what is queued for `resume`.
     """
 
     def __init__(self, sample_rate: int, device: str | None = None, max_buffer: float = 4.0) -> None:
@@ -127,6 +129,10 @@ class StreamPlayer:
         self._marks: list[int] = []
         self._reached: dict[int, float] = {}
         self._closed = False
+        self._paused = False
+        self._dropping = False  # after a cut, until the next mark: writes are the cut utterance's rest
+        self._cut_waiting = False  # a cut whose silence the device has not reached yet
+        self.silent_at: float | None = None  # time.monotonic() the device's output fell silent after the last cut
         try:
             self._stream = sd.OutputStream(
                 samplerate=sample_rate, channels=1, dtype="float32", device=index, callback=self._callback
@@ -142,7 +148,13 @@ class StreamPlayer:
         out = outdata[:, 0]
         filled = 0
         with self._cv:
-            while filled < frames and self._chunks:
+            if self._cut_waiting:
+                # Silence starts at this buffer, which reaches the speaker after the device's own latency.
+                ahead = getattr(t, "outputBufferDacTime", 0.0) - getattr(t, "currentTime", 0.0)
+                self.silent_at = now + (ahead if 0.0 < ahead < 1.0 else 0.0)
+                self._cut_waiting = False
+                self._cv.notify_all()
+            while filled < frames and self._chunks and not self._paused:
                 head = self._chunks[0]
                 take = min(frames - filled, len(head))
                 out[filled : filled + take] = head[:take]
@@ -162,6 +174,7 @@ class StreamPlayer:
     def mark(self) -> int:
         """The frame index the next write starts at; `reached` reports when the device pulls it."""
         with self._cv:
+            self._dropping = False
             self._marks.append(self._queued)
             return self._queued
 
@@ -172,10 +185,48 @@ class StreamPlayer:
     def write(self, chunk: np.ndarray) -> None:
         data = np.ascontiguousarray(np.clip(chunk, -1.0, 1.0), dtype=np.float32).reshape(-1)
         with self._cv:
-            while self._queued - self._played > self._max and not self._closed:
+            while self._queued - self._played > self._max and not self._closed and not self._dropping:
                 self._cv.wait(0.5)
+            if self._dropping:
+                return
             self._chunks.append(data)
             self._queued += len(data)
+
+    def cut(self) -> int:
+        """Drop the audio not played yet, and every write until the next `mark`; returns the frames played so far.
+
+        The device falls silent at its next buffer (`silent_at` says when, see `wait_silent`).
+        """
+        with self._cv:
+            self._chunks.clear()
+            self._queued = self._played
+            self._marks = [m for m in self._marks if m < self._played]
+            self._dropping = True
+            self._cut_waiting = True
+            self.silent_at = None
+            self._cv.notify_all()
+            return self._played
+
+    def wait_silent(self, timeout: float) -> float | None:
+        """When (time.monotonic()) the device fell silent after the last cut; None if not within `timeout` s."""
+        with self._cv:
+            self._cv.wait_for(lambda: not self._cut_waiting or self._closed, timeout)
+            return self.silent_at
+
+    def pause(self) -> None:
+        """Hold the output on silence; what is queued stays queued (writes block once the buffer is full)."""
+        with self._cv:
+            self._paused = True
+
+    def resume(self) -> None:
+        with self._cv:
+            self._paused = False
+            self._cv.notify_all()
+
+    def played(self) -> int:
+        """Frames the device has pulled so far."""
+        with self._cv:
+            return self._played
 
     def wait_until_buffered_below(self, seconds: float, timeout: float | None = None) -> bool:
         import time

@@ -16,6 +16,7 @@ from speakcli.text import has_speech
 Split = Literal["line", "paragraph", "file"]
 InputFormat = Literal["auto", "text", "jsonl", "csv"]
 FIELDS = ("text", "voice", "language", "out", "speed")
+_STRINGS = ("voice", "language", "out", "speaker")  # the optional fields that hold a string
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Item:
     language: str | None = None
     out: str | None = None
     speed: float | None = None
+    speaker: str | None = None  # who says it (watch's JSONL lines; batch has no such field)
     error: str | None = None  # a bad row: fails on its own, the run goes on
     skip: str | None = None  # why there is nothing to make (empty, only punctuation)
     output: str | None = None  # the file name inside the output folder
@@ -80,11 +82,11 @@ def _text_items(name: str, content: str, split: Split) -> Iterator[tuple[str, st
             yield f"{name}:{lineno}", line.strip()
 
 
-def _row_item(source: str, row: dict[str, Any]) -> Item:
+def _row_item(source: str, row: dict[str, Any], fields: tuple[str, ...] = FIELDS) -> Item:
     item = Item(index=0, source=source)
-    unknown = sorted(set(row) - set(FIELDS))
+    unknown = sorted(set(row) - set(fields))
     if unknown:
-        item.error = f"unknown field(s) {', '.join(unknown)}; use {', '.join(FIELDS)}"
+        item.error = f"unknown field(s) {', '.join(unknown)}; use {', '.join(fields)}"
         return item
     text = row.get("text")
     if text is None:
@@ -94,7 +96,7 @@ def _row_item(source: str, row: dict[str, Any]) -> Item:
         item.error = "text must be a string"
         return item
     item.text = text
-    for name in ("voice", "language", "out"):
+    for name in (f for f in _STRINGS if f in fields):
         value = row.get(name)
         if value not in (None, ""):
             if not isinstance(value, str):
@@ -110,21 +112,25 @@ def _row_item(source: str, row: dict[str, Any]) -> Item:
     return item  # the speed's range is checked with the run's settings (`plan.resolve_settings`)
 
 
+def jsonl_row(source: str, line: str, fields: tuple[str, ...] = FIELDS) -> Item:
+    """One JSONL line as an item (index 0), or one carrying the error that makes it unusable (named by `source`).
+
+    `fields` are those a row may have: batch's FIELDS; `watch --input jsonl` takes a speaker instead of an out.
+    """
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return Item(0, source, error=f"invalid JSON at column {exc.colno} ({exc.msg})")
+    if not isinstance(row, dict):
+        return Item(0, source, error="not a JSON object")
+    return _row_item(source, row, fields)
+
+
 def _jsonl_items(name: str, content: str) -> Iterator[Item]:
     # Each line stands alone: a bad one fails on its own (named by its line), the others are still made.
     for lineno, line in enumerate(content.splitlines(), 1):
-        if not line.strip():
-            continue
-        source = f"{name}:{lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield Item(0, source, error=f"invalid JSON at column {exc.colno} ({exc.msg})")
-            continue
-        if not isinstance(row, dict):
-            yield Item(0, source, error="not a JSON object")
-            continue
-        yield _row_item(source, row)
+        if line.strip():
+            yield jsonl_row(f"{name}:{lineno}", line)
 
 
 def _csv_items(name: str, content: str) -> list[Item]:

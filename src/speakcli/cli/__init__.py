@@ -12,7 +12,20 @@ import typer
 from typer._click import exceptions as cx  # typer's own copy of click (0.28, as pyproject pins)
 
 from speakcli import __version__
-from speakcli.cli import batch, clone, devices, download, info, languages, precompute, say, serve, voices, watch
+from speakcli.cli import (
+    batch,
+    clone,
+    devices,
+    download,
+    info,
+    languages,
+    precompute,
+    say,
+    serve,
+    voices,
+    watch,
+    watch_control,
+)
 from speakcli.cli import options as o
 from speakcli.cli.command import SpeakGroup, SpeakTyper
 from speakcli.cli.scope import command_scope
@@ -63,6 +76,7 @@ app.command("clone", epilog=clone.EXAMPLES)(clone.clone)
 app.command("voices", epilog=voices.EXAMPLES)(voices.voices)
 app.command("precompute", epilog=precompute.EXAMPLES)(precompute.precompute)
 app.command("watch", epilog=watch.EXAMPLES)(watch.watch)
+app.command("watch-control", epilog=watch_control.EXAMPLES)(watch_control.watch_control)
 app.command("serve", epilog=serve.EXAMPLES)(serve.serve)
 app.command("languages", epilog=languages.EXAMPLES)(languages.languages)
 app.command("devices", epilog=devices.EXAMPLES)(devices.devices)

@@ -16,12 +16,16 @@ from speakcli.cli import options as o
 if TYPE_CHECKING:  # imported lazily: `speakcli --help` must not load the watch package
     from speakcli.service import SpeechService
     from speakcli.watch import EventLog, WatchDaemon, WatchOptions
+    from speakcli.watch.casting import VoiceMap
+    from speakcli.watch.speaking import LineSpeaker
 
 EXAMPLES = """
 speakcli watch chat.txt                             # speak each new line, like tail -F
 speakcli watch logs/ --pattern '*.log' --from-start # every matching file in a folder
 speakcli watch chat.txt --no-play -d spoken/        # write each line as a file instead
 speakcli watch chat.txt --max-queue 5 --overflow drop-oldest --events -
+speakcli watch chat.txt --speaker-pattern '^(?P<speaker>[^:]{1,32}): (?P<text>.*)$' --auto-voices
+speakcli watch bot.jsonl --input jsonl --voice-map voices.toml --announce '{speaker} says'
 """
 
 
@@ -98,17 +102,56 @@ def watch(
         float,
         typer.Option("--poll-interval", help="Safety-net poll, in seconds.", min=0.05, metavar="SECONDS"),
     ] = 1.0,
+    input_format: Annotated[
+        Literal["text", "jsonl"],
+        typer.Option("--input", help="Lines are text, or JSON objects (text, voice, language, speed, speaker)."),
+    ] = "text",
+    speaker_pattern: Annotated[
+        str | None,
+        typer.Option(
+            "--speaker-pattern",
+            help="Regex with named groups speaker and text, e.g. '^(?P<speaker>[^:]+): (?P<text>.*)'.",
+            metavar="REGEX",
+        ),
+    ] = None,
+    voice_map: Annotated[
+        Path | None,
+        typer.Option(
+            "--voice-map", help='TOML: default = "voice", and speaker = "voice" under [speakers].', metavar="FILE"
+        ),
+    ] = None,
+    auto_voices: Annotated[
+        bool, typer.Option("--auto-voices", help="Give each new speaker a voice of the library, kept across restarts.")
+    ] = False,
+    announce: Annotated[
+        str | None,
+        typer.Option(
+            "--announce",
+            help="Say this before a line when the speaker changes, e.g. '{speaker} says'.",
+            metavar="TEMPLATE",
+        ),
+    ] = None,
     quiet: o.Quiet = False,
     debug: o.Debug = False,
 ) -> int:
-    """Follow TARGET like `tail -F` and speak each new line; Ctrl-C or SIGTERM stops after the current line."""
-    from speakcli.cli.common import announce
+    """Follow TARGET like `tail -F` and speak each new line; Ctrl-C or SIGTERM stops after the current line.
+
+    While it runs, `speakcli watch-control` skips, clears, pauses and resumes it; SIGUSR1 skips the line being spoken.
+    """
+    from speakcli.cli.common import announce as announce_engine
     from speakcli.cli.scope import open_service
     from speakcli.errors import ExitStatus
     from speakcli.settings import load_settings
     from speakcli.watch import EventLog, FolderSink, WatchOptions, check_encoding, check_target, default_state_file
+    from speakcli.watch.casting import VoiceMap, check_announce
+    from speakcli.watch.parsing import LineParser
+    from speakcli.watch.speaking import LineSpeaker
 
     out_format = _check_flags(play, output_dir, format_out, long_lines, overflow, skip_regex)
+    LineParser(input_format, speaker_pattern)  # refuses a bad pattern, or one with --input jsonl
+    if announce is not None:
+        check_announce(announce)
+    voices = VoiceMap.load(voice_map) if voice_map is not None else None
     enc = check_encoding(encoding)
     target = target.expanduser()
     # Checked before the model loads, so a bad path fails at once.
@@ -130,7 +173,9 @@ def watch(
             }
         )
         speaker = open_service(settings)
-        announce(speaker, silent)
+        announce_engine(speaker, silent)
+        lines = LineSpeaker(speaker, stream=play)
+        pool = _check_voices(lines, voice_map, voices, auto_voices)
         options = WatchOptions(
             from_start=from_start,
             encoding=enc,
@@ -149,8 +194,14 @@ def watch(
             output_dir=output_dir,
             output_format=out_format,
             state_file=None if no_state else (state_file or default_state_file(target)),
+            input_format=input_format,  # type: ignore[arg-type]
+            speaker_pattern=speaker_pattern,
+            voice_map=voices,
+            auto_voices=auto_voices,
+            voice_pool=tuple(pool),
+            announce=announce,
         )
-        daemon = _daemon(speaker, target, options, play, log)
+        daemon = _daemon(speaker, lines, target, options, play, log)
         first_signal = _run(daemon, silent)
     finally:
         log.close()
@@ -184,18 +235,37 @@ def _check_flags(
     return out_format
 
 
-def _daemon(speaker: SpeechService, target: Path, options: WatchOptions, play: bool, log: EventLog) -> WatchDaemon:
+def _check_voices(lines: LineSpeaker, map_file: Path | None, voices: VoiceMap | None, auto: bool) -> list[str]:
+    """Refuse, before the first line, a voice map naming a voice the engine lacks; the voices --auto-voices gives."""
+    from speakcli.errors import VoiceError
+
+    if voices is None and not auto:
+        return []
+    lines.service.load()  # an engine knows its built-in speakers once loaded
+    if voices is not None:
+        lines.check_voices(voices.voices(), f"voice map {map_file}")
+    if not auto:
+        return []
+    pool = lines.library_voices()
+    if not pool:
+        raise VoiceError(
+            f"--auto-voices: no voice in {lines.service.library.user_dir} the {lines.service.spec.name} engine can "
+            "speak with; save some with speakcli clone, or use --voice-map"
+        )
+    return pool
+
+
+def _daemon(
+    speaker: SpeechService, lines: LineSpeaker, target: Path, options: WatchOptions, play: bool, log: EventLog
+) -> WatchDaemon:
     """The daemon speaking through `speaker`'s worker, playing on the output device when `play`."""
     from speakcli.audio.playback import StreamPlayer
     from speakcli.watch import WatchDaemon
 
-    opts = speaker.options(stream=play)
-    chosen = speaker.voice()
+    speaker.options(stream=play)  # an unknown --language is refused here, at start
     player = StreamPlayer(speaker.sample_rate, speaker.settings.output_device) if play else None
     try:
-        return WatchDaemon(
-            target, lambda text: speaker.speak(text, chosen, opts), speaker.sample_rate, options, player, log
-        )
+        return WatchDaemon(target, lines, speaker.sample_rate, options, player, log)
     except BaseException:  # e.g. another daemon holds the state file: the player opened above is ours to close
         if player is not None:
             player.close(drain=False)
@@ -216,6 +286,7 @@ def _run(daemon: WatchDaemon, quiet: bool) -> int | None:
         daemon.stop()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, lambda signum, frame: daemon.control_server.poke())
     try:
         if not quiet:
             what = "folder" if daemon.target.is_dir() else "file"

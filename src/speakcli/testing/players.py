@@ -27,5 +27,20 @@ class StalledPlayer:
     def wait_until_buffered_below(self, seconds: float, timeout: float | None = None) -> bool:
         return self.closed.wait(60 if timeout is None else timeout)
 
+    def cut(self) -> int:
+        return 0
+
+    def played(self) -> int:
+        return 0
+
+    def wait_silent(self, timeout: float) -> float | None:
+        return None
+
+    def pause(self) -> None:
+        pass
+
+    def resume(self) -> None:
+        pass
+
     def close(self, drain: bool = True) -> None:
         self.closed.set()

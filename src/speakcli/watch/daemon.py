@@ -9,13 +9,17 @@ from pathlib import Path
 from typing import Any
 
 from speakcli.errors import OutputError
+from speakcli.watch.casting import Announcer, Casting
+from speakcli.watch.channel import ControlServer, socket_path
+from speakcli.watch.control import LiveControl
 from speakcli.watch.delivery import Delivery
 from speakcli.watch.events import EventLog
 from speakcli.watch.follower import Warnings
-from speakcli.watch.lines import LineMaker
+from speakcli.watch.lines import Line, LineMaker
 from speakcli.watch.loops import DeliverLoop, Handoff, Intake, ReadLoop, SubmitLoop, Tally
 from speakcli.watch.observer import FolderObserver, absolute
 from speakcli.watch.options import Stats, WatchOptions
+from speakcli.watch.parsing import LineParser
 from speakcli.watch.producer import Producer, check_target
 from speakcli.watch.queue import LineQueue
 from speakcli.watch.sinks import FolderSink, PlayerSink, Sink
@@ -33,7 +37,7 @@ class WatchDaemon:
     def __init__(
         self,
         target: Path,
-        speak: Callable[[str], Any],
+        speak: Callable[[str, Line], Any],
         sample_rate: int,
         options: WatchOptions,
         player: Any = None,
@@ -64,31 +68,53 @@ class WatchDaemon:
         sinks: list[Sink] = [s for s in (self.folder_sink, player_sink) if s is not None]
         tally = Tally(self.stats, self.events)
         wake = threading.Event()
-        own, own_dirs = self._own_paths(target if self.is_dir else target.parent)
+        sock = socket_path(options.state_file) if options.state_file is not None and options.control else None
+        own, own_dirs = self._own_paths(target if self.is_dir else target.parent, sock)
         self.observer = (
             FolderObserver(target, self.is_dir, options.pattern, own, own_dirs, wake, self.warnings)
             if options.use_watchdog
             else None
         )
-        maker = LineMaker(options.max_chars, options.long_lines, options.ignore_prefixes, options.skip_regex)
+        casting = Casting(
+            options.voice_map, options.voice_pool, options.auto_voices, self.state.voices, self.state.remember_voice
+        )
+        maker = LineMaker(
+            options.max_chars,
+            options.long_lines,
+            options.ignore_prefixes,
+            options.skip_regex,
+            LineParser(options.input_format, options.speaker_pattern),
+            casting,
+        )
         intake = Intake(self.queue, tally, self.stopping, options.overflow)
         self.producer = Producer(
             target, self.is_dir, options, own, self.state, maker, self.warnings, self.stopping.requested, intake
         )
         self._handoff = Handoff()
+        self.control = LiveControl(self.queue, self._handoff, sinks, player_sink, tally, self.stopping)
+        self.control_server = ControlServer(sock, self.control.command)
         self.reader = ReadLoop(self.producer, self.observer, self.queue, self.stopping, options, wake)
-        self._submitter = SubmitLoop(self.queue, self._handoff, speak, self.stopping, options)
-        delivery = Delivery(sinks, self.events, sample_rate, self.stopping.letting_go, tally.failed)
-        self._deliverer = DeliverLoop(self._handoff, delivery, sinks, self.state, tally, self.stopping)
+        announcer = Announcer(options.announce)
+        self._submitter = SubmitLoop(self.queue, self._handoff, speak, self.stopping, options, announcer)
+        delivery = Delivery(
+            sinks,
+            self.events,
+            sample_rate,
+            self.stopping.letting_go,
+            tally.failed,
+            lambda line, details: tally.skipped(line, line.cut or "skip", **details),
+        )
+        self._deliverer = DeliverLoop(self._handoff, delivery, sinks, self.state, tally, self.stopping, self.control)
         self._threads = DaemonThreads(self._failed)
         for name, loop in (("producer", self.reader), ("consumer", self._submitter), ("player", self._deliverer)):
             self._threads.add(name, loop.run)
         if self.events.path is not None:
             remove_own_temps(self.events.path)
 
-    def _own_paths(self, parent: Path) -> tuple[set[Path], set[Path]]:
+    def _own_paths(self, parent: Path, sock: Path | None) -> tuple[set[Path], set[Path]]:
         """The daemon's own files and folders: never followed, and their writes never wake the producer."""
-        own = {absolute(p) for p in (self.state.path, self.state.lock_path, self.events.path) if p is not None}
+        mine = (self.state.path, self.state.lock_path, self.events.path, sock)
+        own = {absolute(p) for p in mine if p is not None}
         # An output folder of its own is the daemon's; one shared with the watched files only holds its temps.
         out = absolute(self.opts.output_dir) if self.opts.output_dir is not None else None
         return own, {out} if out is not None and out != absolute(parent) else set()
@@ -104,6 +130,7 @@ class WatchDaemon:
         self.producer.discover(initial=True)
         if self.observer is not None:
             self.observer.start()
+        self.control_server.start()
         self.events.emit("started", target=str(self.target), offsets=self.producer.offsets())
         self._threads.start()
 
@@ -111,14 +138,21 @@ class WatchDaemon:
         """Stop reading; finish the line being spoken (with `drain`, everything queued) and exit.
 
         Without `drain`, a line still being spoken `stop_grace` seconds later is cut (see `join`); a line cut or
-        not yet spoken is not recorded, so it is read again after a restart.
+        not yet spoken is not recorded, so it is read again after a restart. Paused, the daemon stops at once:
+        nothing is being spoken, and what waits is spoken after a restart.
         """
         self.stopping.request()
         self.reader.wake.set()
+        if self.control.paused:
+            self._halt()
 
     def abort(self) -> None:
         """Stop now: cancel the line in progress and cut playback; nothing unfinished is recorded."""
-        self.stop()
+        self.stopping.request()
+        self.reader.wake.set()
+        self._halt()
+
+    def _halt(self) -> None:
         self.stopping.halt()
         self.queue.close()
         self._deliverer.close_sinks(drain=False)
@@ -155,6 +189,7 @@ class WatchDaemon:
         if self.finished.is_set():
             return
         self.finished.set()
+        self.control_server.close()
         if self.observer is not None:
             self.observer.stop()
         self.producer.close()

@@ -16,7 +16,7 @@ from speakcli.watch.lines import Line
 from speakcli.watch.sinks import Sink
 
 log = logging.getLogger("speakcli")
-Outcome = Literal["spoken", "failed", "cut"]
+Outcome = Literal["spoken", "failed", "cut", "skipped"]
 
 
 @dataclass
@@ -39,21 +39,30 @@ class Delivery:
         sample_rate: int,
         stopping: Callable[[], bool],
         failed: Callable[[Line, Exception], None],
+        skipped: Callable[[Line, dict[str, Any]], None],
     ) -> None:
         self.sinks = sinks
         self.events = events
         self.sample_rate = sample_rate
         self.stopping = stopping  # whether to let go of the line now (a stop without drain, or an abort)
         self.failed = failed
+        self.skipped = skipped
 
     def __call__(self, line: Line, job: Any, submitted: float) -> Outcome:
-        """Speak one line: "spoken", "failed" (skipped, done with) or "cut" (by a stop: not done with)."""
+        """Speak one line: "spoken", "failed" or "skipped" (by a control command: done with, told through
+        `failed` or `skipped`) or "cut" (by a stop: not done with)."""
         for sink in self.sinks:
             sink.begin(line)
         take = _Take()
         outcome = self._stream(line, job, take)
-        if outcome == "spoken":
+        if outcome == "spoken" and line.cut is None:
             self._deliver(line, job, take, submitted)
+        if outcome in ("spoken", "skipped") and line.cut is not None:
+            details = {"audio_seconds": round(sum(len(c) for c in take.chunks) / self.sample_rate, 3)}
+            for sink in self.sinks:
+                details.update(sink.cut_details(line))
+            self.skipped(line, details)
+            return "skipped"
         return outcome
 
     def _stream(self, line: Line, job: Any, take: _Take) -> Outcome:
@@ -64,6 +73,9 @@ class Delivery:
                 if self.stopping():
                     job.cancel()
                     return "cut"
+                if line.cut is not None:
+                    job.cancel()  # whoever set `cut` cancelled it too; a chunk already made is not played
+                    return "skipped"
                 try:
                     chunk = next(audio)
                 except StopIteration:

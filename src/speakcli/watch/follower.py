@@ -20,6 +20,8 @@ HEAD_BYTES = 256  # the start of a file we remember, to notice it was rewritten 
 READ_BLOCK = 64 * 1024  # read this much at a time, so a huge append never sits in memory whole
 MAX_LINE_BYTES = 1 << 20  # a longer line is handed out in parts, so one endless line cannot fill memory
 POLL_LINES = 256  # most lines one poll hands out; the rest wait in the file, read when the queue has room
+JUMP_SCAN = 4 << 20  # most bytes read back from a file's end to find where its newest lines start
+COUNT_BLOCK = 1 << 20  # lines skipped through are counted a block at a time
 WARN_EVERY = 60.0  # seconds between two warnings about the same condition
 RESERVED_FDS = 32  # descriptors left for the daemon's own files (state, events, output, audio) in folder mode
 
@@ -33,6 +35,7 @@ class RawLine:
     inode: tuple[int, int]
     head: bytes = b""  # the file's first bytes up to `end` (at most HEAD_BYTES): its fingerprint for a restart
     part: int = 0  # > 0: a later part of a line longer than MAX_LINE_BYTES
+    skipped: int = 0  # > 0: no line, but this many lines from `start` to `end` skipped through (skip_backlog)
 
 
 def fingerprint(head: bytes) -> str:
@@ -98,7 +101,8 @@ class Follower:
 
     Only regular files are followed: anything else at the path (a FIFO, a device, a folder) is waited out like
     a missing file. Reads go a block at a time and a poll hands out at most `limit` lines, so memory stays
-    bounded whatever is appended.
+    bounded whatever is appended. With `keep`, a poll first skips through every unread line but the newest
+    `keep` (see `skip_backlog`).
     """
 
     def __init__(
@@ -110,8 +114,10 @@ class Follower:
         flush_partial: float | None = None,
         warnings: Warnings | None = None,
         open_files: OpenFiles | None = None,
+        keep: int | None = None,
     ) -> None:
         self.path = path
+        self.keep = keep
         self.encoding = encoding
         self.from_start = from_start
         self.resume = resume
@@ -263,7 +269,47 @@ class Follower:
             self._emit(out, bytes(self._buf[:pos]), pos, whole=False)
         del self._buf[:pos]
 
+    def skip_backlog(self, keep: int) -> RawLine | None:
+        """Skip through the unread lines but the newest `keep` (and a last line still without its newline): one
+        RawLine saying how many were skipped, from where to where; None when no more than `keep` wait.
+
+        The newest lines are found by reading back from the end, the skipped ones counted a block at a time: a
+        burst of any size is skipped in bounded memory, without handing out its lines.
+        """
+        fd = self._fh.fileno()
+        size = os.fstat(fd).st_size
+        floor = max(self.offset, size - JUMP_SCAN)
+        pos, seen, land = size, 0, -1
+        while pos > floor and land < 0:
+            n = min(READ_BLOCK, pos - floor)
+            block = os.pread(fd, n, pos - n)
+            i = len(block)
+            while (i := block.rfind(b"\n", 0, i)) >= 0:
+                seen += 1  # the first newline from the end closes the newest complete line
+                if seen == keep + 1:
+                    land = pos - n + i + 1  # just after the line before the newest `keep`
+                    break
+            pos -= n
+        if land <= self.offset:
+            return None
+        skipped, at = 0, self.offset
+        while at < land:
+            n = min(COUNT_BLOCK, land - at)
+            skipped += os.pread(fd, n, at).count(b"\n")
+            at += n
+        start = self.offset
+        self.offset = self._read_pos = land
+        self._buf = bytearray()
+        self._part = 0
+        if len(self._head) < HEAD_BYTES:
+            self._head = os.pread(fd, min(land, HEAD_BYTES), 0)
+        assert self.inode is not None
+        return RawLine("", self.path, start, land, self.inode, self._head, skipped=skipped)
+
     def _read_available(self, out: list[RawLine], now: float, limit: int) -> None:
+        if self.keep is not None and (jump := self.skip_backlog(self.keep)) is not None:
+            out.append(jump)
+            self._last_growth = now
         self._take_lines(out, limit)
         while len(out) < limit:
             self._fh.seek(self._read_pos)

@@ -6,12 +6,19 @@ import codecs
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from speakcli.errors import UsageError
 from speakcli.watch.follower import RawLine
+from speakcli.watch.parsing import LineParser, Parsed, Voicing
+
+
+class Caster(Protocol):
+    """Chooses the voice a line is said in (see casting.Casting)."""
+
+    def voice_for(self, voicing: Voicing) -> str | None: ...
 
 
 @dataclass
@@ -28,6 +35,10 @@ class Line:
     read_wall: float
     skip: str | None = None
     head: bytes = b""  # see RawLine.head
+    voicing: Voicing = field(default_factory=Voicing)  # who says it, and what it asks for
+    voice: str | None = None  # the voice chosen for it (None: the default voice)
+    jumped: int = 0  # > 0: this stands for that many lines skipped through at once (see Follower.skip_backlog)
+    cut: str | None = None  # why a control command dropped it after it was queued ("skip", "cleared")
 
 
 def check_encoding(name: str) -> str:
@@ -50,28 +61,39 @@ class LineMaker:
         long_lines: Literal["split", "truncate"] = "split",
         ignore_prefixes: tuple[str, ...] = (),
         skip_regex: str | None = None,
+        parser: LineParser | None = None,
+        casting: Caster | None = None,
     ) -> None:
         self.max_chars = max_chars
         self.long_lines = long_lines
         self.ignore_prefixes = ignore_prefixes
         self._skip_re = re.compile(skip_regex) if skip_regex else None
+        self.parser = parser or LineParser()
+        self.casting = casting
         self._seq = 0
         self._line_skip: dict[Path, str | None] = {}  # why the line whose later parts are still coming is skipped
+        self._line_voice: dict[Path, tuple[Voicing, str | None]] = {}  # the voicing of a line still coming in parts
 
     def lines(self, raw: RawLine) -> Iterator[Line]:
         """The Lines of one raw line, made lazily: a stop must not wait for a 1 MB line to be split whole."""
         now, wall = time.monotonic(), time.time()
-        text = raw.text.strip()
-        skip = self._skip_reason(raw, text)
+        # A later part of an over-long line is text only: it keeps the voice its line's first part chose.
+        parsed = self.parser.parse(raw.text) if raw.part == 0 else Parsed(raw.text)
+        text = parsed.text.strip()
+        skip = self._skip_reason(raw, text, parsed.error)
+        if raw.part == 0:
+            voice = self.casting.voice_for(parsed.voicing) if self.casting and skip is None else parsed.voicing.voice
+            self._line_voice[raw.path] = (parsed.voicing, voice)
+        voicing, voice = self._line_voice.get(raw.path, (Voicing(), None))
         pieces = self._pieces(text) if skip is None else iter([text])
         held = next(pieces, text)
         for piece in pieces:
-            yield self._line(raw, held, raw.start, skip, now, wall)
+            yield self._line(raw, held, raw.start, skip, now, wall, voicing, voice)
             held = piece
         # Only the last piece carries the line's end offset: a restart mid-line repeats the line, never skips it.
-        yield self._line(raw, held, raw.end, skip, now, wall)
+        yield self._line(raw, held, raw.end, skip, now, wall, voicing, voice)
 
-    def _skip_reason(self, raw: RawLine, text: str) -> str | None:
+    def _skip_reason(self, raw: RawLine, text: str, error: str | None) -> str | None:
         from speakcli.text import has_speech
 
         skip = None
@@ -79,6 +101,8 @@ class LineMaker:
             skip = self._line_skip.get(raw.path) or ("truncated" if self.long_lines == "truncate" else None)
             if skip is None and not text:
                 skip = "empty"
+        elif error is not None:
+            skip = f"error: {error}"  # a JSONL row batch would refuse, with batch's words
         elif not text:
             skip = "empty"
         elif any(text.startswith(p) for p in self.ignore_prefixes):
@@ -91,9 +115,26 @@ class LineMaker:
             self._line_skip[raw.path] = None if skip == "empty" else skip
         return skip
 
-    def _line(self, raw: RawLine, text: str, end: int, skip: str | None, now: float, wall: float) -> Line:
+    def _line(
+        self,
+        raw: RawLine,
+        text: str,
+        end: int,
+        skip: str | None,
+        now: float,
+        wall: float,
+        voicing: Voicing,
+        voice: str | None,
+    ) -> Line:
         self._seq += 1
-        return Line(self._seq, text, raw.path, raw.start, end, raw.inode, now, wall, skip, raw.head)
+        return Line(self._seq, text, raw.path, raw.start, end, raw.inode, now, wall, skip, raw.head, voicing, voice)
+
+    def jump(self, raw: RawLine) -> Line:
+        """The one Line that stands for the `raw.skipped` lines skipped through at once (see Follower.skip_backlog)."""
+        line = self._line(raw, "", raw.end, "overflow", time.monotonic(), time.time(), Voicing(), None)
+        line.jumped = raw.skipped
+        self._line_skip[raw.path] = None  # the jump lands at a line's start: no part of a line before it goes on
+        return line
 
     def _pieces(self, text: str) -> Iterator[str]:
         limit = self.max_chars

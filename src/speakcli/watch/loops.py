@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from speakcli.errors import SpeakError
+from speakcli.watch.casting import Announcer
+from speakcli.watch.control import LiveControl
 from speakcli.watch.delivery import Delivery
 from speakcli.watch.events import EventLog
 from speakcli.watch.lines import Line
@@ -33,11 +35,19 @@ class Tally:
 
     def read(self, line: Line) -> None:
         self.stats.add("read")
-        self.events.emit("read", line, file=str(line.path), offset=line.start, text=line.text)
+        voicing = {"speaker": line.voicing.speaker, "voice": line.voice} if line.voicing.speaker or line.voice else {}
+        self.events.emit("read", line, file=str(line.path), offset=line.start, text=line.text, **voicing)
 
-    def skipped(self, line: Line, reason: str) -> None:
+    def skipped(self, line: Line, reason: str, **details: Any) -> None:
         self.stats.add("skipped")
-        self.events.emit("skipped", line, reason=reason)
+        self.events.emit("skipped", line, reason=reason, **details)
+
+    def jumped(self, line: Line) -> None:
+        """Lines skipped through at once (drop-oldest): one event for all of them."""
+        self.stats.add("skipped", line.jumped)
+        self.events.emit(
+            "skipped", line, reason=line.skip, lines=line.jumped, file=str(line.path), offset=line.start, end=line.end
+        )
 
     def spoken(self) -> None:
         self.stats.add("spoken")
@@ -58,6 +68,14 @@ class Intake:
         self.overflow = overflow
 
     def __call__(self, line: Line) -> None:
+        if line.jumped:
+            log.warning(
+                "queue full: skipped %d lines of %s to reach the newest (%s)", line.jumped, line.path, self.overflow
+            )
+            self.lines.put(line, self.stop.requested)  # in order, so the offset past them is recorded in order
+            self.lines.count_dropped(line.jumped)
+            self.tally.jumped(line)
+            return
         self.tally.read(line)
         dropped = self.lines.put(line, self.stop.requested)
         if dropped is not None:  # LineQueue counts drops; this says which line
@@ -76,9 +94,43 @@ class Handoff:
         self._items: queue.Queue[Any] = queue.Queue()
         self._slots = threading.Semaphore(2)
         self._end = object()
+        # seq -> (line, its job, None until submitted): lines out of the queue that the player has not taken yet
+        self._ahead: dict[int, tuple[Line, Any]] = {}
+        self._lock = threading.Lock()
+
+    def hold(self, line: Line) -> None:
+        """The consumer took `line` to speak it (it may wait for a slot): a clear reaches it from now on."""
+        with self._lock:
+            self._ahead[line.seq] = (line, None)
 
     def put(self, item: Any) -> None:
+        if isinstance(item, tuple):
+            line, job = item[0], item[1]
+            with self._lock:
+                if job is None:
+                    self._ahead.pop(line.seq, None)  # a skip: nothing to clear
+                else:
+                    self._ahead[line.seq] = (line, job)
+                cut_meanwhile = job is not None and line.cut is not None
+            if cut_meanwhile:
+                job.cancel()
         self._items.put(item)
+
+    def ahead(self) -> int:
+        """Lines taken to be spoken and not yet taken by the player (not cut)."""
+        with self._lock:
+            return sum(line.cut is None for line, _ in self._ahead.values())
+
+    def cut_ahead(self, reason: str) -> list[Line]:
+        """Cut the lines taken to be spoken that the player has not taken: jobs cancelled, the player skips them."""
+        with self._lock:
+            cut = [line for line, _ in self._ahead.values() if line.cut is None]
+            for line in cut:
+                line.cut = reason
+            jobs = [job for line, job in self._ahead.values() if line in cut and job is not None]
+        for job in jobs:
+            job.cancel()
+        return cut
 
     def close(self) -> None:
         """Nothing more comes: the player ends once it gets here (more than one close is harmless)."""
@@ -88,6 +140,11 @@ class Handoff:
         """The next item, waiting for it; None at the end."""
         item = self._items.get()
         return None if item is self._end else item
+
+    def taken(self, line: Line) -> None:
+        """The player starts on `line` (waiting no more, for a slot or a resume): a clear no longer reaches it."""
+        with self._lock:
+            self._ahead.pop(line.seq, None)
 
     def take_slot(self, letting_go: Callable[[], bool]) -> bool:
         """Wait for room for one more job; False when `letting_go()` turns true meanwhile."""
@@ -138,15 +195,17 @@ class SubmitLoop:
         self,
         lines: LineQueue,
         handoff: Handoff,
-        speak: Callable[[str], Any],
+        speak: Callable[[str, Line], Any],
         stop: StopControl,
         opts: WatchOptions,
+        announcer: Announcer,
     ) -> None:
         self.lines = lines
         self.handoff = handoff
-        self.speak = speak
+        self.speak = speak  # (text to say, the line it is for) -> a job
         self.stop = stop
         self.opts = opts
+        self.announcer = announcer
 
     def run(self) -> None:
         try:
@@ -172,10 +231,15 @@ class SubmitLoop:
         if line.skip is not None:
             self.handoff.put((line, None, 0.0))
             return True
+        self.handoff.hold(line)
         if not self.handoff.take_slot(self.stop.letting_go):
             return False
+        if line.cut is not None:  # cleared while it waited for a slot
+            self.handoff.free_slot()
+            self.handoff.put((line, None, 0.0))
+            return True
         try:
-            job = self.speak(line.text)
+            job = self.speak(self.announcer.text(line.text, line.voicing.speaker), line)
         except SpeakError as exc:
             self.handoff.free_slot()
             line.skip = f"error: {exc}"
@@ -196,6 +260,7 @@ class DeliverLoop:
         state: StateFile,
         tally: Tally,
         stop: StopControl,
+        control: LiveControl,
     ) -> None:
         self.handoff = handoff
         self.deliver = deliver
@@ -203,33 +268,40 @@ class DeliverLoop:
         self.state = state
         self.tally = tally
         self.stop = stop
+        self.control = control
 
     def run(self) -> None:
         cut = False
         try:
             while (item := self.handoff.get()) is not None:
-                if self.stop.letting_go():
+                if isinstance(item, Skips):
+                    if not self.stop.letting_go():
+                        for skipped in item.last.values():
+                            self.state.record(skipped, time.monotonic(), force=False)
+                elif item[1] is not None and (self.stop.letting_go() or not self.control.wait_if_paused()):
                     # Not recorded, nor anything after it: all of it is read again after a restart.
-                    if not isinstance(item, Skips) and item[1] is not None:
-                        item[1].cancel()
-                        self.handoff.free_slot()
-                elif isinstance(item, Skips):
-                    for skipped in item.last.values():
-                        self.state.record(skipped, time.monotonic(), force=False)
-                elif not self._handle(*item):
-                    cut = True
+                    item[1].cancel()
+                    self.handoff.free_slot()
+                elif not self.stop.letting_go():
+                    self.handoff.taken(item[0])
+                    if not self._handle(*item):
+                        cut = True
         finally:
             self.close_sinks(drain=not cut and not self.stop.halted.is_set())
 
     def _handle(self, line: Line, job: Any, submitted: float) -> bool:
         """Skip or speak one line and record it; False when a stop cut it (then it is not recorded)."""
-        if job is None:
-            self.tally.skipped(line, line.skip or "skipped")
-            self.state.record(line, time.monotonic(), force=False)
+        if job is None or line.cut is not None:
+            if job is not None:  # cut while it waited (a clear): its job is cancelled
+                self.handoff.free_slot()
+            self.tally.skipped(line, line.cut or line.skip or "skipped")
+            self.state.record(line, time.monotonic(), force=line.cut is not None)
             return True
+        self.control.speaking(line, job)
         try:
             outcome = self.deliver(line, job, submitted)
         finally:
+            self.control.spoken()
             self.handoff.free_slot()
         if outcome == "cut":
             return False

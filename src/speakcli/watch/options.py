@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from speakcli.watch.casting import VoiceMap
+from speakcli.watch.parsing import InputFormat
 from speakcli.watch.queue import Overflow
 
 
@@ -33,6 +35,13 @@ class WatchOptions:
     state_file: Path | None = None
     use_watchdog: bool = True
     stop_grace: float = 5.0  # seconds a stop may take to finish the line in progress before its output is cut
+    input_format: InputFormat = "text"
+    speaker_pattern: str | None = None  # a regex with the named groups speaker and text
+    voice_map: VoiceMap | None = None
+    auto_voices: bool = False
+    voice_pool: tuple[str, ...] = ()  # the voices --auto-voices gives out, in order
+    announce: str | None = None  # e.g. "{speaker} says", before a line when the speaker changes
+    control: bool = True  # answer watch-control on a socket beside the state file (when there is one)
 
 
 @dataclass

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import fnmatch
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from speakcli.errors import UsageError
-from speakcli.watch.follower import Follower, OpenFiles, Warnings
+from speakcli.watch.follower import Follower, OpenFiles, RawLine, Warnings
 from speakcli.watch.lines import Line, LineMaker
 from speakcli.watch.observer import absolute
 from speakcli.watch.options import WatchOptions
@@ -71,10 +71,15 @@ class Producer:
                     self.opts.flush_partial,
                     self.warnings,
                     self.open_files,
+                    keep=self._keep(),
                 )
                 if initial:
                     follower.open_now()  # fix "the end" now, so lines written before the first poll count
                 self.followers[path] = follower
+
+    def _keep(self) -> int | None:
+        """Under drop-oldest, a backlog is skipped through to its newest lines: the rest would be dropped anyway."""
+        return self.opts.max_queue if self.opts.overflow == "drop-oldest" and self.opts.max_queue > 0 else None
 
     def _paths(self) -> list[Path]:
         if not self.is_dir:
@@ -103,12 +108,18 @@ class Producer:
         """One poll of every file, its lines queued; whether some file has more waiting."""
         more = False
         for follower in list(self.followers.values()):
-            for line in (line for raw in follower.poll() for line in self.maker.lines(raw)):
+            for line in (line for raw in follower.poll() for line in self._lines(raw)):
                 if self.stop.is_set():
                     return False  # the rest is not queued, nor recorded: read again after a restart
                 self.enqueue(line)
             more = more or follower.more
         return more and not self.stop.is_set()
+
+    def _lines(self, raw: RawLine) -> Iterator[Line]:
+        if raw.skipped:
+            yield self.maker.jump(raw)
+        else:
+            yield from self.maker.lines(raw)
 
 
 def _is_file(path: Path) -> bool:

@@ -103,6 +103,34 @@ class LineQueue:
             self._not_empty.notify()
         return dropped
 
+    def clear(self, reason: str) -> list[Line]:
+        """Drop every line waiting to be spoken (now skipped for `reason`); returns them, oldest first.
+
+        They stay in the queue as one Skips entry, so the player records their offsets in order.
+        """
+        with self._lock:
+            cleared: list[Line] = []
+            merged = Skips()
+            for item in self._items:
+                if isinstance(item, Skips):
+                    merged.last.update(item.last)  # in order: a newer line wins per file
+                else:
+                    item.skip = reason
+                    merged.add(item)
+                    cleared.append(item)
+            self._items.clear()
+            if merged.last:
+                self._items.append(merged)
+            self._speakable = 0
+            self._not_full.notify_all()
+            self._not_empty.notify()
+        return cleared
+
+    def count_dropped(self, n: int) -> None:
+        """Count lines dropped before they were queued (skipped through at once, see Follower.skip_backlog)."""
+        with self._lock:
+            self.dropped += n
+
     def get(self, timeout: float | None = None) -> Line | Skips | None:
         """The next entry, or None when closed and empty (or on timeout)."""
         with self._lock:

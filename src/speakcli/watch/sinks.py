@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import threading
+import time
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,7 +23,10 @@ _NUMBERED = re.compile(r"(\d+)-")
 
 
 class Sink(Protocol):
-    """Receives a line's audio: `begin`, `feed` each chunk as it comes, then `deliver` the whole line."""
+    """Receives a line's audio: `begin`, `feed` each chunk as it comes, then `deliver` the whole line.
+
+    From another thread, `cut` stops a begun line's output now (a skip), and `pause`/`resume` hold the output.
+    """
 
     def begin(self, line: Line) -> None: ...
 
@@ -32,6 +36,14 @@ class Sink(Protocol):
 
     def close(self, drain: bool = False) -> None: ...
 
+    def cut(self, line: Line) -> None: ...
+
+    def cut_details(self, line: Line) -> dict[str, Any]: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
 
 class PlayerSink:
     """Plays each line as it is synthesized, joined to the next after the pause; emits "played"."""
@@ -39,25 +51,32 @@ class PlayerSink:
     def __init__(self, player: Any, sample_rate: int, pause: float, events: EventLog, halt: threading.Event) -> None:
         self.player = player
         self.sample_rate = sample_rate
-        self.pause = pause
+        self.gap = pause  # seconds of silence after each line
         self.events = events
         self._halt = halt  # set when the daemon stops now: no draining then
         self._mark: int | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._line: Line | None = None  # the line begun last
+        self._line_lock = threading.Lock()  # begin and cut come from two threads
+        self._cut_frames: int | None = None  # frames of the line played before its cut
 
     def begin(self, line: Line) -> None:
-        self._mark = self.player.mark()
+        with self._line_lock:
+            self._line, self._cut_frames = line, None
+            self._mark = self.player.mark()
 
     def feed(self, chunk: np.ndarray) -> None:
         self.player.write(chunk)
 
     def deliver(self, line: Line, chunks: list[np.ndarray], seconds: float) -> None:
-        pause = np.zeros(int(self.pause * self.sample_rate), np.float32)
+        pause = np.zeros(int(self.gap * self.sample_rate), np.float32)
         if pause.size:
             self.player.write(pause)
         # Hand over while the tail still plays: the next line's audio joins after the pause, no gap.
-        self.player.wait_until_buffered_below(0.15 + self.pause)
+        self.player.wait_until_buffered_below(0.15 + self.gap)
+        if line.cut is not None:
+            return  # skipped while its tail played: not played to its end
         started = self.player.reached(self._mark) if self._mark is not None else None
         self.events.emit(
             "played",
@@ -66,6 +85,38 @@ class PlayerSink:
             first_audio=round(started - line.read_at, 4) if started else None,
             first_audio_time=round(line.read_wall + (started - line.read_at), 6) if started else None,
         )
+
+    def played_seconds(self, line: Line) -> float | None:
+        """How much of `line` the device has played so far; None if it is not the line begun last."""
+        with self._line_lock:
+            if self._line is not line or self._mark is None:
+                return None
+            frames = self._cut_frames if self._cut_frames is not None else self.player.played() - self._mark
+        return round(max(0, frames) / self.sample_rate, 3)
+
+    def cut(self, line: Line) -> None:
+        """Silence the line now, if it has begun: what is queued of it and the rest of its writes are dropped."""
+        with self._line_lock:
+            if self._line is line and self._mark is not None and self._cut_frames is None:
+                self._cut_frames = max(0, self.player.cut() - self._mark)
+
+    def cut_details(self, line: Line) -> dict[str, Any]:
+        """How much of a cut line the device played, and when it fell silent (Unix time; None if not seen in 1 s)."""
+        with self._line_lock:
+            frames = self._cut_frames if self._line is line else None
+        if frames is None:
+            return {}
+        silent = self.player.wait_silent(1.0)
+        return {
+            "played_seconds": round(frames / self.sample_rate, 3),
+            "silent_time": None if silent is None else round(time.time() - (time.monotonic() - silent), 6),
+        }
+
+    def pause(self) -> None:
+        self.player.pause()
+
+    def resume(self) -> None:
+        self.player.resume()
 
     def close(self, drain: bool = False) -> None:
         """Close the device; with `drain`, let the last line's tail play first, in slices, while not halted."""
@@ -126,6 +177,18 @@ class FolderSink:
         self.events.emit("written", line, file=str(out), audio_seconds=round(seconds, 3))
 
     def close(self, drain: bool = False) -> None:
+        pass
+
+    def cut(self, line: Line) -> None:
+        pass  # a file is written once its line is complete: a line cut before that gets none
+
+    def cut_details(self, line: Line) -> dict[str, Any]:
+        return {}
+
+    def pause(self) -> None:
+        pass  # lines wait at the daemon's pause; a file being written is finished
+
+    def resume(self) -> None:
         pass
 
     def _write(self, line: Line, audio: np.ndarray) -> Path:

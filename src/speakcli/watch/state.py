@@ -29,7 +29,8 @@ def default_state_file(target: Path) -> Path:
 
 
 class StateFile:
-    """Per-file offset of the last line fully handled, written atomically (temp file, rename).
+    """Per-file offset of the last line fully handled, and the voice given to each speaker (`--auto-voices`),
+    written atomically (temp file, rename).
 
     A lock file beside it (flock, released when the process ends, however) keeps a second daemon off the same
     state; each entry keeps the file's inode and a fingerprint of its first bytes, to notice a file rewritten
@@ -39,6 +40,7 @@ class StateFile:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.files: dict[str, dict[str, Any]] = {}
+        self.voices: dict[str, str] = {}  # speaker -> voice, given automatically
         self._lock = threading.Lock()
         self._dirty = False
         self._last_write = 0.0
@@ -53,6 +55,9 @@ class StateFile:
             except (OSError, ValueError) as exc:
                 log.warning("state file %s is unreadable (%s); starting without it", path, exc)
                 return
+            voices = data.get("voices") if isinstance(data, dict) else None
+            if isinstance(voices, dict):
+                self.voices = {k: v for k, v in voices.items() if isinstance(k, str) and isinstance(v, str)}
             files = data.get("files") if isinstance(data, dict) else None
             if not isinstance(files, dict):
                 log.warning("state file %s has no 'files' table; starting without it", path)
@@ -72,7 +77,7 @@ class StateFile:
     def _take_lock(self, path: Path) -> None:
         lock_path = path.with_name(path.name + ".lock")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # private: the control socket goes here
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
         except OSError as exc:
             raise UsageError(
@@ -114,6 +119,12 @@ class StateFile:
             if force or now - self._last_write > 0.2:
                 self._write(now)
 
+    def remember_voice(self, speaker: str, voice: str) -> None:
+        """Keep the voice a speaker was given, written now: it must outlive a kill."""
+        with self._lock:
+            self.voices[speaker] = voice
+            self._write(time.monotonic())
+
     def flush(self) -> None:
         with self._lock:
             if self._dirty:
@@ -124,9 +135,10 @@ class StateFile:
         if self.path is None:
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             # No fsync: a renamed file survives a killed process, and state is rewritten after every line.
-            atomic_write(self.path, json.dumps({"version": 1, "files": self.files}).encode(), fsync=False)
+            data = {"version": 1, "files": self.files, "voices": self.voices}
+            atomic_write(self.path, json.dumps(data).encode(), fsync=False)
         except OSError as exc:
             log.warning("cannot write state file %s: %s", self.path, exc)
 

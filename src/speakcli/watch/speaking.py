@@ -1,0 +1,85 @@
+"""Speaks a watched line through the SpeechService: in the voice, language and speed chosen for it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from speakcli.errors import SpeakError, VoiceError
+
+if TYPE_CHECKING:
+    from speakcli.engines.base import SynthesisOptions, Voice
+    from speakcli.service import SpeechService
+    from speakcli.watch.lines import Line
+
+CACHE = 256  # voices and option sets kept resolved; lines may name any number of them
+
+
+class LineSpeaker:
+    """`speak(text, line)` for the daemon: resolves each voice and option set once (a bad one fails its line)."""
+
+    def __init__(self, service: SpeechService, stream: bool) -> None:
+        self.service = service
+        self.stream = stream
+        self.default = service.voice()  # --voice: a bad one is refused here, at start
+        self._voices: dict[str, Voice | SpeakError | None] = {}
+        self._options: dict[tuple[str | None, float | None], SynthesisOptions | SpeakError] = {}
+
+    def __call__(self, text: str, line: Line) -> Any:
+        voice = self.default if line.voice is None else self.voice(line.voice)
+        return self.service.speak(text, voice, self.options(line.voicing.language, line.voicing.speed))
+
+    def voice(self, name: str) -> Voice | None:
+        """The voice `name` stands for; VoiceError (or UsageError) if the engine cannot speak with it."""
+        if name not in self._voices:
+            if len(self._voices) >= CACHE:
+                self._voices.clear()
+            try:
+                self._voices[name] = self.service.voice(name)
+            except SpeakError as exc:
+                self._voices[name] = exc
+        found = self._voices[name]
+        if isinstance(found, SpeakError):
+            raise found
+        return found
+
+    def options(self, language: str | None, speed: float | None) -> SynthesisOptions:
+        """Options at a line's language and speed, checked as batch checks a row's (an unknown language fails)."""
+        key = (language, speed)
+        if key not in self._options:
+            if len(self._options) >= CACHE:
+                self._options.clear()
+            try:
+                settings = replace(
+                    self.service.settings,
+                    language=language or self.service.settings.language,
+                    speed=speed if speed is not None else self.service.settings.speed,
+                ).validate()
+                self._options[key] = self.service.options(settings.language, settings.speed, stream=self.stream)
+            except SpeakError as exc:
+                self._options[key] = exc
+        found = self._options[key]
+        if isinstance(found, SpeakError):
+            raise found
+        return found
+
+    def check_voices(self, names: list[str], what: str) -> None:
+        """Refuse, before the first line, a voice the engine cannot speak with (`what` says where it was named)."""
+        for name in names:
+            try:
+                self.voice(name)
+            except VoiceError as exc:
+                raise exc.prefixed(f"{what}: voice {name!r}") from None
+
+    def library_voices(self) -> list[str]:
+        """The voices of the library this engine can speak with, by name: what --auto-voices gives out."""
+        pool = []
+        for entry in self.service.library.all():
+            if entry.voice is None:
+                continue
+            try:
+                self.voice(entry.name)
+            except SpeakError:
+                continue
+            pool.append(entry.name)
+        return pool
