@@ -205,7 +205,14 @@ def test_a_book_in_a_language_the_engine_lacks_is_refused_unless_language_is_giv
     epub = make_epub(tmp_path / "book.epub", files={"OEBPS/content.opf": OPF.replace(">en-US<", ">fr<")})
     assert main(["batch", str(epub), "-d", str(tmp_path / "out"), "--engine", "piper"]) == ExitStatus.USAGE
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "book.epub is in 'fr', which the piper engine does not speak; pass --language" in err[0]
+    assert (
+        len(err) == 1
+        and "book.epub is in 'fr', which the piper engine does not speak (it speaks en); pass --language" in err[0]
+    )
+    # --language wins over the book's: the language refused now is the one given.
+    assert main(["batch", str(epub), "-d", str(tmp_path / "out"), "--engine", "piper", "-l", "de"]) == ExitStatus.USAGE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "language 'de' is not supported by the piper engine" in err[0], err
 
 
 # --- the M4B writer, no engine -------------------------------------------------------------------------------------

@@ -79,10 +79,10 @@ class Book:
             return
         try:
             service.options(lang)
-        except UnknownLanguageError as exc:
+        except UnknownLanguageError:
             raise UsageError(
-                f"{self.source} is in {lang!r}, which the {service.spec.name} engine does not speak; "
-                f"pass --language to read it in another ({exc})"
+                f"{self.source} is in {lang!r}, which the {service.engine.name} engine does not speak "
+                f"(it speaks {', '.join(service.engine.languages())}); pass --language to read it in one of those"
             ) from None
 
 
