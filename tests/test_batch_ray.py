@@ -145,6 +145,30 @@ def test_ray_makes_the_files_and_manifest_a_local_run_makes(
     assert {a["ActorID"] for a in _worker_actors()} == before
 
 
+def test_a_book_on_ray_has_the_files_manifest_and_chapters_of_a_local_run(
+    tmp_path: Path, exact_piper: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from book_helpers import make_epub
+
+    epub = str(make_epub(tmp_path / "book.epub"))
+    assert _batch(epub, "-d", str(tmp_path / "local"), "--concat", str(tmp_path / "local.m4b"), capsys=capsys)[0] == 0
+    rc, summary = _batch(
+        epub, "-d", str(tmp_path / "ray"), "--concat", str(tmp_path / "ray.m4b"), "--executor", "ray", capsys=capsys
+    )
+    assert rc == 0 and [c["title"] for c in summary["chapters"]] == ["The Beginning", "The End & After"]
+    strip = lambda recs: [{k: v for k, v in r.items() if k != "synthesis_seconds"} for r in recs]  # noqa: E731
+    assert strip(_manifest(tmp_path / "ray")) == strip(_manifest(tmp_path / "local"))
+    assert {r["chapter"] for r in _manifest(tmp_path / "ray")} == {1, 2}
+
+    import av
+
+    def marks(path: Path) -> list[dict[str, Any]]:
+        with av.open(str(path)) as container:
+            return container.chapters()
+
+    assert marks(tmp_path / "ray.m4b") == marks(tmp_path / "local.m4b") and len(marks(tmp_path / "ray.m4b")) == 2
+
+
 def test_a_bad_item_fails_alone(tmp_path: Path, exact_piper: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rows = tmp_path / "rows.jsonl"
     rows.write_text(

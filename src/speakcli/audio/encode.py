@@ -39,7 +39,8 @@ AUDIO_FORMATS: dict[str, AudioFormat] = {
         AudioFormat("mp3", (".mp3",), "audio/mpeg", "MP3", "MPEG_LAYER_III"),
         # AAC in ADTS frames, as OpenAI serves `aac`: each frame stands alone, so it streams.
         AudioFormat("aac", (".aac",), "audio/aac", "adts", "aac", pyav=True),
-        AudioFormat("m4a", (".m4a",), "audio/mp4", "ipod", "aac", streams=False, pyav=True),
+        # .m4b: the same file, by the name audiobook players look for (a batch's --concat adds chapters and tags).
+        AudioFormat("m4a", (".m4a", ".m4b"), "audio/mp4", "ipod", "aac", streams=False, pyav=True),
         AudioFormat("pcm", (".pcm", ".raw"), "audio/pcm", None, None),
     )
 }

@@ -98,3 +98,16 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise VoiceError(f"cannot read {path} as audio ({exc}); use a WAV, FLAC or OGG file") from None
     return data.mean(axis=1).astype(np.float32), int(rate)
+
+
+def audio_frames(path: Path) -> int:
+    """How many samples `read_audio` gives for `path`: from the header for WAV and FLAC (exact there), else by
+    decoding it."""
+    import soundfile as sf
+
+    if path.suffix.lower() in (".wav", ".flac"):
+        try:
+            return int(sf.info(str(path)).frames)
+        except (sf.LibsndfileError, RuntimeError, OSError):
+            pass  # read_audio says what is wrong with it
+    return len(read_audio(path)[0])

@@ -1,20 +1,28 @@
-"""Batch inputs: items from text, JSONL or CSV files, bad rows failing alone, empty ones skipped with a reason."""
+"""Batch inputs: items from text, JSONL, CSV or EPUB files, in chapters; bad rows fail alone, empty ones are skipped."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from speakcli.errors import UsageError
+from speakcli.audio.audiobook import Tags
+from speakcli.batch.epub import BookInfo, read_epub
+from speakcli.batch.sections import ChapterMode, Section, Split, epub_sections, text_sections
+from speakcli.errors import UnknownLanguageError, UsageError
 from speakcli.text import has_speech
 
-Split = Literal["line", "paragraph", "file"]
-InputFormat = Literal["auto", "text", "jsonl", "csv"]
+if TYPE_CHECKING:
+    from speakcli.service import SpeechService
+
+log = logging.getLogger("speakcli")
+
+InputFormat = Literal["auto", "text", "jsonl", "csv", "epub"]
 FIELDS = ("text", "voice", "language", "out", "speed")
 _STRINGS = ("voice", "language", "out", "speaker")  # the optional fields that hold a string
 
@@ -35,13 +43,56 @@ class Item:
     skip: str | None = None  # why there is nothing to make (empty, only punctuation)
     output: str | None = None  # the file name inside the output folder
     key: str = ""  # a hash of everything that decides the audio; resume re-makes an item when it changes
+    chapter: int | None = None  # its chapter's number, from 1 over all inputs; None when the input has none
+    chapter_title: str | None = None
+
+
+@dataclass
+class Book:
+    """A batch's items, and what its first EPUB says about itself (title, author, language, cover)."""
+
+    items: list[Item]
+    info: BookInfo = field(default_factory=BookInfo)
+    source: str | None = None  # the EPUB that `info` is from
+
+    def tags(self, title: str | None, author: str | None, cover: Path | None) -> Tags:
+        """The joined file's tags: the given ones, else the book's own. A given cover that cannot be read is a
+        usage error; the book's own is left out with a warning (the audio is what matters)."""
+        from speakcli.audio.audiobook import cover_image
+
+        image = None
+        if cover is not None:
+            try:
+                data = cover.read_bytes()
+            except OSError as exc:
+                raise UsageError(f"cannot read cover image {cover} ({exc.strerror or exc})") from None
+            image = cover_image(data, str(cover))
+        elif self.info.cover is not None:
+            try:
+                image = cover_image(self.info.cover.data, f"the cover of {self.source}")
+            except UsageError as exc:
+                log.warning("%s; the audiobook has no cover", exc)
+        return Tags(title or self.info.title, author or self.info.author, image)
+
+    def check_language(self, service: SpeechService) -> None:
+        """Refuse now, in one line, a book whose own language the engine does not speak (its items carry it)."""
+        lang = self.info.language
+        if lang is None or not any(item.language == lang for item in self.items):
+            return
+        try:
+            service.options(lang)
+        except UnknownLanguageError:
+            raise UsageError(
+                f"{self.source} is in {lang!r}, which the {service.engine.name} engine does not speak "
+                f"(it speaks {', '.join(service.engine.languages())}); pass --language to read it in one of those"
+            ) from None
 
 
 def input_format(path: str, fmt: InputFormat) -> str:
     if fmt != "auto":
         return fmt
     suffix = Path(path).suffix.lower()
-    return {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}.get(suffix, "text")
+    return {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".epub": "epub"}.get(suffix, "text")
 
 
 def _read_source(path: str, stdin: io.TextIOBase | None) -> tuple[str, str]:
@@ -55,31 +106,7 @@ def _read_source(path: str, stdin: io.TextIOBase | None) -> tuple[str, str]:
     except FileNotFoundError:
         raise UsageError(f"input file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read input file {path} ({exc}); give UTF-8 text, JSONL or CSV") from None
-
-
-def _text_items(name: str, content: str, split: Split) -> Iterator[tuple[str, str]]:
-    if split == "file":
-        if content.strip():
-            yield f"{name}:1", content
-        return
-    if split == "paragraph":
-        block: list[str] = []
-        start = 1
-        for lineno, line in enumerate(content.splitlines(), 1):
-            if line.strip():
-                if not block:
-                    start = lineno
-                block.append(line.strip())
-            elif block:
-                yield f"{name}:{start}", " ".join(block)
-                block = []
-        if block:
-            yield f"{name}:{start}", " ".join(block)
-        return
-    for lineno, line in enumerate(content.splitlines(), 1):
-        if line.strip():
-            yield f"{name}:{lineno}", line.strip()
+        raise UsageError(f"cannot read input file {path} ({exc}); give UTF-8 text, JSONL, CSV or an EPUB") from None
 
 
 def _row_item(source: str, row: dict[str, Any], fields: tuple[str, ...] = FIELDS) -> Item:
@@ -178,22 +205,58 @@ def _csv_items(name: str, content: str) -> list[Item]:
 
 
 def read_items(
-    inputs: list[str], split: Split = "line", fmt: InputFormat = "auto", stdin: io.TextIOBase | None = None
+    inputs: list[str],
+    split: Split = "line",
+    fmt: InputFormat = "auto",
+    stdin: io.TextIOBase | None = None,
+    chapters: ChapterMode = "auto",
 ) -> list[Item]:
-    """Every item of every input, numbered from 1 in input order; bad rows carry their error, empty ones a skip.
+    """Every item of every input (see `read_book`)."""
+    return read_book(inputs, split, fmt, stdin, chapters).items
 
-    Inputs with no item at all are a usage error: there is nothing to run.
+
+def read_book(
+    inputs: list[str],
+    split: Split = "line",
+    fmt: InputFormat = "auto",
+    stdin: io.TextIOBase | None = None,
+    chapters: ChapterMode = "auto",
+    book_language: bool = True,
+) -> Book:
+    """Every item of every input, numbered from 1 in input order, in chapters numbered from 1; bad rows carry
+    their error, empty ones a skip. An EPUB's items are its paragraphs, in the language it gives when
+    `book_language` (the command gave none). Inputs with no item at all are a usage error: there is nothing to run.
+
+    Chapters (`chapters`): `auto` an EPUB's table of contents, none for other inputs; `heading` an EPUB's or a
+    text's (Markdown) top headings; `file` each input file (each of an EPUB's documents); `none`.
     """
     items: list[Item] = []
-    for path in inputs:
-        name, content = _read_source(path, stdin)
+    book = Book(items)
+    numbers: dict[tuple[int, int], int] = {}  # (input, its section) -> chapter number
+    for n, path in enumerate(inputs):
         kind = input_format(path, fmt)
+        if kind == "epub":
+            if path == "-":
+                raise UsageError("an EPUB is read from its file, not from stdin; give its path")
+            epub = read_epub(Path(path))
+            sections = epub_sections(epub, Path(path).name, chapters)
+            if book.source is None:
+                book.info, book.source = epub.info, Path(path).name
+            language = epub.info.language if book_language else None
+            for s, section in enumerate(sections):
+                found = [Item(0, source, text, language=language) for source, text in section.paragraphs]
+                items += _in_chapter(found, section, numbers, (n, s))
+            continue
+        name, content = _read_source(path, stdin)
+        stem = Path(name).stem
         if kind == "text":
-            items += [Item(0, source, text) for source, text in _text_items(name, content, split)]
-        elif kind == "jsonl":
-            items += _jsonl_items(name, content)
-        else:
-            items += _csv_items(name, content)
+            for s, section in enumerate(text_sections(name, content, split, chapters, stem)):
+                items += _in_chapter(
+                    [Item(0, *paragraph) for paragraph in section.paragraphs], section, numbers, (n, s)
+                )
+            continue
+        rows = list(_jsonl_items(name, content)) if kind == "jsonl" else _csv_items(name, content)
+        items += _in_chapter(rows, Section(stem if chapters == "file" else None), numbers, (n, 0))
     if not items:
         raise UsageError("the input has no items to speak")
     for i, item in enumerate(items, 1):
@@ -204,4 +267,15 @@ def read_items(
                 item.skip = "empty"
             elif not has_speech(item.text):
                 item.skip = "nothing to say (only punctuation or symbols)"
+    return book
+
+
+def _in_chapter(
+    items: list[Item], section: Section, numbers: dict[tuple[int, int], int], key: tuple[int, int]
+) -> list[Item]:
+    """`items`, placed in `section`'s chapter (numbered in order of appearance), if it is one."""
+    if section.title is not None and items:
+        number = numbers.setdefault(key, len(numbers) + 1)
+        for item in items:
+            item.chapter, item.chapter_title = number, section.title
     return items

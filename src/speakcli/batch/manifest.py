@@ -31,6 +31,8 @@ class Result:
     bytes: int = 0
     reason: str | None = None  # why a skipped item was skipped
     kept: bool = False  # ok, made by an earlier run and kept; the timings are that run's
+    chapter: int | None = None  # the item's chapter (number, title), when its input has chapters
+    chapter_title: str | None = None
 
 
 def result_for(
@@ -59,6 +61,8 @@ def result_for(
         bytes=size,
         reason=reason,
         kept=kept,
+        chapter=item.chapter,
+        chapter_title=item.chapter_title,
     )
 
 
@@ -120,7 +124,8 @@ class Manifest:
             if item.index not in done and rec is not None:
                 # Not reached this run: the record still says what its file holds; resume compares its key.
                 status = "ok" if rec.get("status") == "removed" else rec.get("status")
-                records.append({**rec, "index": item.index, "source": item.source, "status": status})
+                place = {"index": item.index, "source": item.source, "chapter": item.chapter}
+                records.append({**rec, **place, "chapter_title": item.chapter_title, "status": status})
         removed = 0
         for name, rec in previous.items():
             # "skipped" with a file: how manifests before content keys listed items kept from an earlier run.

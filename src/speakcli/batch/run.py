@@ -1,24 +1,27 @@
-"""`run_batch`: plan a batch, keep what an earlier run made, make the rest on an executor, manifest and summary."""
+"""`run_batch`: plan a batch, keep what an earlier run made, make the rest on an executor, manifest, join, summary."""
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from speakcli.audio import check_output_path, read_audio, write_audio
+from speakcli.audio import check_output_path, output_format, read_audio, write_audio
+from speakcli.audio.audiobook import ChapterSpan, Tags, write_audiobook
 from speakcli.audio.encode import AUDIO_FORMATS, available
+from speakcli.audio.files import audio_frames
+from speakcli.batch.chapters import Mark, chapter_marks, chapter_table, chapters_file, check_chapters_out
 from speakcli.batch.executor import Executor, LocalExecutor, Task
 from speakcli.batch.items import Item
 from speakcli.batch.manifest import Manifest, Result, done_record, load_manifest
 from speakcli.batch.plan import DEFAULT_TEMPLATE, check_template, plan_outputs, resolve_settings
 from speakcli.errors import Hint, OutputError, SpeakError, UnwritableError, UsageError
-from speakcli.fsutil import check_folder, clean_stale_parts, write_error
+from speakcli.fsutil import atomic_write, check_folder, clean_stale_parts, write_error
 from speakcli.settings import Settings
 from speakcli.speakable import Speakable
 
@@ -34,6 +37,8 @@ class BatchOptions:
     format_out: str = "wav"  # a name from speakcli.audio.encode.AUDIO_FORMATS
     force: bool = False  # redo items an earlier run made; replace the concat file
     concat: Path | None = None  # also join every made item into this file
+    chapters_out: Path | None = None  # and write its chapter marks here (text, or JSON for a .json name)
+    tags: Tags = field(default_factory=Tags)  # the joined file's title, author and cover (M4A and M4B carry them)
 
     @property
     def ext(self) -> str:
@@ -55,6 +60,8 @@ class Summary:
     stopped: str | None = None
     concat: str | None = None
     failures: list[dict[str, Any]] = field(default_factory=list)
+    # Each chapter: number, title, first and last item, and its start in --concat (None without one).
+    chapters: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, result: Result) -> None:
         self.audio_seconds += result.audio_seconds
@@ -67,7 +74,9 @@ class Summary:
             self.skipped += 1
         else:
             self.failed += 1
-            self.failures.append({"index": result.index, "source": result.source, "error": result.error})
+            self.failures.append(
+                {"index": result.index, "source": result.source, "chapter": result.chapter, "error": result.error}
+            )
 
     def raise_if_stopped(self) -> None:
         """Raise the error that stopped the run part way (exit 6), once the summary has been shown."""
@@ -84,6 +93,7 @@ def check_batch(out_dir: Path, options: BatchOptions) -> None:
     check_template(options.name_template)
     if options.concat is not None:
         check_output_path(options.concat, options.force)
+    check_chapters_out(options.chapters_out, options.concat, options.force)
 
 
 def run_batch(
@@ -94,13 +104,15 @@ def run_batch(
     executor: Executor | None = None,
     on_result: Callable[[Result], None] = lambda result: None,
     stop: Callable[[], bool] = lambda: False,
+    on_planned: Callable[[Sequence[Task]], None] = lambda tasks: None,
 ) -> tuple[list[Result], Summary]:
     """Speak `items` (from `read_items`) into `out_dir`: plan names and keys, keep what an earlier run made
     (unless `force`), make the rest on `executor` (default: here, on the service's worker), keep the
     manifest, and join the made items when asked. A bad item fails alone; what concerns the whole run (a bad
     template, a default voice or language the engine cannot use) raises before anything is made.
 
-    `on_result` sees each item's result as it finishes; once `stop()` is true no new item is started, and the
+    `on_planned` sees the tasks once planned (which items an earlier run made), `on_result` each item's result as
+    it finishes; once `stop()` is true no new item is started, and the
     summary says `interrupted`. Ctrl-C (KeyboardInterrupt) also ends the run with a summary. A write that would
     fail for every item (a full disk, a read-only folder: `UnwritableError`) ends the run at once, the summary
     saying why in `stopped` (see `Summary.raise_if_stopped`); the manifest keeps what was made.
@@ -125,6 +137,7 @@ def run_batch(
     tasks = [Task(item, resolved.get(item.index), done_record(item, out_dir, previous)) for item in items]
     summary = Summary(total=len(items))
     results: list[Result] = []
+    on_planned(tasks)
 
     def record(result: Result) -> None:
         results.append(result)
@@ -155,11 +168,37 @@ def run_batch(
                 raise
         summary.wall_seconds = time.monotonic() - started
     results.sort(key=lambda r: r.index)  # an executor may finish items out of order
+    marks: list[Mark] = []
     if options.concat is not None and not summary.interrupted and summary.stopped is None:
-        made = [out_dir / r.output for r in results if r.status == "ok" and r.output]
-        concat(made, options.concat, service.sample_rate, service.options().gap)
+        marks = join(results, out_dir, options, service.sample_rate, service.options().gap)
         summary.concat = str(options.concat)
+    summary.chapters = chapter_table(items, marks)
     return results, summary
+
+
+def join(results: list[Result], out_dir: Path, options: BatchOptions, sample_rate: int, pause: float) -> list[Mark]:
+    """Join the made items into `options.concat` and write its chapters side file; returns its chapter marks.
+
+    Each chapter starts at its first made item: the items' lengths are read first, so an M4A or M4B gets its
+    marks (and its tags) as it is written, an item at a time.
+    """
+    assert options.concat is not None
+    made = [r for r in results if r.status == "ok" and r.output]
+    paths = [out_dir / str(r.output) for r in made]
+    gap = round(pause * sample_rate)
+    starts, at = [], 0
+    for path in paths:
+        starts.append(at / sample_rate)
+        at += audio_frames(path) + gap
+    length = max(0, at - gap) / sample_rate if paths else 0.0
+    marks = chapter_marks(made, starts, length)
+    concat(
+        paths, options.concat, sample_rate, pause, [ChapterSpan(m.title, m.start, m.end) for m in marks], options.tags
+    )
+    if options.chapters_out is not None:
+        with _writing(options.chapters_out.parent):
+            atomic_write(options.chapters_out, chapters_file(marks, options.chapters_out))
+    return marks
 
 
 @contextlib.contextmanager
@@ -205,17 +244,29 @@ def _key_settings(service: SpeechService, resolved: dict[int, Settings | None]) 
     return settings_of
 
 
-def concat(paths: list[Path], out: Path, sample_rate: int, pause: float) -> float:
-    """Join finished items into one file with `pause` seconds between; returns its length in seconds."""
+def concat(
+    paths: list[Path],
+    out: Path,
+    sample_rate: int,
+    pause: float,
+    chapters: Sequence[ChapterSpan] = (),
+    tags: Tags | None = None,
+) -> None:
+    """Join finished items into one file with `pause` seconds between. An M4A or M4B is written an item at a time,
+    with `chapters` and `tags`; another format whole (its encoders take the audio in one piece)."""
+    if output_format(out).name == "m4a":
+        write_audiobook(out, _parts(paths, sample_rate, pause), sample_rate, chapters, tags or Tags())
+        return
+    parts = list(_parts(paths, sample_rate, pause))
+    write_audio(out, np.concatenate(parts) if parts else np.zeros(0, np.float32), sample_rate)
+
+
+def _parts(paths: list[Path], sample_rate: int, pause: float) -> Iterator[np.ndarray]:
     gap = np.zeros(round(pause * sample_rate), np.float32)
-    parts: list[np.ndarray] = []
     for i, path in enumerate(paths):
         audio, rate = read_audio(path)
         if rate != sample_rate:
             raise OutputError(f"{path} is {rate} Hz, not {sample_rate} Hz", hint=Hint.FORCE)
         if i:
-            parts.append(gap)
-        parts.append(audio)
-    joined = np.concatenate(parts) if parts else np.zeros(0, np.float32)
-    write_audio(out, joined, sample_rate)
-    return len(joined) / sample_rate
+            yield gap
+        yield audio

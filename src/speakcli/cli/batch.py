@@ -1,4 +1,4 @@
-"""`speakcli batch`: many lines or files in one engine load, resumable, with progress and a manifest."""
+"""`speakcli batch`: many lines, files or a book in one engine load, resumable, with progress and a manifest."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import signal
 import sys
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -16,7 +16,7 @@ import typer
 from speakcli.cli import options as o
 
 if TYPE_CHECKING:  # imported lazily: `speakcli --help` must not load the core
-    from speakcli.batch import Executor, Result, Summary
+    from speakcli.batch import Executor, Summary
 
 
 EXAMPLES = """
@@ -25,6 +25,8 @@ speakcli batch book.txt -d audiobook/ --split paragraph --concat book.ogg
 speakcli batch rows.jsonl more.csv -d out/ --format-out flac --json
 grep ERROR app.log | speakcli batch - -d errors/           # '-' (or a pipe) reads stdin
 speakcli batch book.txt -d audiobook/ --executor ray --workers 2   # on a local Ray (see --ray-address)
+speakcli batch book.epub -d book/ --concat book.m4b --voice me   # an audiobook with chapters, in a cloned voice
+speakcli batch notes.md -d notes/ --chapters heading --concat notes.m4b --chapters-out notes.chapters.txt
 """
 
 
@@ -32,7 +34,7 @@ def batch(
     inputs: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Text, JSONL or CSV files; '-' (or a pipe) reads stdin.", metavar="FILE", show_default=False
+            help="Text, JSONL, CSV or EPUB files; '-' (or a pipe) reads stdin.", metavar="FILE", show_default=False
         ),
     ] = None,
     out_dir: Annotated[
@@ -46,8 +48,16 @@ def batch(
         typer.Option("--split", help="Text files: an item per line, per paragraph, or the whole file."),
     ] = "line",
     input_format: Annotated[
-        Literal["auto", "text", "jsonl", "csv"],
+        Literal["auto", "text", "jsonl", "csv", "epub"],
         typer.Option("--format", help="Input format; auto goes by the file extension."),
+    ] = "auto",
+    chapters: Annotated[
+        Literal["auto", "heading", "file", "none"],
+        typer.Option(
+            "--chapters",
+            help="Chapters: auto (an EPUB's table of contents; none for other inputs), heading (top headings: "
+            "Markdown's in text), file (each input file, each of an EPUB's documents), none.",
+        ),
     ] = "auto",
     name_template: Annotated[
         str,
@@ -61,7 +71,39 @@ def batch(
     format_out: Annotated[o.AudioFormat, typer.Option("--format-out", help="Audio file format.")] = "wav",
     concat_out: Annotated[
         Path | None,
-        typer.Option("--concat", help="Also join all items into this file.", metavar="FILE", show_default=False),
+        typer.Option(
+            "--concat",
+            help="Also join all items into this file; a .m4b or .m4a gets chapter marks, title, author and cover.",
+            metavar="FILE",
+            show_default=False,
+        ),
+    ] = None,
+    chapters_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--chapters-out",
+            help="Write the chapters' start times in --concat here: HH:MM:SS.mmm Title lines, or JSON for .json.",
+            metavar="FILE",
+            show_default=False,
+        ),
+    ] = None,
+    title: Annotated[
+        str | None,
+        typer.Option(
+            "--title", help="The .m4b/.m4a's title (default: the EPUB's).", metavar="TEXT", show_default=False
+        ),
+    ] = None,
+    author: Annotated[
+        str | None,
+        typer.Option(
+            "--author", help="The .m4b/.m4a's author (default: the EPUB's).", metavar="TEXT", show_default=False
+        ),
+    ] = None,
+    cover: Annotated[
+        Path | None,
+        typer.Option(
+            "--cover", help="The .m4b/.m4a's cover image (default: the EPUB's).", metavar="IMAGE", show_default=False
+        ),
     ] = None,
     pause: Annotated[
         float | None, o.setting("pause", help="Seconds between sentences, and between items in --concat.")
@@ -119,17 +161,24 @@ def batch(
     ] = None,
     debug: o.Debug = False,
 ) -> int:
-    """Speak many items in one run: one line, paragraph or file each, or JSONL/CSV rows; resumable."""
-    from speakcli.batch import BatchOptions, check_batch, read_items, run_batch
+    """Speak many items in one run: one line, paragraph or file each, JSONL/CSV rows, or an EPUB's paragraphs;
+    resumable."""
+    from speakcli.batch import CHAPTER_MODES, BatchOptions, check_batch, read_book, run_batch
     from speakcli.cli.common import announce, format_named
+    from speakcli.cli.progress import BatchProgress
     from speakcli.cli.scope import open_service
     from speakcli.errors import ExitStatus, UsageError
     from speakcli.settings import load_settings
 
     if split not in ("line", "paragraph", "file"):
         raise UsageError(f"--split {split!r}: use line, paragraph or file")
-    if input_format not in ("auto", "text", "jsonl", "csv"):
-        raise UsageError(f"--format {input_format!r}: use auto, text, jsonl or csv")
+    if input_format not in ("auto", "text", "jsonl", "csv", "epub"):
+        raise UsageError(f"--format {input_format!r}: use auto, text, jsonl, csv or epub")
+    if chapters not in CHAPTER_MODES:
+        raise UsageError(f"--chapters {chapters!r}: use {', '.join(CHAPTER_MODES)}")
+    tagged = [flag for flag, value in (("--title", title), ("--author", author), ("--cover", cover)) if value]
+    if tagged and (concat_out is None or concat_out.suffix.lower() not in (".m4b", ".m4a")):
+        raise UsageError(f"{tagged[0]} tags the joined audiobook; add --concat FILE.m4b (or .m4a)")
     out_format = format_named(format_out, "--format-out").name  # raw is pcm
     if not inputs:
         if sys.stdin.isatty():
@@ -137,7 +186,7 @@ def batch(
                 "no input; pass files, or '-' with text on stdin (e.g. grep x log | speakcli batch - -o out/)"
             )
         inputs = ["-"]
-    options = BatchOptions(name_template, out_format, force, concat_out)
+    options = BatchOptions(name_template, out_format, force, concat_out, chapters_out)
     check_batch(out_dir, options)
     settings = load_settings(
         {
@@ -151,15 +200,28 @@ def batch(
             **o.text_flags(verbatim, actions, lexicon),
         }
     )
-    items = read_items(inputs, split, input_format, sys.stdin)  # type: ignore[arg-type]
+    # The book's own language unless the command gave one (--language wins over the book, the book over defaults).
+    book = read_book(inputs, split, input_format, sys.stdin, chapters, book_language=language is None)  # type: ignore[arg-type]
+    if concat_out is not None and concat_out.suffix.lower() in (".m4b", ".m4a"):
+        options = replace(options, tags=book.tags(title, author, cover))
     pool = _executor(executor, ray_address, workers, gpus_per_worker, cpus_per_worker)  # after input errors
     service = open_service(settings)
+    book.check_language(service)
     announce(service, quiet or as_json)
 
     stop = _Stop()
-    progress = _Progress(len(items), disable=quiet or as_json)
+    progress = BatchProgress(book.items, disable=quiet or as_json)
     with stop.installed(), progress:
-        _, summary = run_batch(service, items, out_dir, options, pool, on_result=progress.advance, stop=stop)
+        _, summary = run_batch(
+            service,
+            book.items,
+            out_dir,
+            options,
+            pool,
+            on_result=progress.advance,
+            stop=stop,
+            on_planned=progress.planned,
+        )
     if as_json:
         print(json.dumps(asdict(summary), indent=2))
     elif not quiet:
@@ -242,47 +304,6 @@ class _Stop:
                 signal.signal(sig, handler)
 
 
-class _Progress:
-    """A Rich bar on stderr when it is a terminal: items done, audio made, and this run's speed."""
-
-    def __init__(self, total: int, disable: bool) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        err = Console(stderr=True)
-        self.bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[audio]:.1f} s audio, {task.fields[speed]:.2f}x"),
-            TimeRemainingColumn(),
-            console=err,
-            transient=True,
-            disable=disable or not err.is_terminal,
-        )
-        self.task = self.bar.add_task("batch", total=total, audio=0.0, speed=0.0)
-        self.audio = 0.0
-        self.synth = 0.0
-
-    @property
-    def speed(self) -> float:
-        """Audio seconds made per second of synthesis, by this run (not by earlier ones)."""
-        return self.audio / self.synth if self.synth else 0.0
-
-    def advance(self, result: Result) -> None:
-        if result.status == "ok" and not result.kept:
-            self.audio += result.audio_seconds
-            self.synth += result.synthesis_seconds
-        self.bar.update(self.task, advance=1, audio=self.audio, speed=self.speed)
-
-    def __enter__(self) -> _Progress:
-        self.bar.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.stop()
-
-
 def _print_summary(summary: Summary, speed_x: float, out_dir: Path) -> None:
     extra = "".join(
         f", {n} {what}"
@@ -299,5 +320,8 @@ def _print_summary(summary: Summary, speed_x: float, out_dir: Path) -> None:
         f"-> {out_dir}{' (interrupted)' if summary.interrupted else ''}",
         file=sys.stderr,
     )
+    if summary.concat is not None:
+        marks = sum(1 for c in summary.chapters if c["start"] is not None)
+        print(f"speakcli: joined into {summary.concat}{f' ({marks} chapters)' if marks else ''}", file=sys.stderr)
     for f in summary.failures[:20]:
         print(f"speakcli: failed: item {f['index']} ({f['source']}): {f['error']}", file=sys.stderr)

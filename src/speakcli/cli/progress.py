@@ -1,9 +1,13 @@
-"""A live status line on a terminal while a text is spoken: the model loading, then sentences done and audio made."""
+"""Live status lines on a terminal: `say`'s sentences and audio made; `batch`'s chapters, items and time left."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from speakcli.batch import Item, Result, Task
 
 
 class SpeakProgress:
@@ -70,3 +74,78 @@ class SpeakProgress:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+class BatchProgress:
+    """A Rich bar on stderr when it is a terminal (and not quiet): the chapter being read, items done, audio made,
+    this run's speed, and the time left.
+
+    The time left is by text, not by items: the bar's own measure is the characters of the items this run makes
+    (items made before, failed rows and empty ones take no time), so a long paragraph counts for what it costs.
+    """
+
+    def __init__(self, items: Sequence[Item], disable: bool) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        err = Console(stderr=True)
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[done]}/{task.fields[items]} items, {task.fields[audio]:.1f} s audio, "),
+            TextColumn("{task.fields[speed]:.2f}x, left"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+            disable=disable or not err.is_terminal,
+            speed_estimate_period=600,  # an XTTS paragraph can take most of a minute: average over several
+        )
+        self.chars = {item.index: len(item.text) for item in items}
+        self.chapters = len({item.chapter for item in items if item.chapter is not None})
+        self.task = self.bar.add_task("batch", total=None, items=len(items), done=0, audio=0.0, speed=0.0)
+        self.to_make: set[int] = set()
+        self.done = 0
+        self.audio = 0.0
+        self.synth = 0.0
+
+    @property
+    def speed(self) -> float:
+        """Audio seconds made per second of synthesis, by this run (not by earlier ones)."""
+        return self.audio / self.synth if self.synth else 0.0
+
+    def planned(self, tasks: Sequence[Task]) -> None:
+        """What this run will make, once the batch knows which items an earlier run made."""
+        from speakcli.batch import settled
+
+        self.to_make = {t.item.index for t in tasks if settled(t) is None}
+        self.bar.update(self.task, total=sum(self.chars[i] for i in self.to_make) or None)
+
+    def advance(self, result: Result) -> None:
+        if result.status == "ok" and not result.kept:
+            self.audio += result.audio_seconds
+            self.synth += result.synthesis_seconds
+        self.done += 1
+        chapter = (
+            f"chapter {result.chapter}/{self.chapters} {_short(result.chapter_title or '')}"
+            if result.chapter is not None
+            else "batch"
+        )
+        self.bar.update(
+            self.task,
+            advance=self.chars[result.index] if result.index in self.to_make else 0,
+            description=chapter,
+            done=self.done,
+            audio=self.audio,
+            speed=self.speed,
+        )
+
+    def __enter__(self) -> BatchProgress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+
+def _short(title: str, n: int = 32) -> str:
+    return title if len(title) <= n else title[: n - 1] + "…"
