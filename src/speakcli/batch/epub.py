@@ -15,6 +15,8 @@ from speakcli.batch.xhtml import Document, clean, read_xhtml
 from speakcli.errors import UsageError
 
 MAX_MEMBER = 64 * 1024 * 1024  # no book's chapter or cover is this large; a zip bomb's member is
+# All that is read, together: a small archive may list one compressed member many times, or many members.
+MAX_BOOK = 128 * 1024 * 1024
 CONTENT_TYPES = frozenset({"application/xhtml+xml", "text/html", "application/html"})
 COVER_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp"})
 # Font obfuscation (IDPF's and Adobe's) hides only fonts; any other encryption of a book's files is DRM.
@@ -114,6 +116,7 @@ class _Archive:
         except (zipfile.BadZipFile, OSError) as exc:
             raise UsageError(f"{path.name} is not an EPUB (not a ZIP archive: {exc}); give an .epub file") from None
         self.members = set(self.zip.namelist())
+        self.total = 0  # bytes read from the archive so far, uncompressed
 
     def bad(self, what: str) -> UsageError:
         return UsageError(f"{self.name} is not a valid EPUB: {what}")
@@ -121,16 +124,26 @@ class _Archive:
     def read(self, member: str) -> bytes:
         if member not in self.members:
             raise self.bad(f"{member} is missing")
+        left = MAX_BOOK - self.total
         try:
-            if self.zip.getinfo(member).file_size > MAX_MEMBER:
+            size = self.zip.getinfo(member).file_size
+            if size > MAX_MEMBER:
                 raise self.bad(f"{member} is larger than {MAX_MEMBER // 2**20} MiB")
+            if size > left:
+                raise self._too_large()
             with self.zip.open(member) as fh:
-                data = fh.read(MAX_MEMBER + 1)  # the header's size may lie: read no more than the limit
+                data = fh.read(min(MAX_MEMBER, left) + 1)  # the header's size may lie: read no more than the limits
         except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError) as exc:
             raise self.bad(f"cannot read {member} ({exc})") from None
         if len(data) > MAX_MEMBER:
             raise self.bad(f"{member} is larger than {MAX_MEMBER // 2**20} MiB")
+        if len(data) > left:
+            raise self._too_large()
+        self.total += len(data)
         return data
+
+    def _too_large(self) -> UsageError:
+        return self.bad(f"its text and cover are larger than {MAX_BOOK // 2**20} MiB in all, uncompressed")
 
     def xml(self, member: str) -> ET.Element:
         text = _decode(self.read(member))

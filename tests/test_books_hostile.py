@@ -1,0 +1,52 @@
+"""Hostile books: archives that inflate past the limit, markup shaped to take quadratic time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from book_helpers import OPF, make_epub
+from speakcli.batch import epub as epub_module
+from speakcli.batch import read_book
+from speakcli.batch.xhtml import read_xhtml
+from speakcli.errors import UsageError
+
+
+def test_a_small_archive_that_lists_one_member_many_times_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One compressed chapter named by 200 spine entries: each read alone is under the member limit, together they
+    # are 200 times the chapter (a 96 KB file of this shape inflated to 12 GB of text).
+    items = "".join(f'<item id="b{i}" href="text/ch2.xhtml" media-type="application/xhtml+xml"/>' for i in range(200))
+    refs = "".join(f'<itemref idref="b{i}"/>' for i in range(200))
+    opf = OPF.replace("</manifest>", items + "</manifest>").replace("</spine>", refs + "</spine>")
+    monkeypatch.setattr(epub_module, "MAX_BOOK", 20_000)
+    read_book([str(make_epub(tmp_path / "plain.epub"))])  # the same book without the repeats is under the limit
+    with pytest.raises(UsageError, match=r"book\.epub is not a valid EPUB: its text and cover are larger than"):
+        read_book([str(make_epub(tmp_path / "book.epub", files={"OEBPS/content.opf": opf}))])
+
+
+def _cost(make: Callable[[int], str], size: int) -> float:
+    markup = make(size)
+    started = time.process_time()
+    document = read_xhtml(markup)
+    spent = time.process_time() - started
+    assert [b.text for b in document.blocks][-1:] == ["end"]  # the text after the hostile part is still read
+    return spent
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda n: "<!DOCTYPE a[" * n + "<p>end</p>", id="unclosed DOCTYPE subsets"),
+        pytest.param(lambda n: "<body>" + "<div>" * n + "</span>" * n + "<p>end</p>", id="stray end tags, deep"),
+    ],
+)
+def test_hostile_markup_is_read_in_linear_time(make: Callable[[int], str]) -> None:
+    small, large = 2_000, 16_000
+    spent = [min(_cost(make, size) for _ in range(2)) for size in (small, large)]
+    # Eight times the input: about eight times the work when linear, sixty-four when quadratic.
+    assert spent[1] < max(spent[0], 0.01) * 8 * 3, spent
