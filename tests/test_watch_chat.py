@@ -46,6 +46,7 @@ def test_jsonl_lines_carry_batch_fields_and_fail_with_batch_errors(tmp_path: Pat
         '["a list"]',
         '{"voice": "anna"}',
         '{"text": "fast", "speed": "quick"}',
+        "[" * 5000,  # nested past the JSON parser's recursion limit
         '{"text": "last"}',
     ]
     with Harness(path, input_format="jsonl") as h:
@@ -63,6 +64,7 @@ def test_jsonl_lines_carry_batch_fields_and_fail_with_batch_errors(tmp_path: Pat
         "error: not a JSON object",
         "error: no text",
         "error: speed 'quick' is not a number",
+        "error: invalid JSON at column 1 (nested too deeply)",
     ]
     assert h.said == [("hello", "anna"), ("no voice", None), ("last", None)]
 

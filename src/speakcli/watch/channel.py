@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from speakcli import jsontext
 from speakcli.errors import SpeakError, UnreachableError
 
 log = logging.getLogger("speakcli")
@@ -162,7 +163,7 @@ class ControlServer:
 
     def _request(self, raw: bytes | None) -> dict[str, Any]:
         try:
-            request = json.loads(raw) if raw is not None else None
+            request = jsontext.loads(raw) if raw is not None else None
         except ValueError:
             request = None
         if not isinstance(request, dict) or not isinstance(request.get("command"), str):
@@ -224,7 +225,7 @@ def send_command(path: Path, command: str) -> dict[str, Any]:
         except OSError as exc:
             raise UnreachableError(f"the watch daemon at {path} did not answer ({exc.strerror or exc})") from None
     try:
-        reply = json.loads(raw) if raw is not None else None
+        reply = jsontext.loads(raw) if raw is not None else None
     except ValueError:
         reply = None
     if not isinstance(reply, dict):
