@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -386,6 +388,33 @@ def test_control_refuses_another_users_socket_and_another_users_client(tmp_path:
         assert other.returncode == 0, other.stderr
         assert json.loads(other.stdout) == {"ok": False, "error": "refused: uid 65534 is not this daemon's user"}
         assert not h.daemon.control.paused and h.of("control") == []
+
+
+def test_clients_that_send_nothing_or_a_byte_at_a_time_hold_no_command_up(tmp_path: Path) -> None:
+    from speakcli.watch import channel
+
+    path, state = tmp_path / "chat.txt", tmp_path / "state" / "w.json"
+    path.touch()
+    sock = socket_path(state)
+    with Harness(path, state_file=state) as h, contextlib.ExitStack() as stack:
+        stalled = []
+        for sent in (b"", b"", b'{"comm'):  # each alone once held the daemon's one control thread for 5 s
+            client = stack.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+            client.settimeout(30)
+            with channel._short_path(sock) as address:
+                client.connect(address)
+            client.sendall(sent)
+            stalled.append(client)
+        assert send_command(sock, "pause") == {"ok": True, "state": "paused"}  # within its 5 s timeout: at once
+        # More idle clients than the daemon reads at once: the one waiting longest goes, the newest is answered.
+        for _ in range(channel.MAX_CLIENTS + 2):
+            client = stack.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+            with channel._short_path(sock) as address:
+                client.connect(address)
+        assert send_command(sock, "resume") == {"ok": True, "state": "idle"}
+        stalled[0].setblocking(False)  # already let go, unanswered (its own deadline is seconds away)
+        assert stalled[0].recv(100) == b""
+        assert [e["command"] for e in h.of("control")] == ["pause", "resume"]
 
 
 # --- drop-oldest catches up -------------------------------------------------------------------------------------
