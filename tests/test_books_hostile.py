@@ -1,4 +1,4 @@
-"""Hostile books: archives that inflate past the limit, markup shaped to take quadratic time."""
+"""Hostile books: archives that inflate past the limit, markup shaped to take quadratic time, escapes in titles."""
 
 from __future__ import annotations
 
@@ -50,3 +50,14 @@ def test_hostile_markup_is_read_in_linear_time(make: Callable[[int], str]) -> No
     spent = [min(_cost(make, size) for _ in range(2)) for size in (small, large)]
     # Eight times the input: about eight times the work when linear, sixty-four when quadratic.
     assert spent[1] < max(spent[0], 0.01) * 8 * 3, spent
+
+
+def test_a_books_titles_carry_no_terminal_escapes(tmp_path: Path) -> None:
+    from book_helpers import NAV
+    from speakcli.cli.progress import _short
+
+    # EPUB 3's table of contents is read by an HTML parser, which passes raw control characters through.
+    nav = NAV.replace("The Beginning", "The \x1b]0;owned\x07Beginning\x1b[2J")
+    book = read_book([str(make_epub(tmp_path / "book.epub", files={"OEBPS/nav.xhtml": nav}))])
+    assert {item.chapter_title for item in book.items} == {"The ]0;owned Beginning", "The End & After"}
+    assert _short("a\x1b[31mred\x1b[0m\x07 title") == "a red title"

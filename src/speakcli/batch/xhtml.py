@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
+from speakcli.text import normalize
+
 # Read with the standard library's HTML parser, never an XML one: it expands only HTML's own named character
 # references, so no DOCTYPE can declare an entity, fetch a file or a URL, or multiply text (no XXE, no entity bombs).
 
@@ -108,7 +110,6 @@ _NOTE_TYPES = frozenset(["footnote", "endnote", "rearnote", "doc-footnote", "doc
 _MARKER = re.compile(r"[\[(]?(?:\d{1,4}[a-z]?|[a-z]|[ivxlcdm]{1,6}|[*†‡§¶#]{1,4}|[↩↑⤴^])[\])]?[.,:]?", re.I)
 _BRACKETS_ONLY = re.compile(r"[\s\[\](),.;:]*")
 _INVISIBLE = re.compile("[\u00ad\u200b\u2060\ufeff]")  # soft hyphens, zero-width spaces, word joiners, BOMs
-_SPACES = re.compile(r"\s+")
 _HEADING = re.compile(r"h([1-6])")
 # A DOCTYPE with an internal subset ([...]): the HTML parser would end it at the first ">" inside and read the rest
 # as text, so it is cut whole first (and what it declares is never used). Found by plain searches from the first
@@ -136,8 +137,9 @@ class Document:
 
 
 def clean(text: str) -> str:
-    """Whitespace collapsed, invisible characters gone."""
-    return _SPACES.sub(" ", _INVISIBLE.sub("", text)).strip()
+    """Whitespace collapsed, invisible characters gone, control characters (a terminal's escapes) made spaces: an
+    HTML parser passes them through, and a title goes to the terminal, the M4B and the chapters file."""
+    return normalize(_INVISIBLE.sub("", text))
 
 
 def read_xhtml(markup: str, targets: frozenset[str] = frozenset()) -> Document:
