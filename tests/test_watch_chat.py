@@ -20,6 +20,7 @@ from speakcli.errors import ExitStatus, UnreachableError
 from speakcli.testing import FakeEngine, StalledPlayer, voiced, write_clip
 from speakcli.watch.channel import send_command, socket_path
 from speakcli.watch.follower import Follower
+from speakcli.watch.parsing import Parsed, Voicing
 from test_watch import Harness, _events, _spawn_watch, _wait_events, append
 
 PATTERN = "^(?P<speaker>[^:]{1,32}): (?P<text>.*)$"
@@ -142,6 +143,24 @@ def test_announce_only_when_the_speaker_changes(tmp_path: Path) -> None:
     ]
     # The events keep the line as written.
     assert [e["text"] for e in h.of("read")] == ["hi", "again", "yo", "system line", "back", "more"]
+
+
+def test_a_speaker_pattern_takes_time_bounded_whatever_a_lines_length() -> None:
+    import time
+
+    from speakcli.watch.parsing import PATTERN_HEAD, LineParser
+
+    # Unanchored, as a user may well write it: quadratic in what it searches on a line with no colon.
+    parser = LineParser("text", r"(?P<speaker>[^:]+):\s*(?P<text>.*)")
+    spent = []
+    for size in (8_000, 128_000):  # sixteen times as long: 256 times the work if the whole line were searched
+        line = "a" * size
+        started = time.process_time()
+        assert parser.parse(line) == Parsed(line)  # no speaker: said whole
+        spent.append(time.process_time() - started)
+    assert spent[1] < max(spent[0], 0.01) * 8, spent
+    long = "bob: " + "word " * PATTERN_HEAD + "end"  # its text group runs past the part searched
+    assert parser.parse(long) == Parsed(long[5:], Voicing(speaker="bob"))
 
 
 @pytest.mark.slow
