@@ -1,4 +1,4 @@
-"""Hostile books: archives that inflate past the limit, markup shaped to take quadratic time, escapes in titles."""
+"""Hostile books: archives inflating past the limit, quadratic markup, escapes in titles, a deep table of contents."""
 
 from __future__ import annotations
 
@@ -61,3 +61,19 @@ def test_a_books_titles_carry_no_terminal_escapes(tmp_path: Path) -> None:
     book = read_book([str(make_epub(tmp_path / "book.epub", files={"OEBPS/nav.xhtml": nav}))])
     assert {item.chapter_title for item in book.items} == {"The ]0;owned Beginning", "The End & After"}
     assert _short("a\x1b[31mred\x1b[0m\x07 title") == "a red title"
+
+
+def test_a_table_of_contents_nested_thousands_deep_is_read(tmp_path: Path) -> None:
+    import re
+
+    from book_helpers import NCX
+
+    opf = re.sub(r'\s*<item id="nav"[^>]*/>', "", OPF).replace('<itemref idref="nav"/>', "")  # the NCX is read
+    point = '<navPoint id="p{n}"><navLabel><text>Level {n}</text></navLabel><content src="text/ch2.xhtml"/>'
+    deep = "".join(point.format(n=n) for n in range(5000)) + "</navPoint>" * 5000  # past Python's recursion limit
+    ncx = NCX.replace("<navMap>", "<navMap>" + deep)
+    book = epub_module.read_epub(
+        make_epub(tmp_path / "book.epub", files={"OEBPS/content.opf": opf, "OEBPS/toc.ncx": ncx})
+    )
+    assert [(e.title, e.depth) for e in book.toc[:2]] == [("Level 0", 1), ("Level 1", 2)]
+    assert book.toc[4999].depth == 5000 and book.toc[5000].title == "The Beginning"

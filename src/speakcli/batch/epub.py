@@ -313,14 +313,13 @@ def _ncx_toc(archive: _Archive, ncx: str) -> list[TocEntry]:
     nav_map = _first(root, "navMap")
     entries: list[TocEntry] = []
 
-    def walk(element: ET.Element, depth: int) -> None:
-        for point in _children(element, "navPoint"):
-            label, content = _first(point, "navLabel"), next(_children(point, "content"), None)
-            title = _text(label)
-            if title and content is not None and content.get("src"):
-                entries.append(TocEntry(title, *_join(ncx, content.get("src", "")), depth=depth))
-            walk(point, depth + 1)
-
-    if nav_map is not None:
-        walk(nav_map, 1)
+    # Depth first with a stack of its own, not recursion: a hostile NCX nests navPoints thousands deep.
+    stack = [] if nav_map is None else [(point, 1) for point in reversed(list(_children(nav_map, "navPoint")))]
+    while stack:
+        point, depth = stack.pop()
+        label, content = next(_children(point, "navLabel"), None), next(_children(point, "content"), None)
+        title = _text(label)
+        if title and content is not None and content.get("src"):
+            entries.append(TocEntry(title, *_join(ncx, content.get("src", "")), depth=depth))
+        stack += [(child, depth + 1) for child in reversed(list(_children(point, "navPoint")))]
     return entries
