@@ -77,3 +77,13 @@ def test_a_table_of_contents_nested_thousands_deep_is_read(tmp_path: Path) -> No
     )
     assert [(e.title, e.depth) for e in book.toc[:2]] == [("Level 0", 1), ("Level 1", 2)]
     assert book.toc[4999].depth == 5000 and book.toc[5000].title == "The Beginning"
+
+
+@pytest.mark.parametrize("encoding", ["idna", "undefined", "punycode"])
+def test_a_chapter_declaring_a_codec_that_is_no_charset_is_read_as_utf8(tmp_path: Path, encoding: str) -> None:
+    from book_helpers import CHAPTER_2
+
+    # idna and undefined refused to decode at all (UnicodeError: exit 1); punycode read the chapter as nothing.
+    chapter = CHAPTER_2.replace('encoding="UTF-8"', f'encoding="{encoding}"')
+    book = read_book([str(make_epub(tmp_path / "book.epub", files={"OEBPS/text/ch2.xhtml": chapter}))])
+    assert [i.text for i in book.items if i.chapter == 2][-1] == "Nobody minded at all."

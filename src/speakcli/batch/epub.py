@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import posixpath
 import re
 import xml.etree.ElementTree as ET
@@ -22,6 +23,9 @@ COVER_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp", "
 # Font obfuscation (IDPF's and Adobe's) hides only fonts; any other encryption of a book's files is DRM.
 _FONT_OBFUSCATION = frozenset({"http://www.idpf.org/2008/embedding", "http://ns.adobe.com/pdf/enc#RC"})
 _DRM_FILES = ("META-INF/rights.xml", "META-INF/sinf.xml")  # Adobe ADEPT, Apple FairPlay
+# Python codecs that decode bytes to text but are no document's character set: they would read a chapter as
+# nothing ("punycode") or as escapes expanded ("unicode_escape").
+_NOT_CHARSETS = frozenset({"idna", "punycode", "unicode-escape", "raw-unicode-escape", "undefined"})
 _XML_ENCODING = re.compile(rb"""^<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 
 
@@ -99,8 +103,10 @@ def _decode(data: bytes) -> str:
     m = _XML_ENCODING.match(data.lstrip(b"\xef\xbb\xbf"))
     encoding = m.group(1).decode() if m else "utf-8"
     try:
+        if codecs.lookup(encoding).name in _NOT_CHARSETS:
+            encoding = "utf-8"
         return data.decode(encoding, errors="replace").lstrip("\ufeff")
-    except LookupError:
+    except (LookupError, UnicodeError):  # no such encoding, or one that refuses to replace bad bytes ("idna")
         return data.decode("utf-8", errors="replace").lstrip("\ufeff")
 
 
