@@ -87,3 +87,12 @@ def test_a_chapter_declaring_a_codec_that_is_no_charset_is_read_as_utf8(tmp_path
     chapter = CHAPTER_2.replace('encoding="UTF-8"', f'encoding="{encoding}"')
     book = read_book([str(make_epub(tmp_path / "book.epub", files={"OEBPS/text/ch2.xhtml": chapter}))])
     assert [i.text for i in book.items if i.chapter == 2][-1] == "Nobody minded at all."
+
+
+def test_a_book_of_more_paragraphs_than_the_limit_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each paragraph becomes an item in memory: 400,000 "<p>Hi.</p>" compress to a 10 KB EPUB and took 266 MB.
+    monkeypatch.setattr(epub_module, "MAX_PARAGRAPHS", 30)
+    read_book([str(make_epub(tmp_path / "plain.epub"))])  # the test book's paragraphs are under it
+    many = "<body>" + "<p>Hi.</p>" * 31 + "</body>"
+    with pytest.raises(UsageError, match=r"book\.epub is not a valid EPUB: it has more than 30 paragraphs"):
+        read_book([str(make_epub(tmp_path / "book.epub", files={"OEBPS/text/ch2.xhtml": many}))])

@@ -12,12 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urldefrag
 
-from speakcli.batch.xhtml import Document, clean, read_xhtml
+from speakcli.batch.xhtml import Document, TooManyBlocks, clean, read_xhtml
 from speakcli.errors import UsageError
 
 MAX_MEMBER = 64 * 1024 * 1024  # no book's chapter or cover is this large; a zip bomb's member is
 # All that is read, together: a small archive may list one compressed member many times, or many members.
 MAX_BOOK = 128 * 1024 * 1024
+# Paragraphs in all, each an item held in memory (about 700 bytes): "<p>Hi.</p>" is 10 bytes, and compresses
+# 400:1. The longest books (complete works, a Bible in verses) have tens of thousands.
+MAX_PARAGRAPHS = 500_000
 CONTENT_TYPES = frozenset({"application/xhtml+xml", "text/html", "application/html"})
 COVER_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp"})
 # Font obfuscation (IDPF's and Adobe's) hides only fonts; any other encryption of a book's files is DRM.
@@ -223,6 +226,7 @@ def _read(archive: _Archive) -> Epub:
         if entry.anchor:
             anchors.setdefault(entry.path, set()).add(entry.anchor)
     parts = []
+    paragraphs = 0
     for ref in _children(spine, "itemref"):
         found = manifest.get(ref.get("idref", ""))
         if found is None or ref.get("linear") == "no":
@@ -231,7 +235,12 @@ def _read(archive: _Archive) -> Epub:
         if media_type not in CONTENT_TYPES or doc_path == nav:
             continue  # an image page, or the table of contents itself: nothing to read aloud
         text = _decode(archive.read(doc_path))
-        parts.append(Part(doc_path, read_xhtml(text, frozenset(anchors.get(doc_path, ())))))
+        try:
+            document = read_xhtml(text, frozenset(anchors.get(doc_path, ())), MAX_PARAGRAPHS - paragraphs)
+        except TooManyBlocks:
+            raise archive.bad(f"it has more than {MAX_PARAGRAPHS:,} paragraphs") from None
+        paragraphs += len(document.blocks)
+        parts.append(Part(doc_path, document))
     if not parts:
         raise archive.bad(f"{opf_path}'s spine lists no content documents")
     return Epub(_info(archive, opf, manifest), parts, toc)

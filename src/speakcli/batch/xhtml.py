@@ -142,9 +142,14 @@ def clean(text: str) -> str:
     return normalize(_INVISIBLE.sub("", text))
 
 
-def read_xhtml(markup: str, targets: frozenset[str] = frozenset()) -> Document:
-    """The text of one content document; `targets` are element ids (table of contents anchors) to locate."""
-    reader = _Reader(targets)
+class TooManyBlocks(Exception):
+    """A document holds more paragraphs than the reader was allowed to keep."""
+
+
+def read_xhtml(markup: str, targets: frozenset[str] = frozenset(), max_blocks: int | None = None) -> Document:
+    """The text of one content document; `targets` are element ids (table of contents anchors) to locate. Past
+    `max_blocks` paragraphs, `TooManyBlocks` (each is kept, and becomes an item: memory)."""
+    reader = _Reader(targets, max_blocks)
     reader.feed(_without_subset(markup))
     reader.close()
     return reader.document()
@@ -177,9 +182,10 @@ def _tokens(attrs: dict[str, str | None], *names: str) -> set[str]:
 
 
 class _Reader(HTMLParser):
-    def __init__(self, targets: frozenset[str]) -> None:
+    def __init__(self, targets: frozenset[str], max_blocks: int | None = None) -> None:
         super().__init__(convert_charrefs=True)
         self.targets = targets
+        self.max_blocks = max_blocks
         self.blocks: list[Block] = []
         self.notes: list[Block] = []
         self.marks: dict[str, int] = {}
@@ -210,6 +216,8 @@ class _Reader(HTMLParser):
         self.parts = []
         if text:
             (self.notes if self.in_note else self.blocks).append(Block(text, self.heading))
+            if self.max_blocks is not None and len(self.blocks) + len(self.notes) > self.max_blocks:
+                raise TooManyBlocks
 
     # -- elements ------------------------------------------------------------------------------------------------
     def handle_starttag(self, tag: str, attr_list: list[tuple[str, str | None]]) -> None:
