@@ -163,6 +163,31 @@ def test_a_speaker_pattern_takes_time_bounded_whatever_a_lines_length() -> None:
     assert parser.parse(long) == Parsed(long[5:], Voicing(speaker="bob"))
 
 
+def test_a_flood_of_new_speakers_is_remembered_within_bounds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from speakcli.watch import casting, state
+    from speakcli.watch.casting import Casting
+
+    monkeypatch.setattr(casting, "MAX_SPEAKERS", 50)
+    monkeypatch.setattr(state, "MAX_SPEAKERS", 50)
+    writes = []
+    keeper = state.StateFile(tmp_path / "w.json")
+    real_write = keeper._write
+    monkeypatch.setattr(keeper, "_write", lambda now: (writes.append(now), real_write(now)))
+    pool = ["anna", "bert", "carl"]
+    cast = Casting(None, pool, True, keeper.voices, keeper.remember_voice)
+    # Each new name once rewrote the whole state file and recounted every speaker: 8,000 names took 18.7 s.
+    for n in range(500):
+        cast.voice_for(Voicing(speaker=f"user {n} " + "x" * 1000))
+    assert len(writes) < 50  # at most 5 a second, not one per name
+    keeper.flush()
+    kept = json.loads((tmp_path / "w.json").read_text())["voices"]
+    assert list(kept) == list(cast.assigned) and len(kept) == 50  # the newest 50 names
+    assert all(key.startswith("user 4") and len(key) == casting.MAX_SPEAKER_KEY for key in kept)
+    counts = [list(cast.assigned.values()).count(v) for v in pool]
+    assert cast._uses == dict(zip(pool, counts, strict=True)) and max(counts) - min(counts) <= 1  # still balanced
+    keeper.close()
+
+
 @pytest.mark.slow
 def test_cli_refuses_bad_chat_options_before_the_first_line(tmp_path: Path) -> None:
     from helpers import run_cli
