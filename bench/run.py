@@ -17,6 +17,7 @@ SECTIONS = {
     "latents": "latents",
     "watch": "watch",
     "watch-burst": "watch_burst",
+    "watch-chat": "watch_chat",
     "batch": "batch",
     "serve": "serve",
     "ray-batch": "ray_batch",

@@ -21,9 +21,10 @@ from speakcli.settings import Settings
 from speakcli.testing import voiced, write_clip
 
 SETTING_ENV = {f.name: f.metadata["env"] for f in fields(Settings)}
-# What Typer or click print when a parameter names no metavar: Python types, or click's type names.
+# What Typer or click print when a parameter names no metavar: Python types, or click's type names (a regex's
+# named group in an example, `(?P<text>...)`, is not one).
 TYPE_NAMES = re.compile(
-    r"<(str|int|float|bool|path|file|text|datetime|uuid|list\[[^>]*\]|[a-z]+ range)>|\b(INTEGER|FLOAT)( RANGE)?\b"
+    r"(?<!\?P)<(str|int|float|bool|path|file|text|datetime|uuid|list\[[^>]*\]|[a-z]+ range)>|\b(INTEGER|FLOAT)( RANGE)?\b"
     r"|\blist\["
 )
 

@@ -239,3 +239,108 @@ def test_a_wyoming_stream_of_markdown_reaches_the_engine_read_aloud_with_the_lex
 
         asyncio.run(asyncio.wait_for(scenario(), 120))
     assert " ".join(engine.texts) == " ".join([*SAID[:-1], "That's it, good game!"]), engine.texts
+
+
+# -- the watch daemon's lexicon file ----------------------------------------------------------------------------
+
+
+def test_a_watch_daemon_speaks_the_next_line_with_its_changed_lexicon_and_keeps_it_when_broken(
+    recorded: Any, lexicon: Path, tmp_path: Path
+) -> None:
+    """The daemon as the CLI builds it (a LineSpeaker over the service, the lexicon file checked before each line):
+    an edit, a broken file (kept, told once), a replaced file."""
+    import os
+    import threading
+
+    from speakcli.watch import EventLog, WatchDaemon, WatchOptions
+    from speakcli.watch.relexicon import LexiconFile
+    from speakcli.watch.speaking import LineSpeaker
+
+    service = recorded(lexicon=lexicon)
+    events: list[dict[str, Any]] = []
+    cv = threading.Condition()
+
+    def record(event: dict[str, Any]) -> None:
+        with cv:
+            events.append(event)
+            cv.notify_all()
+
+    log = EventLog(None)
+    log.listeners.append(record)
+    chat = tmp_path / "chat.txt"
+    chat.touch()
+    speak = LineSpeaker(service, stream=False, lexicon=LexiconFile(lexicon, service, log))
+    daemon = WatchDaemon(chat, speak, service.sample_rate, WatchOptions(poll_interval=0.2, pause=0.0), events=log)
+
+    def said(text: str) -> str:
+        """Write a line; what the engine was given for it."""
+        with cv:
+            before = sum(e["event"] == "synthesized" for e in events)
+        with chat.open("a", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+        with cv:
+            assert cv.wait_for(lambda: sum(e["event"] == "synthesized" for e in events) > before, 30), events[-3:]
+        return recorded.engine.texts[-1]
+
+    def told() -> list[dict[str, Any]]:
+        with cv:
+            return [e for e in events if e["event"] == "lexicon"]
+
+    daemon.start()
+    try:
+        assert said("gg") == "good game" and told() == []
+        lexicon.write_text("gg\twell played\n", encoding="utf-8")  # edited in place
+        assert said("gg") == "well played"
+        assert told() == [{**told()[0], "file": str(lexicon), "words": 1}]
+        lexicon.write_text("gg no tab\n", encoding="utf-8")  # broken: the lexicon in use stays, told once
+        assert said("gg, again") == "well played, again" and said("gg") == "well played"
+        assert [e.get("error", "") for e in told()[1:]] == [
+            f"lexicon {lexicon}, line 1: no tab; write the word, a tab, then how to say it (or use a .toml file)"
+        ]
+        fresh = tmp_path / "words.new"
+        fresh.write_text("gg\tgee gee\n", encoding="utf-8")
+        os.replace(fresh, lexicon)  # an editor's save: a new file under the name
+        assert said("gg") == "gee gee" and told()[-1]["words"] == 1
+    finally:
+        daemon.stop()
+        assert daemon.join(20)
+
+
+@pytest.mark.slow
+def test_a_watch_process_reads_its_changed_lexicon_with_the_piper_voice(tmp_path: Path) -> None:
+    """`speakcli watch --lexicon` end to end: after the file changes, the next line is longer by the new words."""
+    import signal
+    import subprocess
+    import sys
+
+    from helpers import read
+    from test_watch import _wait_events
+
+    words = tmp_path / "words.toml"
+    words.write_text('gg = "ok"\n', encoding="utf-8")
+    chat, events = tmp_path / "chat.txt", tmp_path / "events.jsonl"
+    chat.touch()
+    args = ["--engine", "piper", "--no-play", "-d", str(tmp_path / "out"), "--lexicon", str(words)]
+    args += ["--events", str(events), "--poll-interval", "0.2", "--no-state"]
+    proc = subprocess.Popen([sys.executable, "-m", "speakcli", "watch", str(chat), *args], stderr=subprocess.PIPE)
+    try:
+
+        def written(n: int) -> list[dict[str, Any]]:
+            got = _wait_events(events, lambda ev: sum(e["event"] == "written" for e in ev) >= n, proc, timeout=180)
+            return [e for e in got if e["event"] in ("written", "lexicon")]
+
+        _wait_events(events, lambda ev: any(e["event"] == "started" for e in ev), proc, timeout=180)
+        chat.write_text("gg\n", encoding="utf-8")
+        first = written(1)
+        words.write_text('gg = "a good game, well played by everyone on both of the teams"\n', encoding="utf-8")
+        with chat.open("a", encoding="utf-8") as fh:
+            fh.write("gg\n")
+        second = written(2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+        proc.stderr.close()  # type: ignore[union-attr]
+    assert [e["event"] for e in second] == ["written", "lexicon", "written"]
+    assert second[1]["words"] == 1
+    short, long = (len(read(Path(e["file"]))[0]) for e in (first[0], second[2]))
+    assert long > 4 * short, (short, long)

@@ -146,6 +146,7 @@ def watch(
     from speakcli.watch import EventLog, FolderSink, WatchOptions, check_encoding, check_target, default_state_file
     from speakcli.watch.casting import VoiceMap, check_announce
     from speakcli.watch.parsing import LineParser
+    from speakcli.watch.relexicon import LexiconFile
     from speakcli.watch.speaking import LineSpeaker
 
     out_format = _check_flags(play, output_dir, format_out, long_lines, overflow, skip_regex)
@@ -175,7 +176,8 @@ def watch(
         )
         speaker = open_service(settings)
         announce_engine(speaker, silent)
-        lines = LineSpeaker(speaker, stream=play)
+        words = LexiconFile(settings.lexicon, speaker, log) if settings.lexicon is not None else None
+        lines = LineSpeaker(speaker, stream=play, lexicon=words)
         pool = _check_voices(lines, voice_map, voices, auto_voices)
         options = WatchOptions(
             from_start=from_start,

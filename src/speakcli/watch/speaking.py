@@ -11,21 +11,26 @@ if TYPE_CHECKING:
     from speakcli.engines.base import SynthesisOptions, Voice
     from speakcli.service import SpeechService
     from speakcli.watch.lines import Line
+    from speakcli.watch.relexicon import LexiconFile
 
 CACHE = 256  # voices and option sets kept resolved; lines may name any number of them
 
 
 class LineSpeaker:
-    """`speak(text, line)` for the daemon: resolves each voice and option set once (a bad one fails its line)."""
+    """`speak(text, line)` for the daemon: resolves each voice and option set once (a bad one fails its line).
+    With a `lexicon` file, each line is spoken with the lexicon the file holds when the line is submitted."""
 
-    def __init__(self, service: SpeechService, stream: bool) -> None:
+    def __init__(self, service: SpeechService, stream: bool, lexicon: LexiconFile | None = None) -> None:
         self.service = service
         self.stream = stream
+        self.lexicon = lexicon
         self.default = service.voice()  # --voice: a bad one is refused here, at start
         self._voices: dict[str, Voice | SpeakError | None] = {}
         self._options: dict[tuple[str | None, float | None], SynthesisOptions | SpeakError] = {}
 
     def __call__(self, text: str, line: Line) -> Any:
+        if self.lexicon is not None:
+            self.lexicon.refresh()
         voice = self.default if line.voice is None else self.voice(line.voice)
         return self.service.speak(text, voice, self.options(line.voicing.language, line.voicing.speed))
 
