@@ -96,3 +96,19 @@ def test_a_book_of_more_paragraphs_than_the_limit_is_refused(tmp_path: Path, mon
     many = "<body>" + "<p>Hi.</p>" * 31 + "</body>"
     with pytest.raises(UsageError, match=r"book\.epub is not a valid EPUB: it has more than 30 paragraphs"):
         read_book([str(make_epub(tmp_path / "book.epub", files={"OEBPS/text/ch2.xhtml": many}))])
+
+
+def test_many_chapters_at_one_place_make_one_short_title(tmp_path: Path) -> None:
+    from book_helpers import NAV
+    from speakcli.batch import sections
+
+    # 80,000 entries pointing at one place took 67 s (each name compared with all before it) and made one title
+    # of all their names, written in every item's manifest row.
+    links = "".join(f'<li><a href="text/chapter%201.xhtml#nowhere">Entry {i}</a></li>' for i in range(5000))
+    nav = NAV.replace('<li><a href="text/chapter%201.xhtml">', links + '<li><a href="text/chapter%201.xhtml">')
+    long_title = "The End " + "and after " * 100
+    nav = nav.replace("The End &amp; After", long_title)
+    book = read_book([str(make_epub(tmp_path / "book.epub", files={"OEBPS/nav.xhtml": nav}))])
+    titles = [t for t in dict.fromkeys(item.chapter_title for item in book.items) if t]
+    assert titles[0] == "Entry 0: Entry 1: Entry 2" and len(titles) == 2, titles
+    assert len(titles[1]) == sections.MAX_TITLE and titles[1].startswith("The End and after")
