@@ -245,6 +245,7 @@ def test_lexicon_files_toml_and_tsv(tmp_path: Path) -> None:
     ("name", "content", "says"),
     [
         ("bad.toml", 'lol = "a"\nlol = "b"\n', "not valid TOML"),
+        ("bad.toml", "lol = " + "[" * 5000, "not valid TOML (nested too deeply)"),  # past the recursion limit
         ("bad.toml", "lol = 3\n", 'write it as word = "how to say it"'),
         ("bad.toml", '"" = "nothing"\n', "the word is empty"),
         ("bad.tsv", "lol laughing\n", "line 1: no tab"),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import tomllib
 
+from speakcli import tomltext
 from speakcli.errors import UsageError
 from speakcli.watch.parsing import Voicing
 
@@ -34,7 +35,7 @@ class VoiceMap:
     @classmethod
     def load(cls, path: Path) -> VoiceMap:
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = tomltext.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise UsageError(f"voice map {path} does not exist") from None
         except (OSError, UnicodeDecodeError) as exc:
