@@ -68,7 +68,7 @@ def test_jsonl_rows_fail_alone_and_empty_rows_are_skipped(tmp_path: Path) -> Non
     rows = tmp_path / "rows.jsonl"
     rows.write_text(
         '{"text": "ok", "voice": "joe", "speed": 1.5}\n[1]\n{"text": ""}\n{"text": "x", "pitch": 2}\n{bad\n'
-        '{"voice": "joe"}\n{"text": 5}\n{"text": "... !!! ???"}\n{"text": "\\u0000\\u0007"}\n'
+        '{"voice": "joe"}\n{"text": 5}\n{"text": "... !!! ???"}\n{"text": "\\u0000\\u0007"}\n' + "[" * 5000 + "\n"
     )
     items = read_items([str(rows)])
     assert items[0].text == "ok" and items[0].voice == "joe" and items[0].speed == 1.5 and items[0].error is None
@@ -81,6 +81,7 @@ def test_jsonl_rows_fail_alone_and_empty_rows_are_skipped(tmp_path: Path) -> Non
         ("rows.jsonl:7", "text must be a string", None),
         ("rows.jsonl:8", None, "nothing to say (only punctuation or symbols)"),
         ("rows.jsonl:9", None, "nothing to say (only punctuation or symbols)"),
+        ("rows.jsonl:10", "invalid JSON at column 1 (nested too deeply)", None),  # past the parser's recursion
     ]
 
 

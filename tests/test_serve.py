@@ -355,7 +355,7 @@ def test_a_client_that_leaves_a_whole_file_request_cancels_it(server: Served) ->
     before = len(server.jobs)
     with socket.create_connection((parts.hostname, parts.port)) as sock:
         sock.sendall(
-            b"POST /v1/synthesize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /v1/synthesize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             + f"Content-Length: {len(body)}\r\n\r\n".encode()
             + body
         )

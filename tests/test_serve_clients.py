@@ -135,11 +135,37 @@ def test_a_page_from_another_origin_gets_a_json_403(client: httpx.Client, origin
     assert direct.status_code == 403 and direct.json()["error"]["code"] == "origin_not_allowed"
 
 
-def test_the_servers_own_pages_and_clients_without_origin_pass(client: httpx.Client) -> None:
+def test_the_servers_own_pages_and_clients_without_origin_pass(server: Served, client: httpx.Client) -> None:
+    from starlette.testclient import TestClient
+
+    from speakcli.web.app import create_app
+
     assert client.get("/speakers").status_code == 200  # curl, SDKs, <audio src>: no Origin
-    # Its own /docs page, reached under a name other than loopback: same origin, so not a CORS request.
-    own = client.get("/speakers", headers={"Host": "speak.lan:8020", "Origin": "http://speak.lan:8020"})
+    port = server.url.rsplit(":", 1)[1]
+    own = client.get("/speakers", headers={"Host": f"localhost:{port}", "Origin": f"http://localhost:{port}"})
     assert own.status_code == 200 and "access-control-allow-origin" not in own.headers
+    # A server listening off loopback (no socket here: the app alone), its /docs page reached by its LAN name:
+    # same origin, so not a CORS request.
+    lan = TestClient(create_app(server.gateway), base_url="http://speak.lan:8020")
+    own = lan.get("/speakers", headers={"Origin": "http://speak.lan:8020"})
+    assert own.status_code == 200 and "access-control-allow-origin" not in own.headers
+
+
+@pytest.mark.parametrize("name", ["evil.example", "127.0.0.1.evil.example", "localhost.evil.example", "[::2]"])
+def test_a_loopback_server_answers_no_request_made_to_another_name(
+    server: Served, client: httpx.Client, name: str
+) -> None:
+    # DNS rebinding: a page at http://evil.example:PORT points that name at 127.0.0.1; to the browser it is then
+    # the server's own origin (its requests carry that Host, and that Origin or none).
+    host = f"{name}:{server.url.rsplit(':', 1)[1]}"
+    before = len(server.jobs)
+    for headers in ({"Host": host}, {"Host": host, "Origin": f"http://{host}"}):
+        listed = client.get("/v1/audio/voices", headers=headers)
+        spoken = client.post("/v1/audio/speech", json={"input": TEXT, "voice": "alloy"}, headers=headers)
+        for r in (listed, spoken):
+            assert r.status_code == 403 and r.json()["error"]["code"] == "host_not_allowed", r.text
+    assert len(server.jobs) == before  # nothing was spoken for it
+    assert client.get("/v1/audio/voices", headers={"Host": "[::1]:8020"}).status_code == 200
 
 
 def test_cors_flags_allow_the_origins_they_name_or_any() -> None:

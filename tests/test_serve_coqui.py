@@ -187,7 +187,10 @@ def test_non_finite_numbers_and_pickles_are_refused(tmp_path: Path) -> None:
         pickled = client.post(
             "/tts", content=pickle.dumps(tripwire), headers={"content-type": "application/octet-stream"}
         )
+        deep = '{"text": "Hi.", "gpt_cond_latent": ' + "[" * 5000 + "]" * 5000 + "}"  # past the parser's recursion
+        nested = client.post("/tts", content=deep, headers={"content-type": "application/json"})
     assert nan.status_code == 400 and "finite" in nan.json()["error"]["message"]
+    assert nested.status_code == 400 and "nested too deeply" in nested.json()["error"]["message"], nested.text
     assert pickled.status_code == 400 and "not JSON" in pickled.json()["error"]["message"]
     assert not (tmp_path / "unpickled").exists()
     assert served.jobs == []

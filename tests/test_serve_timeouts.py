@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 TIMEOUTS = Timeouts(keep_alive=1, head=1.0, body=1.0)
 CLOSED_WITHIN = 30.0  # how long a test waits for the server to close (far past every deadline above)
-HEAD = b"POST /v1/synthesize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+HEAD = b"POST /v1/synthesize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def test_a_body_sent_a_byte_at_a_time_is_cut_off_and_its_request_never_runs(serv
 
 def test_an_idle_connection_after_a_response_is_closed(server: Served) -> None:
     with connect(server) as sock:
-        sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         reply = b""
         while b'"ok"}' not in reply:
             chunk = sock.recv(65536)

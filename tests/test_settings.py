@@ -55,6 +55,7 @@ def test_config_file_location_follows_xdg(tmp_path: Path, monkeypatch: pytest.Mo
         ({"env": {"SPEAKCLI_ENGINE": "espeak"}}, "SPEAKCLI_ENGINE: engine = 'espeak' is unknown"),
         ({"config": "speeed = 2\n"}, "CFG: unknown key(s) speeed"),
         ({"config": "speed = [\n"}, "config file CFG is not valid TOML: "),
+        ({"config": "speed = " + "[" * 5000}, "config file CFG is not valid TOML: nested too deeply"),
         ({"config": "speed = [\n"}, "in 'speed = ['"),  # the key, even when TOML cannot parse the line
         ({"config": 'speed = 1..5\nlanguage = "de"\n'}, "(at line 1, column 10) in 'speed = 1..5'"),
         ({"config": "speed = 10\n"}, "config file CFG: speed = 10 is out of range"),

@@ -113,6 +113,9 @@ def test_what_only_looks_like_markup_is_text() -> None:
         assert read_aloud(text) == text
     assert said("In the year\n1984. It was cold.") == ["In the year 1984.", "It was cold."]  # no list: 1984 is text
     assert read_aloud(r"\*not emphasis\*") == "*not emphasis*"
+    # A "link" whose address never closes on its line has none: the words after it are read, not dropped.
+    assert read_aloud("See [this](and the rest of my message\nNext.") == "See this(and the rest of my message\nNext."
+    assert read_aloud("I mean [sic] (really, truly") == "I mean sic (really, truly"
 
 
 def test_headings_rules_and_quotes_drop_their_markers() -> None:
@@ -242,6 +245,7 @@ def test_lexicon_files_toml_and_tsv(tmp_path: Path) -> None:
     ("name", "content", "says"),
     [
         ("bad.toml", 'lol = "a"\nlol = "b"\n', "not valid TOML"),
+        ("bad.toml", "lol = " + "[" * 5000, "not valid TOML (nested too deeply)"),  # past the recursion limit
         ("bad.toml", "lol = 3\n", 'write it as word = "how to say it"'),
         ("bad.toml", '"" = "nothing"\n', "the word is empty"),
         ("bad.tsv", "lol laughing\n", "line 1: no tab"),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +20,7 @@ from speakcli.errors import ExitStatus, UnreachableError
 from speakcli.testing import FakeEngine, StalledPlayer, voiced, write_clip
 from speakcli.watch.channel import send_command, socket_path
 from speakcli.watch.follower import Follower
+from speakcli.watch.parsing import Parsed, Voicing
 from test_watch import Harness, _events, _spawn_watch, _wait_events, append
 
 PATTERN = "^(?P<speaker>[^:]{1,32}): (?P<text>.*)$"
@@ -46,6 +49,7 @@ def test_jsonl_lines_carry_batch_fields_and_fail_with_batch_errors(tmp_path: Pat
         '["a list"]',
         '{"voice": "anna"}',
         '{"text": "fast", "speed": "quick"}',
+        "[" * 5000,  # nested past the JSON parser's recursion limit
         '{"text": "last"}',
     ]
     with Harness(path, input_format="jsonl") as h:
@@ -63,6 +67,7 @@ def test_jsonl_lines_carry_batch_fields_and_fail_with_batch_errors(tmp_path: Pat
         "error: not a JSON object",
         "error: no text",
         "error: speed 'quick' is not a number",
+        "error: invalid JSON at column 1 (nested too deeply)",
     ]
     assert h.said == [("hello", "anna"), ("no voice", None), ("last", None)]
 
@@ -138,6 +143,49 @@ def test_announce_only_when_the_speaker_changes(tmp_path: Path) -> None:
     ]
     # The events keep the line as written.
     assert [e["text"] for e in h.of("read")] == ["hi", "again", "yo", "system line", "back", "more"]
+
+
+def test_a_speaker_pattern_takes_time_bounded_whatever_a_lines_length() -> None:
+    import time
+
+    from speakcli.watch.parsing import PATTERN_HEAD, LineParser
+
+    # Unanchored, as a user may well write it: quadratic in what it searches on a line with no colon.
+    parser = LineParser("text", r"(?P<speaker>[^:]+):\s*(?P<text>.*)")
+    spent = []
+    for size in (8_000, 128_000):  # sixteen times as long: 256 times the work if the whole line were searched
+        line = "a" * size
+        started = time.process_time()
+        assert parser.parse(line) == Parsed(line)  # no speaker: said whole
+        spent.append(time.process_time() - started)
+    assert spent[1] < max(spent[0], 0.01) * 8, spent
+    long = "bob: " + "word " * PATTERN_HEAD + "end"  # its text group runs past the part searched
+    assert parser.parse(long) == Parsed(long[5:], Voicing(speaker="bob"))
+
+
+def test_a_flood_of_new_speakers_is_remembered_within_bounds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from speakcli.watch import casting, state
+    from speakcli.watch.casting import Casting
+
+    monkeypatch.setattr(casting, "MAX_SPEAKERS", 50)
+    monkeypatch.setattr(state, "MAX_SPEAKERS", 50)
+    writes = []
+    keeper = state.StateFile(tmp_path / "w.json")
+    real_write = keeper._write
+    monkeypatch.setattr(keeper, "_write", lambda now: (writes.append(now), real_write(now)))
+    pool = ["anna", "bert", "carl"]
+    cast = Casting(None, pool, True, keeper.voices, keeper.remember_voice)
+    # Each new name once rewrote the whole state file and recounted every speaker: 8,000 names took 18.7 s.
+    for n in range(500):
+        cast.voice_for(Voicing(speaker=f"user {n} " + "x" * 1000))
+    assert len(writes) < 50  # at most 5 a second, not one per name
+    keeper.flush()
+    kept = json.loads((tmp_path / "w.json").read_text())["voices"]
+    assert list(kept) == list(cast.assigned) and len(kept) == 50  # the newest 50 names
+    assert all(key.startswith("user 4") and len(key) == casting.MAX_SPEAKER_KEY for key in kept)
+    counts = [list(cast.assigned.values()).count(v) for v in pool]
+    assert cast._uses == dict(zip(pool, counts, strict=True)) and max(counts) - min(counts) <= 1  # still balanced
+    keeper.close()
 
 
 @pytest.mark.slow
@@ -384,6 +432,33 @@ def test_control_refuses_another_users_socket_and_another_users_client(tmp_path:
         assert other.returncode == 0, other.stderr
         assert json.loads(other.stdout) == {"ok": False, "error": "refused: uid 65534 is not this daemon's user"}
         assert not h.daemon.control.paused and h.of("control") == []
+
+
+def test_clients_that_send_nothing_or_a_byte_at_a_time_hold_no_command_up(tmp_path: Path) -> None:
+    from speakcli.watch import channel
+
+    path, state = tmp_path / "chat.txt", tmp_path / "state" / "w.json"
+    path.touch()
+    sock = socket_path(state)
+    with Harness(path, state_file=state) as h, contextlib.ExitStack() as stack:
+        stalled = []
+        for sent in (b"", b"", b'{"comm'):  # each alone once held the daemon's one control thread for 5 s
+            client = stack.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+            client.settimeout(30)
+            with channel._short_path(sock) as address:
+                client.connect(address)
+            client.sendall(sent)
+            stalled.append(client)
+        assert send_command(sock, "pause") == {"ok": True, "state": "paused"}  # within its 5 s timeout: at once
+        # More idle clients than the daemon reads at once: the one waiting longest goes, the newest is answered.
+        for _ in range(channel.MAX_CLIENTS + 2):
+            client = stack.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+            with channel._short_path(sock) as address:
+                client.connect(address)
+        assert send_command(sock, "resume") == {"ok": True, "state": "idle"}
+        stalled[0].setblocking(False)  # already let go, unanswered (its own deadline is seconds away)
+        assert stalled[0].recv(100) == b""
+        assert [e["command"] for e in h.of("control")] == ["pause", "resume"]
 
 
 # --- drop-oldest catches up -------------------------------------------------------------------------------------

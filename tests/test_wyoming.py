@@ -470,6 +470,7 @@ BAD_EVENTS: list[tuple[Eventable | Event | bytes, str]] = [
     (Event("transcribe"), "unknown_event"),
     (b"this is not json\n", "invalid_event"),
     (b'["a", "list"]\n', "invalid_event"),
+    (b"[" * 5000 + b"\n", "invalid_event"),  # nested past the JSON parser's recursion limit
     (b'{"type": "synthesize", "data_length": 5}\nnope!', "invalid_event"),
     (Event("synthesize", {"text": 42}), "invalid_input"),
     (Event("synthesize", {}), "invalid_input"),

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from speakcli import jsontext
 from speakcli.engines import EngineSpec
 from speakcli.fsutil import atomic_write
 from speakcli.settings import Settings
@@ -109,7 +110,7 @@ class Advert:
     @staticmethod
     def parse(data: bytes) -> Advert:
         """An advert from its JSON (never a pickle: another program may have written it); ValueError if malformed."""
-        raw: Any = json.loads(data)
+        raw: Any = jsontext.loads(data)
         if not isinstance(raw, dict) or set(raw) != {f.name for f in fields(Advert)}:
             raise ValueError("not an advert of this version")
         advert = Advert(**raw)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import tomllib
 
+from speakcli import tomltext
 from speakcli.errors import UsageError
 
 MAX_ENTRIES = 20_000  # compiling takes about a second per 15,000 here
@@ -141,7 +142,7 @@ def _check(path: Path, where: str, word: object, said: object, seen: dict[str, s
 
 def _toml(path: Path, text: str) -> dict[str, str]:
     try:
-        data = tomllib.loads(text)
+        data = tomltext.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(
             f"lexicon {path} is not valid TOML ({exc}); fix it, or use word<TAB>spoken form lines"

@@ -433,7 +433,7 @@ class MarkdownReader:
         while j < len(buf):
             ch = buf[j]
             if ch == "\n":
-                return j
+                return i + 1  # never closed on its line: no address, but words ("[sic] (and more"): read them
             if ch == after:
                 depth += 1
             elif ch == close:
@@ -441,7 +441,7 @@ class MarkdownReader:
                 if depth == 0:
                     return j + 1
             j += 1
-        return len(buf) if force else None
+        return i + 1 if force else None
 
     def _url(self, buf: str, i: int, force: bool) -> int | None:
         """A bare URL is read as its host ("example.com"); the punctuation after it is the sentence's."""

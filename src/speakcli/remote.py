@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from speakcli import jsontext
 from speakcli.adverts import Advert, proof
 from speakcli.errors import StreamCutError
 from speakcli.settings import Settings
@@ -126,7 +127,7 @@ def _connect(advert: Advert) -> http.client.HTTPConnection:
         body = resp.read(_MAX_ANSWER + 1)
         if resp.status != 200 or len(body) > _MAX_ANSWER or not resp.isclosed():
             raise Unavailable(f"the server at {advert.url} did not prove its identity ({resp.status})")
-        given = json.loads(body).get("proof")
+        given = jsontext.loads(body).get("proof")
         if not isinstance(given, str) or not secrets.compare_digest(given, proof(advert.secret, nonce)):
             raise Unavailable(f"the server at {advert.url} is not the one its advert names")
     except (OSError, http.client.HTTPException, ValueError, AttributeError) as exc:
@@ -217,7 +218,7 @@ def server_info(advert: Advert, api_key: str | None) -> dict[str, Any]:
         body = resp.read(_MAX_ANSWER + 1)
         if resp.status != 200 or len(body) > _MAX_ANSWER:
             raise Unavailable(f"the server did not report ({resp.status})")
-        report = json.loads(body)
+        report = jsontext.loads(body)
         if not isinstance(report, dict):
             raise ValueError("not a JSON object")
         return report

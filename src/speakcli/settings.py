@@ -11,7 +11,7 @@ from typing import Any, Literal, get_args
 
 import tomllib
 
-from speakcli import dirs
+from speakcli import dirs, tomltext
 from speakcli.errors import UsageError
 
 EngineName = Literal["auto", "xtts", "piper"]
@@ -215,7 +215,7 @@ def read_config(source: ConfigSource | Path, problems: list[str] | None = None) 
     path = source.path
     try:
         with path.open("rb") as fh:
-            data = tomllib.load(fh)
+            data = tomltext.loads(fh.read().decode("utf-8"))
     except FileNotFoundError:
         if source.named:
             raise UsageError(

@@ -14,6 +14,7 @@ from typing import Any
 
 import tomllib
 
+from speakcli import tomltext
 from speakcli.engines.base import Voice
 from speakcli.errors import Hint, OutputError, VoiceError
 
@@ -60,7 +61,7 @@ def _meta(folder: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomltext.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise VoiceError(f"{path} is not valid TOML ({exc}); fix or remove it") from None
 

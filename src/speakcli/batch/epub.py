@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import posixpath
 import re
 import xml.etree.ElementTree as ET
@@ -11,15 +12,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urldefrag
 
-from speakcli.batch.xhtml import Document, clean, read_xhtml
+from speakcli.batch.xhtml import Document, TooManyBlocks, clean, read_xhtml
 from speakcli.errors import UsageError
 
 MAX_MEMBER = 64 * 1024 * 1024  # no book's chapter or cover is this large; a zip bomb's member is
+# All that is read, together: a small archive may list one compressed member many times, or many members.
+MAX_BOOK = 128 * 1024 * 1024
+# Paragraphs in all, each an item held in memory (about 700 bytes): "<p>Hi.</p>" is 10 bytes, and compresses
+# 400:1. The longest books (complete works, a Bible in verses) have tens of thousands.
+MAX_PARAGRAPHS = 500_000
 CONTENT_TYPES = frozenset({"application/xhtml+xml", "text/html", "application/html"})
 COVER_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp"})
 # Font obfuscation (IDPF's and Adobe's) hides only fonts; any other encryption of a book's files is DRM.
 _FONT_OBFUSCATION = frozenset({"http://www.idpf.org/2008/embedding", "http://ns.adobe.com/pdf/enc#RC"})
 _DRM_FILES = ("META-INF/rights.xml", "META-INF/sinf.xml")  # Adobe ADEPT, Apple FairPlay
+# Python codecs that decode bytes to text but are no document's character set: they would read a chapter as
+# nothing ("punycode") or as escapes expanded ("unicode_escape").
+_NOT_CHARSETS = frozenset({"idna", "punycode", "unicode-escape", "raw-unicode-escape", "undefined"})
 _XML_ENCODING = re.compile(rb"""^<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 
 
@@ -97,8 +106,10 @@ def _decode(data: bytes) -> str:
     m = _XML_ENCODING.match(data.lstrip(b"\xef\xbb\xbf"))
     encoding = m.group(1).decode() if m else "utf-8"
     try:
+        if codecs.lookup(encoding).name in _NOT_CHARSETS:
+            encoding = "utf-8"
         return data.decode(encoding, errors="replace").lstrip("\ufeff")
-    except LookupError:
+    except (LookupError, UnicodeError):  # no such encoding, or one that refuses to replace bad bytes ("idna")
         return data.decode("utf-8", errors="replace").lstrip("\ufeff")
 
 
@@ -114,6 +125,7 @@ class _Archive:
         except (zipfile.BadZipFile, OSError) as exc:
             raise UsageError(f"{path.name} is not an EPUB (not a ZIP archive: {exc}); give an .epub file") from None
         self.members = set(self.zip.namelist())
+        self.total = 0  # bytes read from the archive so far, uncompressed
 
     def bad(self, what: str) -> UsageError:
         return UsageError(f"{self.name} is not a valid EPUB: {what}")
@@ -121,16 +133,26 @@ class _Archive:
     def read(self, member: str) -> bytes:
         if member not in self.members:
             raise self.bad(f"{member} is missing")
+        left = MAX_BOOK - self.total
         try:
-            if self.zip.getinfo(member).file_size > MAX_MEMBER:
+            size = self.zip.getinfo(member).file_size
+            if size > MAX_MEMBER:
                 raise self.bad(f"{member} is larger than {MAX_MEMBER // 2**20} MiB")
+            if size > left:
+                raise self._too_large()
             with self.zip.open(member) as fh:
-                data = fh.read(MAX_MEMBER + 1)  # the header's size may lie: read no more than the limit
+                data = fh.read(min(MAX_MEMBER, left) + 1)  # the header's size may lie: read no more than the limits
         except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError) as exc:
             raise self.bad(f"cannot read {member} ({exc})") from None
         if len(data) > MAX_MEMBER:
             raise self.bad(f"{member} is larger than {MAX_MEMBER // 2**20} MiB")
+        if len(data) > left:
+            raise self._too_large()
+        self.total += len(data)
         return data
+
+    def _too_large(self) -> UsageError:
+        return self.bad(f"its text and cover are larger than {MAX_BOOK // 2**20} MiB in all, uncompressed")
 
     def xml(self, member: str) -> ET.Element:
         text = _decode(self.read(member))
@@ -204,6 +226,7 @@ def _read(archive: _Archive) -> Epub:
         if entry.anchor:
             anchors.setdefault(entry.path, set()).add(entry.anchor)
     parts = []
+    paragraphs = 0
     for ref in _children(spine, "itemref"):
         found = manifest.get(ref.get("idref", ""))
         if found is None or ref.get("linear") == "no":
@@ -212,7 +235,12 @@ def _read(archive: _Archive) -> Epub:
         if media_type not in CONTENT_TYPES or doc_path == nav:
             continue  # an image page, or the table of contents itself: nothing to read aloud
         text = _decode(archive.read(doc_path))
-        parts.append(Part(doc_path, read_xhtml(text, frozenset(anchors.get(doc_path, ())))))
+        try:
+            document = read_xhtml(text, frozenset(anchors.get(doc_path, ())), MAX_PARAGRAPHS - paragraphs)
+        except TooManyBlocks:
+            raise archive.bad(f"it has more than {MAX_PARAGRAPHS:,} paragraphs") from None
+        paragraphs += len(document.blocks)
+        parts.append(Part(doc_path, document))
     if not parts:
         raise archive.bad(f"{opf_path}'s spine lists no content documents")
     return Epub(_info(archive, opf, manifest), parts, toc)
@@ -300,14 +328,13 @@ def _ncx_toc(archive: _Archive, ncx: str) -> list[TocEntry]:
     nav_map = _first(root, "navMap")
     entries: list[TocEntry] = []
 
-    def walk(element: ET.Element, depth: int) -> None:
-        for point in _children(element, "navPoint"):
-            label, content = _first(point, "navLabel"), next(_children(point, "content"), None)
-            title = _text(label)
-            if title and content is not None and content.get("src"):
-                entries.append(TocEntry(title, *_join(ncx, content.get("src", "")), depth=depth))
-            walk(point, depth + 1)
-
-    if nav_map is not None:
-        walk(nav_map, 1)
+    # Depth first with a stack of its own, not recursion: a hostile NCX nests navPoints thousands deep.
+    stack = [] if nav_map is None else [(point, 1) for point in reversed(list(_children(nav_map, "navPoint")))]
+    while stack:
+        point, depth = stack.pop()
+        label, content = next(_children(point, "navLabel"), None), next(_children(point, "content"), None)
+        title = _text(label)
+        if title and content is not None and content.get("src"):
+            entries.append(TocEntry(title, *_join(ncx, content.get("src", "")), depth=depth))
+        stack += [(child, depth + 1) for child in reversed(list(_children(point, "navPoint")))]
     return entries

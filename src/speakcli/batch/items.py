@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from speakcli import jsontext
 from speakcli.audio.audiobook import Tags
 from speakcli.batch.epub import BookInfo, read_epub
 from speakcli.batch.sections import ChapterMode, Section, Split, epub_sections, text_sections
@@ -145,7 +146,7 @@ def jsonl_row(source: str, line: str, fields: tuple[str, ...] = FIELDS) -> Item:
     `fields` are those a row may have: batch's FIELDS; `watch --input jsonl` takes a speaker instead of an out.
     """
     try:
-        row = json.loads(line)
+        row = jsontext.loads(line)
     except json.JSONDecodeError as exc:
         return Item(0, source, error=f"invalid JSON at column {exc.colno} ({exc.msg})")
     if not isinstance(row, dict):

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from speakcli import jsontext
 from speakcli.batch.items import Item
 from speakcli.fsutil import atomic_write
 
@@ -74,7 +75,7 @@ def load_manifest(out_dir: Path) -> dict[str, dict[str, Any]]:
         return records
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
-            rec = json.loads(line)
+            rec = jsontext.loads(line)
         except json.JSONDecodeError:
             continue
         if isinstance(rec, dict) and rec.get("output"):

@@ -14,6 +14,11 @@ Split = Literal["line", "paragraph", "file"]
 ChapterMode = Literal["auto", "heading", "file", "none"]
 CHAPTER_MODES: tuple[ChapterMode, ...] = ("auto", "heading", "file", "none")
 
+# Chapters starting at one place are named together ("Part One: Chapter 1"): at most this many, each title at most
+# MAX_TITLE characters. A title is in every item's manifest row and the progress line; a hostile table of contents
+# can point 80,000 entries at one place (which took 67 s to read, the names compared one by one).
+MAX_JOINED = 3
+MAX_TITLE = 200
 _ATX = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*")
 _SETEXT = re.compile(r" {0,3}(=+|-+)[ \t]*")
 
@@ -53,8 +58,9 @@ def epub_sections(book: Epub, name: str, mode: ChapterMode) -> list[Section]:
             if entry.path not in documents:
                 continue  # a link out of the reading order
             at = offsets[entry.path] + (documents[entry.path].marks.get(entry.anchor, 0) if entry.anchor else 0)
-            if entry.title not in starts.setdefault(at, []):
-                starts[at].append(entry.title)
+            titles = starts.setdefault(at, [])
+            if len(titles) < MAX_JOINED and entry.title not in titles:
+                titles.append(entry.title)
     elif mode in ("auto", "file"):
         for n, part in enumerate(book.parts, 1):
             doc = part.document
@@ -65,13 +71,17 @@ def epub_sections(book: Epub, name: str, mode: ChapterMode) -> list[Section]:
         for i, (_, block) in enumerate(blocks):
             if block.heading and top is not None and block.heading <= top:
                 starts[i] = [block.text]
-    leading = book.info.title or name
+    leading = _clip(book.info.title or name)
     sections = [Section(None if mode == "none" else leading)]
     for i, (source, block) in enumerate(blocks):
         if i in starts:
-            sections.append(Section(": ".join(starts[i])))  # a part and its first chapter, at the same place
+            sections.append(Section(_clip(": ".join(starts[i]))))  # a part and its first chapter, at one place
         sections[-1].paragraphs.append((source, block.text))
     return [s for s in sections if s.paragraphs]
+
+
+def _clip(title: str) -> str:
+    return title if len(title) <= MAX_TITLE else title[: MAX_TITLE - 1] + "…"
 
 
 # -- Markdown and plain text --------------------------------------------------------------------------------------

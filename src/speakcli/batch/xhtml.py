@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
+from speakcli.text import normalize
+
 # Read with the standard library's HTML parser, never an XML one: it expands only HTML's own named character
 # references, so no DOCTYPE can declare an entity, fetch a file or a URL, or multiply text (no XXE, no entity bombs).
 
@@ -108,11 +110,12 @@ _NOTE_TYPES = frozenset(["footnote", "endnote", "rearnote", "doc-footnote", "doc
 _MARKER = re.compile(r"[\[(]?(?:\d{1,4}[a-z]?|[a-z]|[ivxlcdm]{1,6}|[*†‡§¶#]{1,4}|[↩↑⤴^])[\])]?[.,:]?", re.I)
 _BRACKETS_ONLY = re.compile(r"[\s\[\](),.;:]*")
 _INVISIBLE = re.compile("[\u00ad\u200b\u2060\ufeff]")  # soft hyphens, zero-width spaces, word joiners, BOMs
-_SPACES = re.compile(r"\s+")
 _HEADING = re.compile(r"h([1-6])")
 # A DOCTYPE with an internal subset ([...]): the HTML parser would end it at the first ">" inside and read the rest
-# as text, so it is cut whole first (and what it declares is never used).
-_DOCTYPE_SUBSET = re.compile(r"<!DOCTYPE[^\[>]*\[.*?\]\s*>", re.I | re.S)
+# as text, so it is cut whole first (and what it declares is never used). Found by plain searches from the first
+# "<!DOCTYPE" only: a lazy regex retried at every "<!DOCTYPE" of a hostile file takes quadratic time.
+_DOCTYPE = re.compile(r"<!DOCTYPE", re.I)
+_SUBSET_END = re.compile(r"\]\s*>")
 
 
 @dataclass
@@ -134,16 +137,34 @@ class Document:
 
 
 def clean(text: str) -> str:
-    """Whitespace collapsed, invisible characters gone."""
-    return _SPACES.sub(" ", _INVISIBLE.sub("", text)).strip()
+    """Whitespace collapsed, invisible characters gone, control characters (a terminal's escapes) made spaces: an
+    HTML parser passes them through, and a title goes to the terminal, the M4B and the chapters file."""
+    return normalize(_INVISIBLE.sub("", text))
 
 
-def read_xhtml(markup: str, targets: frozenset[str] = frozenset()) -> Document:
-    """The text of one content document; `targets` are element ids (table of contents anchors) to locate."""
-    reader = _Reader(targets)
-    reader.feed(_DOCTYPE_SUBSET.sub("", markup, count=1))
+class TooManyBlocks(Exception):
+    """A document holds more paragraphs than the reader was allowed to keep."""
+
+
+def read_xhtml(markup: str, targets: frozenset[str] = frozenset(), max_blocks: int | None = None) -> Document:
+    """The text of one content document; `targets` are element ids (table of contents anchors) to locate. Past
+    `max_blocks` paragraphs, `TooManyBlocks` (each is kept, and becomes an item: memory)."""
+    reader = _Reader(targets, max_blocks)
+    reader.feed(_without_subset(markup))
     reader.close()
     return reader.document()
+
+
+def _without_subset(markup: str) -> str:
+    """`markup` with its first DOCTYPE cut when that has an internal subset; linear in its length."""
+    doctype = _DOCTYPE.search(markup)
+    if doctype is None:
+        return markup
+    bracket, close = markup.find("[", doctype.end()), markup.find(">", doctype.end())
+    if bracket < 0 or 0 <= close < bracket:
+        return markup  # no subset: the HTML parser reads the DOCTYPE
+    end = _SUBSET_END.search(markup, bracket)
+    return markup if end is None else markup[: doctype.start()] + markup[end.end() :]
 
 
 @dataclass
@@ -161,13 +182,15 @@ def _tokens(attrs: dict[str, str | None], *names: str) -> set[str]:
 
 
 class _Reader(HTMLParser):
-    def __init__(self, targets: frozenset[str]) -> None:
+    def __init__(self, targets: frozenset[str], max_blocks: int | None = None) -> None:
         super().__init__(convert_charrefs=True)
         self.targets = targets
+        self.max_blocks = max_blocks
         self.blocks: list[Block] = []
         self.notes: list[Block] = []
         self.marks: dict[str, int] = {}
         self.open: list[tuple[str, bool, bool]] = []  # (tag, skipped, note) of each element not yet closed
+        self.open_tags: dict[str, int] = {}  # how many of each tag are open: a stray end tag is found in O(1)
         self.skipping = 0  # how many open elements are not spoken
         self.in_note = 0
         self.parts: list[str] = []
@@ -193,6 +216,8 @@ class _Reader(HTMLParser):
         self.parts = []
         if text:
             (self.notes if self.in_note else self.blocks).append(Block(text, self.heading))
+            if self.max_blocks is not None and len(self.blocks) + len(self.notes) > self.max_blocks:
+                raise TooManyBlocks
 
     # -- elements ------------------------------------------------------------------------------------------------
     def handle_starttag(self, tag: str, attr_list: list[tuple[str, str | None]]) -> None:
@@ -217,6 +242,7 @@ class _Reader(HTMLParser):
         if (m := _HEADING.fullmatch(tag)) is not None and not self.heading:
             self.heading = int(m.group(1))
         self.open.append((tag, skipped, note))
+        self.open_tags[tag] = self.open_tags.get(tag, 0) + 1
         self.skipping += skipped
         self.in_note += note
         if tag in ("a", "sup") and not self.skipping:
@@ -231,10 +257,11 @@ class _Reader(HTMLParser):
         if tag == "title" and self.title is not None:
             self.title_text = clean("".join(self.title)) or None
             self.title = None
-        if not any(t == tag for t, _, _ in self.open):
+        if not self.open_tags.get(tag):
             return  # a stray end tag: HTML parsers ignore it too
         while self.open:  # close what was left open inside it, as an HTML parser would
             open_tag, skipped, note = self.open.pop()
+            self.open_tags[open_tag] -= 1
             self.skipping -= skipped
             if self.inline and self.inline[-1].tag == open_tag and not self.skipping:
                 self._end_inline(self.inline.pop())

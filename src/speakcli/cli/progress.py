@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from speakcli.text import normalize
+
 if TYPE_CHECKING:
     from speakcli.batch import Item, Result, Task
 
@@ -148,4 +150,5 @@ class BatchProgress:
 
 
 def _short(title: str, n: int = 32) -> str:
+    title = normalize(title)  # the input's words, never its escape sequences, reach the terminal
     return title if len(title) <= n else title[: n - 1] + "…"

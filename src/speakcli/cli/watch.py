@@ -110,7 +110,8 @@ def watch(
         str | None,
         typer.Option(
             "--speaker-pattern",
-            help="Regex with named groups speaker and text, e.g. '^(?P<speaker>[^:]+): (?P<text>.*)'.",
+            help="Regex with named groups speaker and text, e.g. '^(?P<speaker>[^:]+): (?P<text>.*)' "
+            "(matched in a line's first 2,048 characters; a text group reaching there runs to the line's end).",
             metavar="REGEX",
         ),
     ] = None,

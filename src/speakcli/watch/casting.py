@@ -9,6 +9,7 @@ from pathlib import Path
 
 import tomllib
 
+from speakcli import tomltext
 from speakcli.errors import UsageError
 from speakcli.watch.parsing import Voicing
 
@@ -16,6 +17,12 @@ from speakcli.watch.parsing import Voicing
 def speaker_key(speaker: str) -> str:
     """Speakers are matched without regard to case or surrounding spaces: "Alice" and "alice " are one speaker."""
     return speaker.strip().casefold()
+
+
+# Speakers given a voice automatically that are remembered (in memory and in the state file, which is rewritten
+# for each new one): a chat has thousands of names, and a flood of new ones must cost the same per line.
+MAX_SPEAKERS = 10_000
+MAX_SPEAKER_KEY = 200  # characters of a speaker's name kept as its key: a JSONL speaker may be of any length
 
 
 @dataclass(frozen=True)
@@ -28,7 +35,7 @@ class VoiceMap:
     @classmethod
     def load(cls, path: Path) -> VoiceMap:
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = tomltext.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise UsageError(f"voice map {path} does not exist") from None
         except (OSError, UnicodeDecodeError) as exc:
@@ -80,9 +87,17 @@ class Casting:
         self.map = voice_map or VoiceMap()
         self.pool = list(pool)
         self.auto = auto
-        self.assigned: dict[str, str] = dict(known or {})  # speaker_key -> voice, from earlier runs and this one
+        # speaker_key -> voice, from earlier runs and this one, oldest first; at most MAX_SPEAKERS
+        self.assigned: dict[str, str] = dict(list((known or {}).items())[-MAX_SPEAKERS:])
+        self._uses = dict.fromkeys(self.pool, 0)  # how many speakers each pool voice has: kept, never recounted
+        for taken in (*self.map.speakers.values(), *self.assigned.values()):
+            self._count(taken, 1)
         self._remember = remember
         self._lock = threading.Lock()
+
+    def _count(self, voice: str, change: int) -> None:
+        if voice in self._uses:
+            self._uses[voice] += change
 
     def voice_for(self, voicing: Voicing) -> str | None:
         if voicing.voice is not None:
@@ -96,17 +111,16 @@ class Casting:
         return self.map.default
 
     def _automatic(self, key: str) -> str:
+        key = key[:MAX_SPEAKER_KEY]
         with self._lock:
             voice = self.assigned.get(key)
             if voice is not None and voice in self.pool:  # a voice removed from the library since is chosen anew
                 return voice
-            uses = dict.fromkeys(self.pool, 0)
-            others = [v for k, v in self.assigned.items() if k != key]
-            for taken in (*self.map.speakers.values(), *others):
-                if taken in uses:
-                    uses[taken] += 1
-            voice = min(self.pool, key=lambda v: uses[v])  # min keeps the first of equals: pool order breaks ties
+            voice = min(self.pool, key=lambda v: self._uses[v])  # min keeps the first of equals: pool order breaks ties
+            self._count(voice, 1)
             self.assigned[key] = voice
+            while len(self.assigned) > MAX_SPEAKERS:  # the speaker given a voice longest ago is forgotten
+                self._count(self.assigned.pop(next(iter(self.assigned))), -1)
         if self._remember is not None:
             self._remember(key, voice)
         return voice

@@ -17,16 +17,20 @@ import stat
 import struct
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from speakcli import jsontext
 from speakcli.errors import SpeakError, UnreachableError
 
 log = logging.getLogger("speakcli")
 
 MAX_REQUEST = 4096  # bytes of one command: a command is a word
 IO_TIMEOUT = 5.0  # seconds one side waits for the other's line
+# Clients being read at once; past it the one waiting longest is let go, so a newcomer (a hotkey) is always read.
+MAX_CLIENTS = 8
 
 
 def socket_path(state_file: Path) -> Path:
@@ -99,7 +103,8 @@ class ControlServer:
             sock.close()
             log.warning("no control socket at %s (%s)", path, exc.strerror or exc)
             return None
-        sock.listen(8)
+        sock.listen(64)
+        sock.setblocking(False)  # readable, then gone before accept(): the thread must not wait for the next
         return sock
 
     def poke(self) -> None:
@@ -122,23 +127,89 @@ class ControlServer:
                 os.unlink(self.path)
 
     def _run(self) -> None:
+        """One thread, never blocked by a client: each connection is read as its bytes come, within IO_TIMEOUT of
+        its connecting (one that sends nothing, or a byte at a time, holds neither a command nor SIGUSR1's skip)."""
         assert self._wake is not None
         wake = self._wake[0]
+        clients: dict[socket.socket, tuple[float, bytearray]] = {}  # connection -> (deadline, bytes so far)
         with selectors.DefaultSelector() as sel:
             sel.register(wake, selectors.EVENT_READ)
             if self._listener is not None:
                 sel.register(self._listener, selectors.EVENT_READ)
-            while True:
-                for key, _ in sel.select():
-                    if key.fileobj == wake:
-                        pokes = os.read(wake, 64)
-                        if b"q" in pokes:
-                            return
-                        self._call("skip")
-                    elif self._listener is not None:
-                        conn, _ = self._listener.accept()
-                        with conn:
-                            self._serve(conn)
+            try:
+                while True:
+                    first = min((deadline for deadline, _ in clients.values()), default=None)
+                    wait = None if first is None else max(0.0, first - time.monotonic())
+                    for key, _ in sel.select(wait):
+                        if key.fileobj == wake:
+                            pokes = os.read(wake, 64)
+                            if b"q" in pokes:
+                                return
+                            self._call("skip")
+                        elif key.fileobj == self._listener:
+                            self._accept(sel, clients)
+                        else:
+                            conn = key.fileobj
+                            assert isinstance(conn, socket.socket)
+                            if conn in clients and self._receive(conn, clients[conn][1]):
+                                self._drop(sel, clients, conn)
+                    now = time.monotonic()
+                    for conn in [c for c, (deadline, _) in clients.items() if deadline <= now]:
+                        self._drop(sel, clients, conn)  # a client that stalled: nothing to answer
+            finally:
+                for conn in list(clients):
+                    self._drop(sel, clients, conn)
+
+    def _accept(self, sel: selectors.BaseSelector, clients: dict[socket.socket, tuple[float, bytearray]]) -> None:
+        assert self._listener is not None
+        try:
+            conn, _ = self._listener.accept()
+        except OSError as exc:
+            log.debug("control connection: %s", exc)
+            return
+        if len(clients) >= MAX_CLIENTS:
+            self._drop(sel, clients, min(clients, key=lambda c: clients[c][0]))
+        conn.setblocking(False)
+        clients[conn] = (time.monotonic() + IO_TIMEOUT, bytearray())
+        sel.register(conn, selectors.EVENT_READ)
+
+    @staticmethod
+    def _drop(
+        sel: selectors.BaseSelector, clients: dict[socket.socket, tuple[float, bytearray]], conn: socket.socket
+    ) -> None:
+        del clients[conn]
+        sel.unregister(conn)
+        conn.close()
+
+    def _receive(self, conn: socket.socket, data: bytearray) -> bool:
+        """Read what a client sent; once its line is whole (or too long, or it closed), answer it: True when done.
+        The line is read before answering, whoever it is: a client's send must not break."""
+        try:
+            chunk = conn.recv(MAX_REQUEST + 1 - len(data))
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        data += chunk
+        line: bytes | None = None
+        if b"\n" in data:
+            line = bytes(data.split(b"\n", 1)[0])
+            if len(line) > MAX_REQUEST:
+                line = None
+        elif chunk and len(data) <= MAX_REQUEST:
+            return False  # more to come
+        try:
+            uid = _peer_uid(conn)
+            if uid != os.geteuid():
+                log.warning("refused a control command from uid %d: only this daemon's user may control it", uid)
+                reply = {"ok": False, "error": f"refused: uid {uid} is not this daemon's user"}
+            else:
+                reply = self._request(line)
+            conn.settimeout(IO_TIMEOUT)  # a reply is one short line: the socket's buffer takes it at once
+            conn.sendall(json.dumps(reply).encode() + b"\n", socket.MSG_NOSIGNAL)
+        except OSError as exc:  # a client that left: nothing to answer
+            log.debug("control connection: %s", exc)
+        return True
 
     def _call(self, name: str) -> dict[str, Any]:
         try:
@@ -146,23 +217,9 @@ class ControlServer:
         except SpeakError as exc:
             return {"ok": False, "error": str(exc)}
 
-    def _serve(self, conn: socket.socket) -> None:
-        conn.settimeout(IO_TIMEOUT)
-        try:
-            uid = _peer_uid(conn)
-            raw = _read_line(conn)  # read before answering, whoever it is: a client's send must not break
-            if uid != os.geteuid():
-                log.warning("refused a control command from uid %d: only this daemon's user may control it", uid)
-                reply = {"ok": False, "error": f"refused: uid {uid} is not this daemon's user"}
-            else:
-                reply = self._request(raw)
-            conn.sendall(json.dumps(reply).encode() + b"\n", socket.MSG_NOSIGNAL)
-        except OSError as exc:  # a client that left or stalled: nothing to answer
-            log.debug("control connection: %s", exc)
-
     def _request(self, raw: bytes | None) -> dict[str, Any]:
         try:
-            request = json.loads(raw) if raw is not None else None
+            request = jsontext.loads(raw) if raw is not None else None
         except ValueError:
             request = None
         if not isinstance(request, dict) or not isinstance(request.get("command"), str):
@@ -198,6 +255,21 @@ def socket_problem(path: Path) -> str | None:
     return private_folder_problem(path.parent)
 
 
+def _connect(sock: socket.socket, path: Path) -> None:
+    """Connect within IO_TIMEOUT. A Unix socket with a timeout does not wait for room in a full backlog (a burst
+    of hotkey presses) but fails at once with EAGAIN: try again until the deadline."""
+    deadline = time.monotonic() + IO_TIMEOUT
+    while True:
+        try:
+            with _short_path(path) as address:
+                sock.connect(address)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)  # nothing to wait on: the listener gives no sign when its backlog has room
+
+
 def send_command(path: Path, command: str) -> dict[str, Any]:
     """Send one command to the daemon behind the socket at `path`; its reply. Refuses a socket or server another
     user could control (UnreachableError), and one no daemon answers."""
@@ -209,8 +281,7 @@ def send_command(path: Path, command: str) -> dict[str, Any]:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
         sock.settimeout(IO_TIMEOUT)
         try:
-            with _short_path(path) as address:
-                sock.connect(address)
+            _connect(sock, path)
         except (ConnectionRefusedError, FileNotFoundError):
             raise UnreachableError(f"no watch daemon is listening at {path} (it stopped)") from None
         except OSError as exc:
@@ -224,7 +295,7 @@ def send_command(path: Path, command: str) -> dict[str, Any]:
         except OSError as exc:
             raise UnreachableError(f"the watch daemon at {path} did not answer ({exc.strerror or exc})") from None
     try:
-        reply = json.loads(raw) if raw is not None else None
+        reply = jsontext.loads(raw) if raw is not None else None
     except ValueError:
         reply = None
     if not isinstance(reply, dict):
@@ -245,8 +316,7 @@ def running_sockets(folder: Path) -> list[Path]:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as probe:
             probe.settimeout(IO_TIMEOUT)
             try:
-                with _short_path(path) as address:
-                    probe.connect(address)
+                _connect(probe, path)
             except OSError:
                 continue
         alive.append(path)

@@ -17,6 +17,7 @@ from typing import Any
 from speakcli import dirs
 from speakcli.errors import Hint, UsageError
 from speakcli.fsutil import PART_SUFFIX, atomic_write, temp_name
+from speakcli.watch.casting import MAX_SPEAKERS
 from speakcli.watch.follower import fingerprint
 from speakcli.watch.lines import Line
 
@@ -120,10 +121,18 @@ class StateFile:
                 self._write(now)
 
     def remember_voice(self, speaker: str, voice: str) -> None:
-        """Keep the voice a speaker was given, written now: it must outlive a kill."""
+        """Keep the voice a speaker was given. Written at most 5 times a second, as skipped lines are (a flood of
+        new names must not rewrite the file for each), and always with the record of the line it was given for,
+        which is written at once when spoken: a kill before that reads the line again, and gives the same voice."""
         with self._lock:
+            self.voices.pop(speaker, None)  # re-given: now the newest
             self.voices[speaker] = voice
-            self._write(time.monotonic())
+            while len(self.voices) > MAX_SPEAKERS:  # as Casting forgets: the one given a voice longest ago
+                del self.voices[next(iter(self.voices))]
+            self._dirty = True
+            now = time.monotonic()
+            if now - self._last_write > 0.2:
+                self._write(now)
 
     def flush(self) -> None:
         with self._lock:

@@ -72,13 +72,15 @@ def create_app(
     cors: Sequence[str] = (),
     identity: str | None = None,
     private_lists: bool = False,
+    loopback_only: bool = False,
 ) -> FastAPI:
     """The HTTP API over `gateway`: speakcli's own routes, OpenAI's speech API, xtts-api-server's and coqui's
     xtts-streaming-server's.
 
     `cors`: origins whose pages may call it besides the loopback host's ('*': any; a bad one raises `UsageError`).
     `private_lists`: with `api_key`, the listings need the key too. `identity` is the secret of the server's
-    advert, which /v1/identity proves knowing (None: no advert)."""
+    advert, which /v1/identity proves knowing (None: no advert). `loopback_only`: it listens on loopback, so it
+    answers only requests that name the loopback host (see `Cors`)."""
     policy = CorsPolicy(cors)
     app = FastAPI(title="speakcli", version=__version__, docs_url="/docs", redoc_url=None)
     app.state.gateway = gateway
@@ -113,5 +115,5 @@ def create_app(
     keys = KeyCheck(api_key, private_lists) if api_key else None
     app.add_middleware(Guard, keys=keys, routes=routes, limit_for=limit_for)
     # Added last so it runs first: browsers' preflight requests carry no API key.
-    app.add_middleware(Cors, policy=policy, routes=routes)
+    app.add_middleware(Cors, policy=policy, routes=routes, loopback_only=loopback_only)
     return app

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
+from speakcli import jsontext
 from speakcli.audio.encode import AUDIO_FORMATS
 from speakcli.errors import UsageError
 from speakcli.serving import Gateway, SpeechRequest
@@ -50,7 +51,7 @@ class StreamBody(TtsBody):
 def _parse(raw: bytes, model: type[Body]) -> tuple[Body, SpeechRequest]:
     """The request's body as `model` and the speech it asks for; off the event loop (latents are 33,000 numbers)."""
     try:
-        data = json.loads(raw)
+        data = jsontext.loads(raw)
     except ValueError as exc:
         raise UsageError(f"the body is not JSON ({exc})") from None
     try:

@@ -64,8 +64,22 @@ class CorsPolicy:
             return False  # "null" (a file:// page, a sandboxed frame) or worse
 
 
+def host_name(host: str) -> str | None:
+    """The name in a `Host` header ("localhost:8020", "[::1]:8020"), lowercase; None when it is malformed."""
+    try:
+        parts = urlsplit("//" + host.strip())
+        parts.port  # noqa: B018 - a malformed port raises here
+    except ValueError:
+        return None
+    return parts.hostname
+
+
 class Cors:
     """Outermost layer, so a browser's preflight (which carries no API key) is answered before the guard.
+
+    - With `loopback_only` (a server listening on a loopback address), a request whose `Host` names anything
+      but the loopback host gets a JSON `403`: a page that points its own DNS name at 127.0.0.1 (DNS rebinding)
+      is same-origin with the server in the browser's eyes, so only the name it must use tells it apart.
 
     - `OPTIONS` on a path some route has is answered `204` with the methods the routes there take (`Allow`);
       for a preflight also the CORS headers: that origin, those methods, the headers it asked to send (a route
@@ -76,16 +90,25 @@ class Cors:
     - Answers to an allowed page carry `Access-Control-Allow-Origin`, so its script may read them.
     """
 
-    def __init__(self, app: ASGIApp, policy: CorsPolicy, routes: RouteTable) -> None:
+    def __init__(self, app: ASGIApp, policy: CorsPolicy, routes: RouteTable, loopback_only: bool = False) -> None:
         self.app = app
         self.policy = policy
         self.routes = routes
+        self.loopback_only = loopback_only
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        host = headers.get("host")
+        if self.loopback_only and host is not None and not is_loopback(host_name(host) or ""):
+            message = (
+                f"this server answers only requests made to localhost or 127.0.0.1 (Host: {host[:100]}); "
+                "to reach it by another name, start it with --host set to an address that name points at"
+            )
+            await send_error(send, 403, "host_not_allowed", message)
+            return
         origin = headers.get("origin")
         if origin is not None and self._same_origin(origin, scope, headers):
             origin = None

@@ -86,7 +86,7 @@ class HttpServer:
         private_lists: bool = False,
     ) -> None:
         self.gateway = gateway
-        self.app = create_app(gateway, api_key, cors, identity, private_lists)
+        self.app = create_app(gateway, api_key, cors, identity, private_lists, loopback_only=is_loopback(host))
         timeouts = timeouts or Timeouts()
         config = uvicorn.Config(
             self.app,

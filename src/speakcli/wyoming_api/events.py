@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from wyoming.event import Event
+
+from speakcli import jsontext
 
 # Larger headers, data or payloads are refused: a text-to-speech request needs none of that size.
 MAX_DATA_BYTES = 1024 * 1024
@@ -68,7 +69,7 @@ async def read_event(reader: asyncio.StreamReader) -> Event | None:
     if not line:
         return None
     try:
-        header = json.loads(line)
+        header = jsontext.loads(line)
     except ValueError:
         raise BadEvent("event header is not JSON; send one JSON object per line") from None
     if not isinstance(header, dict):
@@ -90,7 +91,7 @@ async def read_event(reader: asyncio.StreamReader) -> Event | None:
     payload = await reader.readexactly(payload_length) if payload_length else None
     if extra:
         try:
-            more = json.loads(extra)
+            more = jsontext.loads(extra)
         except ValueError:
             raise BadEvent("event data is not JSON") from None
         if not isinstance(more, dict) or not isinstance(data, dict):
