@@ -105,7 +105,8 @@ class Cors:
         if self.loopback_only and host is not None and not is_loopback(host_name(host) or ""):
             message = (
                 f"this server answers only requests made to localhost or 127.0.0.1 (Host: {host[:100]}); "
-                "to reach it by another name, start it with --host set to an address that name points at"
+                "use localhost or 127.0.0.1 in the client's address, or start the server with --host on a network "
+                "address to reach it by another name"
             )
             await send_error(send, 403, "host_not_allowed", message)
             return
