@@ -106,8 +106,7 @@ def _sequential(url: str, n: int) -> tuple[float, list[float]]:
     return time.perf_counter() - start, firsts
 
 
-def _split(folder: Path) -> tuple[float, float, float]:
-    """One sentence alone, in process: (seconds in GPT steps, seconds in the decoder, total)."""
+def _engine(folder: Path) -> tuple[Any, Any]:
     from speakcli.engines.base import SynthesisOptions, Voice
     from speakcli.engines.xtts import XttsEngine
 
@@ -115,6 +114,13 @@ def _split(folder: Path) -> tuple[float, float, float]:
     engine.load()
     voice = Voice("joe", clips=(Path(__file__).resolve().parents[1] / "voices/joe/reference.wav",))
     list(engine.synthesize("Warm up.", voice, SynthesisOptions()))
+    return engine, voice
+
+
+def _split(engine: Any, voice: Any) -> tuple[float, float, float]:
+    """One sentence alone, in process: (seconds in GPT steps, seconds in the decoder, total)."""
+    from speakcli.engines.base import SynthesisOptions
+
     spent = {"gpt": 0.0}
     real = engine._gpt.step
 
@@ -125,11 +131,63 @@ def _split(folder: Path) -> tuple[float, float, float]:
         finally:
             spent["gpt"] += time.perf_counter() - began
 
-    engine._gpt.step = timed  # type: ignore[method-assign]
-    began = time.perf_counter()
-    list(engine.synthesize("Client number one asks for one sentence.", voice, SynthesisOptions(seed=1)))
-    total = time.perf_counter() - began
+    engine._gpt.step = timed
+    try:
+        began = time.perf_counter()
+        list(engine.synthesize("Client number one asks for one sentence.", voice, SynthesisOptions(seed=1)))
+        total = time.perf_counter() - began
+    finally:
+        del engine._gpt.step  # the class's own method again
     return spent["gpt"], total - spent["gpt"], total
+
+
+def _step_costs(engine: Any, voice: Any, sizes: tuple[int, ...] = (1, 4, 8), steps: int = 20) -> dict[int, float]:
+    """Median seconds of one GPT step for `size` sentences in progress together (past their prompts)."""
+    import torch
+
+    from speakcli.engines.base import SynthesisOptions
+
+    costs = {}
+    with torch.inference_mode():
+        for size in sizes:
+            sentences = [
+                engine.begin(f"Client number {i} asks for one sentence.", voice, SynthesisOptions(seed=i))
+                for i in range(size)
+            ]
+            sequences = [s.sequence for s in sentences]
+            for _ in range(3):  # the prompts, and warm-up
+                engine._gpt.step(sequences)
+            times = []
+            for _ in range(steps):
+                began = time.perf_counter()
+                engine._gpt.step(sequences)
+                times.append(time.perf_counter() - began)
+            costs[size] = med(times)
+            for sentence in sentences:
+                sentence.close()
+    return costs
+
+
+def _decoder_batched(engine: Any, size: int = 4, runs: int = 3) -> float:
+    """HiFi-GAN decoding `size` sentences' latents in one call against one call each (interleaved): the ratio."""
+    import torch
+
+    decoder = engine._model.hifigan_decoder
+    latents = torch.randn(size, 64, 1024, generator=torch.Generator().manual_seed(0))
+    embedding = torch.randn(size, 512, 1, generator=torch.Generator().manual_seed(1))
+    together, apart = [], []
+    with torch.inference_mode():
+        decoder(latents[:1], g=embedding[:1])  # warm: oneDNN makes its kernels for each shape on first use
+        decoder(latents, g=embedding)
+        for _ in range(runs):
+            began = time.perf_counter()
+            decoder(latents, g=embedding)
+            together.append(time.perf_counter() - began)
+            began = time.perf_counter()
+            for i in range(size):
+                decoder(latents[i : i + 1], g=embedding[i : i + 1])
+            apart.append(time.perf_counter() - began)
+    return med(together) / med(apart)
 
 
 def xtts_concurrency(folder: Path, runs: int) -> str:
@@ -158,7 +216,10 @@ def xtts_concurrency(folder: Path, runs: int) -> str:
                     f"{max(conc_f[best]) / alone:.2f}x",
                 )
             )
-    gpt, decoder, total = _split(folder)
+    engine, voice = _engine(folder)
+    gpt, decoder, total = _split(engine, voice)
+    costs = _step_costs(engine, voice)
+    decoder_ratio = _decoder_batched(engine)
     out = table(
         "Full-size random XTTS, int8, over HTTP: N one-sentence requests at once against one after another",
         rows,
@@ -171,6 +232,15 @@ def xtts_concurrency(folder: Path, runs: int) -> str:
             ("decoder and the rest", f"{decoder:.2f}", f"{decoder / total:.0%}"),
         ],
         ("", "s", "share"),
+    )
+    out += table(
+        "What batching costs, in process: a GPT step for N sentences together, and the decoder for 4",
+        [
+            (f"GPT step, {n} sentence{'s' if n > 1 else ''}", f"{c * 1000:.1f} ms", f"{c / costs[1]:.2f}x")
+            for n, c in costs.items()
+        ]
+        + [("HiFi-GAN, 4 sentences in one call vs one call each", "", f"{decoder_ratio:.2f}x")],
+        ("", "time", "vs one"),
     )
     return out
 
