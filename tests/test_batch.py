@@ -696,3 +696,25 @@ def test_items_are_handed_to_the_worker_a_window_at_a_time_and_come_back_in_orde
         in_flight += 1 if event.startswith("queue") else -1
         peak = max(peak, in_flight)
     assert peak == 3
+
+
+def test_json_stdout_is_the_summary_alone_whatever_a_library_prints_during_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from speakcli.cli import main
+    from speakcli.cli.progress import BatchProgress
+
+    advance = BatchProgress.advance
+
+    def advance_with_noise(self: BatchProgress, result: Any) -> None:
+        # What Ray's driver prints to stdout, from its own thread, when a worker task is retried.
+        print("(raylet) Task MapWorker(MapBatches(ItemMaker)).submit failed. There are 1 retries remaining")
+        advance(self, result)
+
+    monkeypatch.setattr(BatchProgress, "advance", advance_with_noise)
+    src = tmp_path / "lines.txt"
+    src.write_text("One line.\nAnother line.\n")
+    assert main(["batch", str(src), "-o", str(tmp_path / "out"), "--engine", "piper", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["ok"] == 2
+    assert captured.err.count("(raylet)") == 2

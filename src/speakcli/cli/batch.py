@@ -211,7 +211,9 @@ def batch(
 
     stop = _Stop()
     progress = BatchProgress(book.items, disable=quiet or as_json)
-    with stop.installed(), progress:
+    # The run writes files, never stdout: what a library prints meanwhile (Ray's driver prints its raylet's error
+    # messages, such as a task being retried, to stdout) goes to stderr, so stdout holds the summary alone.
+    with stop.installed(), progress, contextlib.redirect_stdout(sys.stderr):
         _, summary = run_batch(
             service,
             book.items,
