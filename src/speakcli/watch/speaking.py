@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from speakcli.errors import SpeakError, VoiceError
 
@@ -14,6 +15,25 @@ if TYPE_CHECKING:
     from speakcli.watch.relexicon import LexiconFile
 
 CACHE = 256  # voices and option sets kept resolved; lines may name any number of them
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _resolved(cache: dict[K, V | SpeakError], key: K, make: Callable[[], V]) -> V:
+    """`make()` for `key`, made once and kept (its SpeakError too, raised each time); at most CACHE kept."""
+    if key not in cache:
+        if len(cache) >= CACHE:
+            cache.clear()
+        try:
+            cache[key] = make()
+        except SpeakError as exc:
+            cache[key] = exc
+    found = cache[key]
+    if isinstance(found, SpeakError):
+        raise found
+    return found  # type: ignore[return-value]  # not a SpeakError: a V
 
 
 class LineSpeaker:
@@ -36,37 +56,20 @@ class LineSpeaker:
 
     def voice(self, name: str) -> Voice | None:
         """The voice `name` stands for; VoiceError (or UsageError) if the engine cannot speak with it."""
-        if name not in self._voices:
-            if len(self._voices) >= CACHE:
-                self._voices.clear()
-            try:
-                self._voices[name] = self.service.voice(name)
-            except SpeakError as exc:
-                self._voices[name] = exc
-        found = self._voices[name]
-        if isinstance(found, SpeakError):
-            raise found
-        return found
+        return _resolved(self._voices, name, lambda: self.service.voice(name))
 
     def options(self, language: str | None, speed: float | None) -> SynthesisOptions:
         """Options at a line's language and speed, checked as batch checks a row's (an unknown language fails)."""
-        key = (language, speed)
-        if key not in self._options:
-            if len(self._options) >= CACHE:
-                self._options.clear()
-            try:
-                settings = replace(
-                    self.service.settings,
-                    language=language or self.service.settings.language,
-                    speed=speed if speed is not None else self.service.settings.speed,
-                ).validate()
-                self._options[key] = self.service.options(settings.language, settings.speed, stream=self.stream)
-            except SpeakError as exc:
-                self._options[key] = exc
-        found = self._options[key]
-        if isinstance(found, SpeakError):
-            raise found
-        return found
+
+        def make() -> SynthesisOptions:
+            settings = replace(
+                self.service.settings,
+                language=language or self.service.settings.language,
+                speed=speed if speed is not None else self.service.settings.speed,
+            ).validate()
+            return self.service.options(settings.language, settings.speed, stream=self.stream)
+
+        return _resolved(self._options, (language, speed), make)
 
     def check_voices(self, names: list[str], what: str) -> None:
         """Refuse, before the first line, a voice the engine cannot speak with (`what` says where it was named)."""
