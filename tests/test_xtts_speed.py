@@ -208,8 +208,60 @@ def test_each_precision_loads_and_speaks(tiny_xtts_dir: Path, precision: str) ->
     packed = "onednn" if _mkldnn_ok(compute_dtype(precision)) else "torch"  # oneDNN: x86 and ARM builds of torch
     assert kinds == ({"fbgemm int8"} if precision == "int8" else {f"{packed} {precision}"})
     assert len(engine._model.gpt.gpt.h) == 0  # coqui's own copy of the blocks is freed
-    # The decoder and speaker encoder stay fp32 whatever the GPT's precision.
-    assert {p.dtype for p in engine._model.hifigan_decoder.parameters()} == {torch.float32}
+    # The speaker encoder stays fp32 (latents are exact); the decoder runs at the precision the rule gives here.
+    from speakcli.engines.xtts_precision import decoder_precision
+
+    hifigan = engine._model.hifigan_decoder
+    assert engine.decoder_precision == decoder_precision(precision, "cpu")
+    want = torch.bfloat16 if engine.decoder_precision == "bf16" else torch.float32
+    assert {p.dtype for p in hifigan.waveform_decoder.parameters()} == {want}
+    assert {p.dtype for p in hifigan.speaker_encoder.parameters()} == {torch.float32}
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_the_decoder_runs_bf16_only_where_speed_was_chosen_and_the_cpu_computes_bf16(
+    monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
+    from speakcli.engines import xtts_precision
+
+    monkeypatch.setattr(xtts_precision, "native_bf16", lambda: native)
+    fast = "bf16" if native else "fp32"
+    assert [xtts_precision.decoder_precision(p, "cpu") for p in ("fp32", "bf16", "int8")] == ["fp32", fast, fast]
+    assert xtts_precision.decoder_precision("bf16", "cuda") == "fp32"
+
+
+def test_native_bf16_is_what_the_cpu_says() -> None:
+    """Asked of the machine: the answer agrees with the kernel's list of this CPU's features."""
+    from speakcli.engines.xtts_precision import native_bf16
+
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file() or "flags" not in cpuinfo.read_text():
+        pytest.skip("no x86 /proc/cpuinfo to compare with")
+    flags = set(next(line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")).split())
+    assert native_bf16() == bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def test_a_bf16_decoder_makes_the_fp32_decoders_audio_to_its_rounding(
+    tiny_xtts_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forced on any CPU (emulated where bf16 is not native): the same codes decoded in bf16, streamed and whole,
+    are the fp32 decoder's audio to bf16 rounding, sample for sample."""
+    from speakcli.engines import xtts_precision
+
+    voice = Voice(name="joe", clips=(JOE,))
+    made = {}
+    for native in (False, True):
+        monkeypatch.setattr(xtts_precision, "native_bf16", lambda native=native: native)
+        engine = _engine(tiny_xtts_dir, "int8")
+        assert engine.decoder_precision == ("bf16" if native else "fp32")
+        for stream in (False, True):
+            options = SynthesisOptions(stream=stream, seed=7)
+            made[native, stream] = np.concatenate(list(engine.synthesize("Hello there, friend.", voice, options)))
+    for stream in (False, True):
+        want, got = made[False, stream], made[True, stream]
+        assert len(got) == len(want) > 12000
+        snr = 10 * np.log10(np.sum(want**2) / np.sum((got - want) ** 2))
+        assert 30 < snr < 100, snr  # bf16's rounding: close, and not the fp32 decoder itself
 
 
 def test_speakclis_gpt_samples_the_codes_coquis_samples(fp32: Any, coqui: Any) -> None:
@@ -444,3 +496,10 @@ def test_info_shows_the_precision_in_use(tiny_xtts_dir: Path) -> None:
     assert auto["precision"] == "fp32"  # auto on a CPU: random weights say nothing about real-weight quality
     assert chosen["precision"] == "int8"
     assert resolve_precision("auto", "cuda") in ("bf16", "fp16")
+    # and the decoder's, by the same rule the engine loads it with
+    from speakcli.engines.xtts_precision import decoder_precision
+
+    assert auto["decoder_precision"] == "fp32"
+    assert chosen["decoder_precision"] == decoder_precision("int8", "cpu")
+    text = run_cli("info", "--precision", "int8").stdout.decode()
+    assert f"int8 (XTTS GPT), {decoder_precision('int8', 'cpu')} (XTTS decoder)" in " ".join(text.split())

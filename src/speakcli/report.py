@@ -64,8 +64,20 @@ def _max_batch(settings: Settings, report: dict[str, Any]) -> int:
         return settings.max_batch
     from speakcli.engines.xtts_precision import default_max_batch
 
-    device = "cuda" if report["device"].get("cuda") and settings.device in ("auto", "cuda") else settings.device
-    return default_max_batch(device, report["precision"])
+    return default_max_batch(_device(settings, report), report["precision"])
+
+
+def _device(settings: Settings, report: dict[str, Any]) -> str:
+    """The device the settings' XTTS would run on: auto is CUDA when torch sees a GPU, else the CPU."""
+    if report["device"].get("cuda") and settings.device in ("auto", "cuda"):
+        return "cuda"
+    return "cpu" if settings.device == "auto" else settings.device
+
+
+def _decoder_precision(settings: Settings, report: dict[str, Any]) -> str:
+    from speakcli.engines.xtts_precision import decoder_precision  # imports torch
+
+    return decoder_precision(report["precision"], _device(settings, report))
 
 
 def devices() -> list[dict[str, Any]]:
@@ -121,6 +133,7 @@ def gather(settings: Settings) -> dict[str, Any]:
     else:
         report["device"] = {"requested": settings.device, "cuda": None, "note": "torch not installed"}
     report["precision"] = _precision(settings) if xtts_installed() else settings.precision
+    report["decoder_precision"] = _decoder_precision(settings, report) if xtts_installed() else "fp32"
     report["max_batch"] = _max_batch(settings, report)
     from speakcli.warm import running_server
 

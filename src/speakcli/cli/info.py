@@ -57,7 +57,7 @@ def info(
         "device",
         f"{dev['requested']} (cuda: {dev.get('cuda')}{', ' + ', '.join(dev.get('gpus', [])) if dev.get('gpus') else ''})",
     )
-    table.add_row("precision", f"{report['precision']} (XTTS GPT)")
+    table.add_row("precision", f"{report['precision']} (XTTS GPT), {report['decoder_precision']} (XTTS decoder)")
     table.add_row(
         "max batch", f"{report['max_batch']} sentences a step" + ("" if report["max_batch"] > 1 else " (not batched)")
     )

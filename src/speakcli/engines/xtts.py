@@ -110,6 +110,7 @@ class XttsEngine:
         self.device = "cpu"
         self.requested_precision = precision
         self.precision = "fp32"  # the one in use, once loaded
+        self.decoder_precision = "fp32"  # the HiFi-GAN's, once loaded (see xtts_precision.decoder_precision)
         self._config_json, self._sample_rate, self._languages, self._latent_params = _read_config(
             self.model_dir / "config.json"
         )
@@ -159,7 +160,7 @@ class XttsEngine:
             pass
         self.device = self._pick_device()
         from speakcli.engines.xtts_gpt import FastGpt
-        from speakcli.engines.xtts_precision import check_precision, resolve_precision
+        from speakcli.engines.xtts_precision import check_precision, decoder_precision, resolve_precision
 
         precision = resolve_precision(self.requested_precision, self.device)
         check_precision(precision, self.device)  # before the weights are read: a refusal costs nothing
@@ -180,6 +181,9 @@ class XttsEngine:
         except ValueError as exc:
             raise ModelError(f"the XTTS model in {self.model_dir} is not XTTS v2 ({exc}); download it again") from None
         _fold_weight_norm(model.hifigan_decoder.waveform_decoder)
+        self.decoder_precision = decoder_precision(precision, self.device)
+        if self.decoder_precision == "bf16":  # the speaker encoder beside it stays fp32: latents are exact
+            model.hifigan_decoder.waveform_decoder.to(torch.bfloat16)
         self._config, self._model, self.precision = config, model, precision
 
     def speakers(self) -> list[str]:

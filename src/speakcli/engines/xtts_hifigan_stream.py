@@ -157,6 +157,8 @@ class StreamingHifigan:
         if hasattr(generator, "lin_pre"):
             raise ValueError("a HiFi-GAN with lin_pre is not XTTS's decoder")
         self.work: list[int] = []
+        self.dtype = generator.conv_pre.weight.dtype  # bf16 where the engine runs the decoder so
+        g = g.to(self.dtype)
         ops: list[_Op] = [_Conv(generator.conv_pre, self.work)]
         if hasattr(generator, "cond_layer"):
             cond = generator.cond_layer(g)
@@ -171,5 +173,6 @@ class StreamingHifigan:
         self.net = _Chain(ops)
 
     def push(self, z: torch.Tensor, final: bool = False) -> torch.Tensor:
-        """Feed decoder input frames [1, C, n]; return the audio samples [1, 1, m] now settled."""
-        return self.net.push(z, final)
+        """Feed decoder input frames [1, C, n]; return the audio samples [1, 1, m] now settled (in the generator's
+        dtype)."""
+        return self.net.push(z.to(self.dtype), final)

@@ -139,7 +139,9 @@ class XttsSentence:
         if self.length_scale != 1.0:
             latents = F.interpolate(latents.transpose(1, 2), scale_factor=self.length_scale, mode="linear")
             latents = latents.transpose(1, 2)
-        return self.model.hifigan_decoder(latents, g=self.embedding).reshape(-1).float().cpu().numpy()
+        from speakcli.engines.xtts_stream import decode_whole
+
+        return decode_whole(self.model.hifigan_decoder, latents, self.embedding).reshape(-1).cpu().numpy()
 
     def _keep(self, audio: np.ndarray) -> None:
         if audio.size:

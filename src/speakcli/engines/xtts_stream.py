@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 
 class LinearStage:
@@ -75,6 +76,21 @@ def decoded_samples(decoder: Any, latents: int) -> int:
     if decoder.output_sample_rate != decoder.input_sample_rate:
         frames = math.floor(frames * (decoder.output_sample_rate / decoder.input_sample_rate))
     return int(frames * decoder.output_hop_length)
+
+
+def decode_whole(decoder: Any, latents: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+    """coqui's HifiDecoder.forward (latents [1, n, C] resampled, then HiFi-GAN) with the generator's inputs in its
+    own dtype, so a bf16 generator runs too; at fp32 the same operations as coqui's."""
+    generator = decoder.waveform_decoder
+    dtype = generator.conv_pre.weight.dtype
+    z = F.interpolate(
+        latents.transpose(1, 2),
+        scale_factor=[decoder.ar_mel_length_compression / decoder.output_hop_length],
+        mode="linear",
+    )
+    if decoder.output_sample_rate != decoder.input_sample_rate:
+        z = F.interpolate(z, scale_factor=[decoder.output_sample_rate / decoder.input_sample_rate], mode="linear")
+    return generator(z.to(dtype), g=embedding.to(dtype)).float()
 
 
 class StreamDecoder:
