@@ -200,3 +200,36 @@ def test_a_batch_hands_its_items_to_the_worker_together_and_each_file_is_the_ite
         audio, rate = sf.read(str(tmp_path / str(result.output)), dtype="int16")
         assert rate == service.sample_rate
         assert np.array_equal(audio, np.round(np.clip(want, -1, 1) * 32767).astype(np.int16))
+
+
+def test_a_step_only_generates_and_each_sentence_decodes_when_its_audio_is_taken(
+    engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two sentences stepped together: their chunks fall due on the same step, and taking the first one's audio
+    decodes that one alone, so a worker hands it on before the second one's decoding starts."""
+    from speakcli.engines.xtts_stream import StreamDecoder
+
+    voice = Voice(name="joe", clips=(JOE,))
+    sentences = {
+        name: engine.begin("hello there", voice, SynthesisOptions(seed=seed)) for name, seed in (("a", 1), ("b", 2))
+    }
+    owner = {id(s.decoder): name for name, s in sentences.items()}
+    events: list[str] = []
+    real = StreamDecoder.push
+
+    def push(self: Any, *args: Any, **kwargs: Any) -> Any:
+        events.append(f"decode {owner[id(self)]}")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(StreamDecoder, "push", push)
+    while not all(s.done for s in sentences.values()):
+        events.append("step")
+        engine.step([s for s in sentences.values() if not s.done])
+        for name, sentence in sentences.items():
+            events.append(f"take {name}")
+            sentence.take()
+            assert sentence.error is None
+    for i, event in enumerate(events):
+        if event.startswith("decode"):
+            assert events[i - 1] == f"take {event[-1]}", events[: i + 1]  # in its own take, nowhere else
+    assert "step take a decode a take b decode b" in " ".join(events)  # due together, decoded one at a time

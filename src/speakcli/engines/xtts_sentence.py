@@ -46,6 +46,9 @@ class XttsSentence:
     and the decoder: streamed, each chunk of latents goes through the streamed decoder (linear time, the same
     audio); else each part's latents are decoded at once when it ends.
 
+    A step only generates; the decoding a step made due runs when the audio is taken, so a worker stepping several
+    sentences hands each one's chunk on before it decodes the next one's.
+
     coqui's inference runs the GPT a second time over the generated codes to get their latents; the model is
     causal, so those equal the latents generation already computed (to 1e-6), and FastGpt keeps them instead.
     """
@@ -70,6 +73,7 @@ class XttsSentence:
         self.decoder: Any = None
         self.latents: list[torch.Tensor] = []  # this part's latents not yet decoded
         self._codes = self._made = 0  # this part's codes generated, samples made
+        self._due = False  # a chunk (or the part's end) waits to be decoded
         self._audio: list[np.ndarray] = []
         self._error: BaseException | None = None
         self._next_part()
@@ -83,6 +87,8 @@ class XttsSentence:
         return self._error
 
     def take(self) -> list[np.ndarray]:
+        """Decode what the last step made due, and hand over the audio made since the last call."""
+        self.settle()
         audio, self._audio = self._audio, []
         return audio
 
@@ -98,6 +104,7 @@ class XttsSentence:
         """Open the next part's sequence, or end the sentence."""
         self.sequence, self.decoder, self.latents = None, None, []
         self._codes = self._made = 0
+        self._due = False
         if not self.parts:
             return
         self.sequence = self.gpt.sequence(self.latent, self.parts.popleft(), self.sampling, self.generator)
@@ -107,16 +114,30 @@ class XttsSentence:
             self.decoder = StreamDecoder(self.model.hifigan_decoder, self.embedding, length_scale=self.length_scale)
 
     def absorb(self, latent: torch.Tensor) -> None:
-        """Take this step's latent: decode what is due, and move on when the part has ended."""
+        """Take this step's latent; a full chunk (streamed) or the part's end is then due for decoding."""
         assert self.sequence is not None
         self.latents.append(latent)
         self._codes += 1
-        ended = self.sequence.done
-        if self.decoder is not None and (ended or len(self.latents) == STREAM_CHUNK_TOKENS):
+        streamed_chunk = self.decoder is not None and len(self.latents) == STREAM_CHUNK_TOKENS
+        self._due = self.sequence.done or streamed_chunk
+
+    def settle(self) -> None:
+        """Decode what is due, and move on to the next part when this one has ended. A failure fails the sentence."""
+        if not self._due or self.sequence is None:
+            return
+        self._due = False
+        try:
+            with torch.inference_mode():  # take() is called outside the engine's step
+                self._decode_due(self.sequence.done)
+        except (RuntimeError, AssertionError, NotImplementedError) as exc:
+            self.fail(SynthesisError(f"XTTS failed while decoding ({exc}); try shorter text"))
+
+    def _decode_due(self, ended: bool) -> None:
+        if self.decoder is not None:
             audio = self.decoder.push(torch.stack(self.latents), final=ended)
             self._keep(self._at_rate(audio) if ended else audio)
             self.latents = []
-        elif self.decoder is None and ended:
+        elif ended:
             self._keep(self._at_rate(self._decode_whole()))
         if ended:
             self._next_part()
@@ -150,8 +171,11 @@ class XttsSentence:
 
 
 def step(gpt: FastGpt, sentences: list[XttsSentence]) -> None:
-    """One GPT step for every unfinished sentence, together; then each decodes what is due. A failure in the
-    shared step fails every sentence in it; one in a sentence's own decoding fails that sentence alone."""
+    """One GPT step for every unfinished sentence, together (decoding first what an earlier step made due and was
+    not taken). A failure in the shared step fails every sentence in it; one in a sentence's own decoding fails
+    that sentence alone."""
+    for sentence in sentences:
+        sentence.settle()
     live = [s for s in sentences if s.sequence is not None]
     if not live:
         return
@@ -163,7 +187,4 @@ def step(gpt: FastGpt, sentences: list[XttsSentence]) -> None:
             sentence.fail(failure)
         return
     for sentence, (_code, latent) in zip(live, steps, strict=True):
-        try:
-            sentence.absorb(latent)
-        except (RuntimeError, AssertionError, NotImplementedError) as exc:
-            sentence.fail(SynthesisError(f"XTTS failed while decoding ({exc}); try shorter text"))
+        sentence.absorb(latent)
