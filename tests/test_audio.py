@@ -88,6 +88,33 @@ def test_faded_stream_starts_and_ends_at_zero_and_keeps_the_middle() -> None:
     assert np.all(np.diff(joined[:120]) >= 0)
 
 
+def test_a_fader_hands_on_a_chunk_at_once_but_for_the_fade_out_span() -> None:
+    """Only the last 5 ms of the latest chunk wait for the next one (they would be faded out if it were the last),
+    so a streamed sentence's first audio is not held back for a whole chunk."""
+    fader = audio.Fader(24000)
+    span = int(24000 * audio.FADE_SECONDS)
+    first = fader.push(np.ones(1000, np.float32))
+    assert [len(c) for c in first] == [1000 - span] and first[0][0] == 0.0  # faded in, handed on now
+    assert [len(c) for c in fader.push(np.ones(1000, np.float32))] == [1000]  # the tail held, then this one's body
+    end = fader.finish()
+    assert [len(c) for c in end] == [span] and end[0][-1] == 0.0
+
+
+def test_a_fader_gives_the_samples_of_fading_the_first_and_last_chunks_whole() -> None:
+    """Whatever the chunk lengths (short ones too, and a sentence of one chunk), the stream is the first chunk faded
+    in and the last faded out, as fade() does each."""
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        chunks = [rng.standard_normal(n).astype(np.float32) for n in rng.integers(0, 400, size=rng.integers(1, 5))]
+        kept = [c for c in chunks if len(c)]
+        want = [
+            audio.fade(c, 24000, i == 0, i == len(kept) - 1) if i in (0, len(kept) - 1) else c
+            for i, c in enumerate(kept)
+        ]
+        got = list(audio.faded(chunks, 24000))
+        assert np.array_equal(np.concatenate(got or [np.zeros(0)]), np.concatenate(want or [np.zeros(0)]))
+
+
 def test_sounddevice_missing_is_an_audio_device_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import builtins
 

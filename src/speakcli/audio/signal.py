@@ -23,29 +23,40 @@ def fade(chunk: np.ndarray, sample_rate: int, fade_in: bool, fade_out: bool) -> 
 
 
 class Fader:
-    """One sentence's chunks as they come, the first faded in and the last faded out: one chunk is held back until
-    the next shows it was not the last."""
+    """One sentence's chunks as they come, the first faded in and the last faded out. Only the last few ms of the
+    latest chunk are held back (the fade-out's span), until the next chunk shows they were not the sentence's end:
+    the rest of each chunk is handed on at once. The samples are those of fading the first and last chunks whole."""
 
     def __init__(self, sample_rate: int) -> None:
         self.sample_rate = sample_rate
-        self._pending: np.ndarray | None = None
+        self._span = int(sample_rate * FADE_SECONDS)
+        self._held: np.ndarray | None = None  # the latest chunk's tail, not yet known not to end the sentence
+        self._last = 0  # the latest chunk's length: the fade-out's span is fade()'s for that chunk
         self._first = True
 
     def push(self, chunk: np.ndarray) -> list[np.ndarray]:
-        """Take the next chunk; returns the chunks now final (at most one)."""
+        """Take the next chunk; returns the audio now final (at most one array)."""
         if len(chunk) == 0:
             return []
-        out = []
-        if self._pending is not None:
-            out.append(fade(self._pending, self.sample_rate, True, False) if self._first else self._pending)
+        if self._first:
+            chunk = fade(chunk, self.sample_rate, True, False)
             self._first = False
-        self._pending = chunk
-        return out
+        keep = min(self._span, len(chunk))
+        ready = chunk[: len(chunk) - keep]
+        if self._held is not None:
+            ready = np.concatenate([self._held, ready])
+        self._held, self._last = np.array(chunk[len(chunk) - keep :], dtype=np.float32), len(chunk)
+        return [ready] if len(ready) else []
 
     def finish(self) -> list[np.ndarray]:
-        """The sentence ended: the chunk held back, faded out."""
-        pending, self._pending = self._pending, None
-        return [] if pending is None else [fade(pending, self.sample_rate, self._first, True)]
+        """The sentence ended: the held tail, faded out as fade() fades the last chunk."""
+        held, self._held = self._held, None
+        if held is None:
+            return []
+        n = min(self._span, self._last // 2)
+        if n > 0:
+            held[len(held) - n :] *= np.linspace(0.0, 1.0, n, dtype=np.float32)[::-1]  # as fade() ramps
+        return [held]
 
 
 def faded(chunks: Iterable[np.ndarray], sample_rate: int) -> Iterator[np.ndarray]:
