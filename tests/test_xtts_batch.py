@@ -233,3 +233,94 @@ def test_a_step_only_generates_and_each_sentence_decodes_when_its_audio_is_taken
         if event.startswith("decode"):
             assert events[i - 1] == f"take {event[-1]}", events[: i + 1]  # in its own take, nowhere else
     assert "step take a decode a take b decode b" in " ".join(events)  # due together, decoded one at a time
+
+
+def test_the_worker_hands_one_requests_chunk_on_before_it_decodes_the_next_ones(
+    int8_service: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two requests that start on the same step have their first chunks due together: when the second one's chunk
+    is decoded, the first one's has already been handed to its job (order of events, not time)."""
+    from speakcli.engines.xtts_stream import StreamDecoder
+    from speakcli.scheduling.jobs import CallTask
+
+    service = int8_service
+    voice = service.voice(str(JOE))
+    options = replace(service.options(), seed=3, stream=True)
+    jobs: list[Any] = []
+    seen: list[tuple[int, ...]] = []  # each job's items handed on, at each decoder call
+    real = StreamDecoder.push
+
+    def push(self: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(tuple(job.items for job in jobs))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(StreamDecoder, "push", push)
+    service.step_sizes.clear()
+    held = threading.Event()
+    blocker = service.worker.submit(CallTask(lambda engine: held.wait(30)))  # both are admitted on one step
+    jobs.extend(service.speak("Both say the same thing.", voice, options) for _ in range(2))
+    held.set()
+    blocker.result()
+    audio = [np.concatenate(list(job)) for job in jobs]
+    assert np.array_equal(audio[0], audio[1])
+    assert 2 in service.step_sizes  # admitted together while the call held the worker: stepped together
+    first, second = seen[:2]
+    assert first == (0, 0) and second[0] > 0 and second[1] == 0, seen
+
+
+def test_a_sentence_whose_decoding_fails_fails_alone(engine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decoding runs when the audio is taken: a decoder error there fails that sentence with a synthesis error,
+    and the sentence stepped beside it still makes exactly its audio alone."""
+    from speakcli.engines.xtts_stream import StreamDecoder
+    from speakcli.errors import SynthesisError
+
+    voice = Voice(name="joe", clips=(JOE,))
+    options = SynthesisOptions(seed=4)
+    alone = np.concatenate(list(engine.synthesize(TEXTS[1], voice, options)))
+    broken, fine = engine.begin(TEXTS[0], voice, options), engine.begin(TEXTS[1], voice, options)
+    real = StreamDecoder.push
+
+    def push(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if self is broken.decoder:
+            raise RuntimeError("decoder broke")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(StreamDecoder, "push", push)
+    audio: list[np.ndarray] = []
+    while not (fine.done and broken.done):
+        engine.step([s for s in (broken, fine) if not s.done])
+        broken.take()
+        audio += fine.take()
+    assert broken.done and isinstance(broken.error, SynthesisError) and "decoder broke" in str(broken.error)
+    assert fine.error is None
+    if engine.precision == "int8":
+        assert np.array_equal(np.concatenate(audio), alone)
+    else:
+        np.testing.assert_allclose(np.concatenate(audio), alone, atol=1e-4)
+
+
+def test_a_streamed_sentences_first_chunk_reaches_its_job_before_the_next_chunk_is_decoded(
+    int8_service: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Time to first audio is one chunk's generation and decoding: the first chunk is not held back until the
+    second shows it was not the sentence's last (only its fade-out's few ms are)."""
+    from speakcli.engines.xtts_stream import StreamDecoder
+    from speakcli.scheduling.jobs import CallTask
+
+    service = int8_service
+    job: Any = None
+    seen: list[int] = []  # the job's items handed on, at each decoder call
+    real = StreamDecoder.push
+
+    def push(self: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(job.items if job is not None else -1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(StreamDecoder, "push", push)
+    held = threading.Event()
+    blocker = service.worker.submit(CallTask(lambda engine: held.wait(30)))  # no decoding before `job` is set
+    job = service.speak("One sentence, streamed.", service.voice(str(JOE)), replace(service.options(), stream=True))
+    held.set()
+    blocker.result()
+    assert len(np.concatenate(list(job))) > 0
+    assert len(seen) >= 2 and seen[0] == 0 and seen[1] >= 1, seen

@@ -492,7 +492,7 @@ def test_info_shows_the_precision_in_use(tiny_xtts_dir: Path) -> None:
     from speakcli.engines.xtts_precision import resolve_precision
 
     auto = json.loads(run_cli("info", "--json", "--device", "cpu").stdout)
-    chosen = json.loads(run_cli("info", "--json", "--precision", "int8").stdout)
+    chosen = json.loads(run_cli("info", "--json", "--device", "cpu", "--precision", "int8").stdout)
     assert auto["precision"] == "fp32"  # auto on a CPU: random weights say nothing about real-weight quality
     assert chosen["precision"] == "int8"
     assert resolve_precision("auto", "cuda") in ("bf16", "fp16")
@@ -501,5 +501,5 @@ def test_info_shows_the_precision_in_use(tiny_xtts_dir: Path) -> None:
 
     assert auto["decoder_precision"] == "fp32"
     assert chosen["decoder_precision"] == decoder_precision("int8", "cpu")
-    text = run_cli("info", "--precision", "int8").stdout.decode()
+    text = run_cli("info", "--device", "cpu", "--precision", "int8").stdout.decode()
     assert f"int8 (XTTS GPT), {decoder_precision('int8', 'cpu')} (XTTS decoder)" in " ".join(text.split())

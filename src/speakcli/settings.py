@@ -43,7 +43,12 @@ class Settings:
         default="auto", metadata=_meta("SPEAKCLI_DEVICE", "Where XTTS runs: auto, cpu, cuda or cuda:N.", "DEVICE")
     )
     precision: str = field(
-        default="auto", metadata=_meta("SPEAKCLI_PRECISION", "XTTS GPT precision: auto, fp32, bf16 or int8.", "PREC")
+        default="auto",
+        metadata=_meta(
+            "SPEAKCLI_PRECISION",
+            "XTTS precision: auto, fp32, bf16 or int8 (the GPT; the decoder too on CPUs with native bf16).",
+            "PREC",
+        ),
     )
     max_batch: int = field(
         default=0,

@@ -137,7 +137,7 @@ class Sentence(Protocol):
 
     def take(self) -> list[np.ndarray]:
         """The audio made since the last call, in order (float32 mono at the engine's rate). An engine may do the
-        work a step made due here (XTTS decodes here), so a worker taking each sentence's audio in turn hands one
+        work a step made due here (decoding, say), so a worker taking each sentence's audio in turn hands one
         sentence's audio on before it works on the next one's."""
         ...
 

@@ -157,7 +157,7 @@ class StreamingHifigan:
         if hasattr(generator, "lin_pre"):
             raise ValueError("a HiFi-GAN with lin_pre is not XTTS's decoder")
         self.work: list[int] = []
-        self.dtype = generator.conv_pre.weight.dtype  # bf16 where the engine runs the decoder so
+        self.dtype = generator.conv_pre.weight.dtype  # the engine may hold the generator in bf16
         g = g.to(self.dtype)
         ops: list[_Op] = [_Conv(generator.conv_pre, self.work)]
         if hasattr(generator, "cond_layer"):

@@ -176,6 +176,8 @@ class SpeechRun(Run):
         sentence = self.sentence
         assert sentence is not None
         self.turns += 1
+        if self.job.cancelled:
+            return  # its audio is not wanted: the worker drops it before decoding any (take() does that work)
         for chunk in sentence.take():
             for ready in self.fader.push(chunk):
                 self.emit(ready)
