@@ -29,6 +29,8 @@ from bench.serve import server
 FORCED_TOKENS = 64  # random weights never stop: 61 codes, 2.83 s of audio, every sentence
 LONG = " ".join(f"Sentence {i} of the long request goes on for a while, as long replies do." for i in range(55))[:4000]
 SHORT = "Is the door locked?"
+# A long request whose sentences are each about as long as SHORT: the sentence in progress costs what SHORT costs.
+LONG_OF_SHORT = " ".join(f"Is door {i} locked?" for i in range(220))[:4000]
 
 
 def _first_byte(client: httpx.Client, body: dict[str, Any], started: float | None = None) -> tuple[float, float]:
@@ -44,35 +46,43 @@ def _first_byte(client: httpx.Client, body: dict[str, Any], started: float | Non
     return (first if first is not None else end), end
 
 
+def _behind(url: str, c: httpx.Client, long: str) -> float:
+    """SHORT's time to its first audio byte when it arrives 1 s after `long` began streaming."""
+    ready = threading.Event()
+    long_started = time.perf_counter()
+
+    def long_request() -> None:
+        with (
+            httpx.Client(base_url=url, timeout=600) as lc,
+            lc.stream("POST", "/v1/synthesize", json={"text": long, "stream": True}) as r,
+        ):
+            for chunk in r.iter_bytes():
+                if len(chunk) > 44:
+                    ready.set()
+
+    t = threading.Thread(target=long_request)
+    t.start()
+    ready.wait(120)
+    time.sleep(max(0.0, 1.0 - (time.perf_counter() - long_started)))
+    try:
+        return _first_byte(c, {"text": SHORT})[0]
+    finally:
+        t.join()
+
+
 def head_of_line(runs: int) -> str:
-    rows = []
-    idle, behind = [], []
+    idle: list[float] = []
+    behind: dict[str, list[float]] = {"long": [], "short": []}
     with server("--engine", "piper") as url, httpx.Client(base_url=url, timeout=600) as c:
         _first_byte(c, {"text": SHORT})  # warm
         for _ in range(runs):
             idle.append(_first_byte(c, {"text": SHORT})[0])
-            ready = threading.Event()
-            long_started = time.perf_counter()
-
-            def long_request(ready: threading.Event = ready) -> None:
-                with (
-                    httpx.Client(base_url=url, timeout=600) as lc,
-                    lc.stream("POST", "/v1/synthesize", json={"text": LONG, "stream": True}) as r,
-                ):
-                    for chunk in r.iter_bytes():
-                        if len(chunk) > 44:
-                            ready.set()
-
-            t = threading.Thread(target=long_request)
-            t.start()
-            ready.wait(120)
-            time.sleep(max(0.0, 1.0 - (time.perf_counter() - long_started)))  # arrives 1 s after the long one
-            behind.append(_first_byte(c, {"text": SHORT})[0])
-            t.join()
-    rows.append(("one-line request, idle server", f"{med(idle):.2f}", "1.00x"))
-    rows.append(
-        ("the same, 1 s after a 4,000-character request", f"{med(behind):.2f}", f"{med(behind) / med(idle):.2f}x")
-    )
+            behind["long"].append(_behind(url, c, LONG))
+            behind["short"].append(_behind(url, c, LONG_OF_SHORT))
+    rows = [("one-line request, idle server", f"{med(idle):.2f}", "1.00x")]
+    for key, what in (("long", "sentences of 70 characters"), ("short", f"sentences as long as {SHORT!r}")):
+        t = med(behind[key])
+        rows.append((f"the same, 1 s after a 4,000-character request of {what}", f"{t:.2f}", f"{t / med(idle):.2f}x"))
     return table("Piper: a short request behind a long one (time to first audio byte, s)", rows, ("", "s", "vs idle"))
 
 
@@ -172,22 +182,51 @@ def _decoder_batched(engine: Any, size: int = 4, runs: int = 3) -> float:
     """HiFi-GAN decoding `size` sentences' latents in one call against one call each (interleaved): the ratio."""
     import torch
 
+    from speakcli.engines.xtts_stream import decode_whole
+
     decoder = engine._model.hifigan_decoder
     latents = torch.randn(size, 64, 1024, generator=torch.Generator().manual_seed(0))
     embedding = torch.randn(size, 512, 1, generator=torch.Generator().manual_seed(1))
     together, apart = [], []
     with torch.inference_mode():
-        decoder(latents[:1], g=embedding[:1])  # warm: oneDNN makes its kernels for each shape on first use
-        decoder(latents, g=embedding)
+        decode_whole(decoder, latents[:1], embedding[:1])  # warm: oneDNN makes its kernels for each shape first
+        decode_whole(decoder, latents, embedding)
         for _ in range(runs):
             began = time.perf_counter()
-            decoder(latents, g=embedding)
+            decode_whole(decoder, latents, embedding)
             together.append(time.perf_counter() - began)
             began = time.perf_counter()
             for i in range(size):
-                decoder(latents[i : i + 1], g=embedding[i : i + 1])
+                decode_whole(decoder, latents[i : i + 1], embedding[i : i + 1])
             apart.append(time.perf_counter() - began)
     return med(together) / med(apart)
+
+
+def _decoder_precisions(engine: Any, runs: int = 3) -> tuple[float, float]:
+    """One sentence's latents (61 codes) through the engine's HiFi-GAN and an fp32 copy of it, interleaved:
+    (seconds at the engine's decoder precision, seconds at fp32)."""
+    import copy
+
+    import torch
+
+    from speakcli.engines.xtts_stream import decode_whole
+
+    decoder = engine._model.hifigan_decoder
+    generators = {"in use": decoder.waveform_decoder, "fp32": copy.deepcopy(decoder.waveform_decoder).float()}
+    latents = torch.randn(1, FORCED_TOKENS - 3, 1024, generator=torch.Generator().manual_seed(0))
+    embedding = torch.randn(1, 512, 1, generator=torch.Generator().manual_seed(1))
+    times: dict[str, list[float]] = {"in use": [], "fp32": []}
+    try:
+        with torch.inference_mode():
+            for _ in range(runs + 1):  # the first round warms each up
+                for key, generator in generators.items():
+                    decoder.waveform_decoder = generator
+                    began = time.perf_counter()
+                    decode_whole(decoder, latents, embedding)
+                    times[key].append(time.perf_counter() - began)
+    finally:
+        decoder.waveform_decoder = generators["in use"]
+    return med(times["in use"][1:]), med(times["fp32"][1:])
 
 
 def xtts_concurrency(folder: Path, runs: int) -> str:
@@ -220,6 +259,7 @@ def xtts_concurrency(folder: Path, runs: int) -> str:
     gpt, decoder, total = _split(engine, voice)
     costs = _step_costs(engine, voice)
     decoder_ratio = _decoder_batched(engine)
+    in_use, fp32 = _decoder_precisions(engine)
     out = table(
         "Full-size random XTTS, int8, over HTTP: N one-sentence requests at once against one after another",
         rows,
@@ -239,7 +279,18 @@ def xtts_concurrency(folder: Path, runs: int) -> str:
             (f"GPT step, {n} sentence{'s' if n > 1 else ''}", f"{c * 1000:.1f} ms", f"{c / costs[1]:.2f}x")
             for n, c in costs.items()
         ]
-        + [("HiFi-GAN, 4 sentences in one call vs one call each", "", f"{decoder_ratio:.2f}x")],
+        + [
+            (
+                f"HiFi-GAN ({engine.decoder_precision}), 4 sentences in one call vs one call each",
+                "",
+                f"{decoder_ratio:.2f}x",
+            ),
+            (
+                f"HiFi-GAN, one sentence: {engine.decoder_precision} vs fp32",
+                f"{in_use:.2f} / {fp32:.2f} s",
+                f"{in_use / fp32:.2f}x",
+            ),
+        ],
         ("", "time", "vs one"),
     )
     return out
