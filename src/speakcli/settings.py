@@ -46,7 +46,7 @@ class Settings:
         default="auto",
         metadata=_meta(
             "SPEAKCLI_PRECISION",
-            "XTTS precision: auto, fp32, bf16 or int8 (the GPT; the decoder too on CPUs with native bf16).",
+            "XTTS precision: auto, fp32, bf16 or int8 (the GPT's; at bf16 or int8 the decoder's too, on a CPU with native bf16).",
             "PREC",
         ),
     )

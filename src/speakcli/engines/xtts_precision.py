@@ -28,8 +28,9 @@ def check_precision(precision: str, device: str) -> None:
 
 def default_max_batch(device: str, precision: str) -> int:
     """How many sentences an XTTS step takes by default. A decode step reads every weight once whatever the rows:
-    on a CPU at int8 a step for 8 costs about 1.2 steps for one (fbgemm), while fp32 and bf16 pay more per extra
-    row there; a GPU stays bound by memory far longer."""
+    on a CPU at int8 a step for 8 cost 1.2 steps for one on an AVX2 machine and 2-2.8 on an AVX-512 one (per-sentence
+    attention and sampling), while fp32 and bf16 pay more per extra row there; a GPU stays bound by memory far
+    longer."""
     if device.startswith("cuda"):
         return 16
     return 8 if precision == "int8" else 4
@@ -45,7 +46,7 @@ def native_bf16() -> bool:
 
 def decoder_precision(precision: str, device: str) -> str:
     """The HiFi-GAN decoder's precision at GPT precision `precision` on `device`: bf16 where the user has already
-    traded exactness for speed (bf16 or int8) and the CPU computes bf16 natively (there it takes about 0.55x the
+    traded exactness for speed (bf16 or int8) and the CPU computes bf16 natively (there it takes 0.56-0.58x the
     time, at about 41 dB SNR against fp32 on the random model); fp32 everywhere else, so --precision fp32 stays
     exact."""
     if device == "cpu" and precision in ("bf16", "int8") and native_bf16():
