@@ -9,12 +9,17 @@ import numpy as np
 FADE_SECONDS = 0.005
 
 
+def _ramp(n: int) -> np.ndarray:
+    """A linear fade-in over n samples (reversed, the fade-out): the one ramp every fade here uses."""
+    return np.linspace(0.0, 1.0, n, dtype=np.float32)
+
+
 def fade(chunk: np.ndarray, sample_rate: int, fade_in: bool, fade_out: bool) -> np.ndarray:
     """A copy of `chunk` with a few ms linear fade at its ends, so seams between sentences do not click."""
     n = min(int(sample_rate * FADE_SECONDS), len(chunk) // 2)
     out = np.array(chunk, dtype=np.float32, copy=True)
     if n > 0:
-        ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
+        ramp = _ramp(n)
         if fade_in:
             out[:n] *= ramp
         if fade_out:
@@ -55,7 +60,7 @@ class Fader:
             return []
         n = min(self._span, self._last // 2)
         if n > 0:
-            held[len(held) - n :] *= np.linspace(0.0, 1.0, n, dtype=np.float32)[::-1]  # as fade() ramps
+            held[len(held) - n :] *= _ramp(n)[::-1]
         return [held]
 
 
