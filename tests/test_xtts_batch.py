@@ -86,6 +86,44 @@ def test_sequences_stepped_together_get_the_codes_and_latents_they_get_alone(eng
         _same(engine.precision, torch.stack([h for _, h in got]), torch.stack([h for _, h in want]))
 
 
+def test_a_voices_conditioning_is_computed_once_and_gives_what_the_whole_prompt_gives(
+    engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from speakcli.engines.xtts_gpt import PREFIX_VOICES, GptSequence, Sampling
+
+    gpt = engine._gpt
+    gpt._prefixes.clear()
+    joe, tokens = _inputs(engine)
+    other = torch.randn(joe.shape, generator=torch.Generator().manual_seed(7))
+    computed: list[int] = []  # rows each pass through the blocks computed
+    real_run = gpt._run
+    monkeypatch.setattr(gpt, "_run", lambda x, spans: computed.append(x.shape[0]) or real_run(x, spans))
+
+    def codes_and_latents(seq: Any) -> tuple[list[int], Any]:
+        steps = []
+        while not seq.done:
+            steps += gpt.step([seq])
+        return [code for code, _ in steps], torch.stack([h for _, h in steps])
+
+    with torch.inference_mode():
+        for n, latent in enumerate([joe, other, joe, other]):
+            computed.clear()
+            cached = gpt.sequence(latent, tokens[1], Sampling(), torch.Generator().manual_seed(5))
+            # the second time a voice is used, its conditioning rows are not computed again
+            assert computed == ([] if n >= 2 else [joe.shape[1]])
+            assert cached.pending.shape[0] == tokens[1].shape[1] + 3  # start and stop text, start audio
+            x = torch.cat([gpt.prompt(latent, tokens[1]), cached.pending[-1:]])
+            whole = GptSequence(gpt, x, Sampling(), torch.Generator().manual_seed(5), gpt._caches(0))
+            got, want = codes_and_latents(cached), codes_and_latents(whole)
+            assert got[0] == want[0]
+            _same(engine.precision, got[1], want[1])
+        for seed in range(PREFIX_VOICES + 1):  # a server meeting many voices keeps only the last few
+            gpt.sequence(torch.randn(joe.shape, generator=torch.Generator().manual_seed(seed)), tokens[0], Sampling())
+    assert len(gpt._prefixes) == PREFIX_VOICES
+
+
 def test_sentences_stepped_together_make_the_audio_each_makes_alone(engine: Any) -> None:
     voice = Voice(name="joe", clips=(JOE,))
     opts = [SynthesisOptions(seed=s, stream=stream) for s, stream in zip(SEEDS, (True, False, True), strict=True)]

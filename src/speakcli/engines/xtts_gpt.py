@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +13,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+PREFIX_VOICES = 4  # voices whose conditioning keys and values FastGpt keeps
 
 
 @dataclass(frozen=True)
@@ -154,8 +158,12 @@ class _Block:
         cache.narrow(3, pos, n).copy_(qkv.narrow(1, width, 2 * width).view(n, 2, 1, heads, head).permute(1, 2, 3, 0, 4))
         kv = cache.narrow(3, 0, pos + n)
         q = qkv.narrow(1, 0, width).view(1, n, heads, head).transpose(1, 2)
-        # a prefill at pos 0 is causal; a single new position sees every earlier one
-        attn = F.scaled_dot_product_attention(q, kv[0], kv[1], is_causal=n > 1)
+        # a single new position sees every earlier one; several see the cache and, causally, each other
+        if n == 1 or pos == 0:
+            attn = F.scaled_dot_product_attention(q, kv[0], kv[1], is_causal=n > 1)
+        else:
+            mask = torch.ones(n, pos + n, dtype=torch.bool, device=qkv.device).tril(pos)
+            attn = F.scaled_dot_product_attention(q, kv[0], kv[1], attn_mask=mask)
         return attn.transpose(1, 2).reshape(n, width)
 
 
@@ -203,6 +211,7 @@ class FastGpt:
             self.head = PackedLinear(gpt.mel_head.weight.detach(), gpt.mel_head.bias.detach(), "fp32", device)
         self.gpt = gpt  # for the embeddings and token ids, which stay coqui's fp32 modules
         self.max_codes = int(gpt.max_gen_mel_tokens)
+        self._prefixes: OrderedDict[bytes, list[torch.Tensor]] = OrderedDict()  # see _prefix
 
     def _run(self, x: torch.Tensor, spans: list[Span]) -> torch.Tensor:
         """Hidden states [N, C] (after GPT-2's ln_f and coqui's final norm) of embeddings x [N, C], the spans' rows."""
@@ -228,6 +237,25 @@ class FastGpt:
         pos = self.gpt.mel_pos_embedding.emb(torch.arange(start, start + codes.numel(), device=codes.device))
         return self.gpt.mel_embedding(codes.reshape(-1)) + pos
 
+    def _prefix(self, cond_latent: torch.Tensor) -> list[torch.Tensor]:
+        """The keys and values of a voice's conditioning latents, the first rows of every prompt with that voice
+        (one [2, 1, H, P, D] a block): computed once and reused by each sentence in that voice, about half of a
+        short sentence's prompt. The model is causal, so the text rows after them never change them, and a row's
+        numbers do not depend on the rows beside it (see `step`): a sentence gets what its whole prompt would give.
+        The last PREFIX_VOICES voices are kept (about 8 MB each in fp32)."""
+        rows = cond_latent[0].float()
+        key = hashlib.blake2b(rows.cpu().contiguous().numpy().tobytes(), digest_size=16).digest()
+        found = self._prefixes.get(key)
+        if found is not None:
+            self._prefixes.move_to_end(key)
+            return found
+        caches = self._caches(rows.shape[0])
+        self._run(rows, [Span(caches, 0, rows.shape[0])])
+        self._prefixes[key] = caches
+        while len(self._prefixes) > PREFIX_VOICES:
+            self._prefixes.popitem(last=False)
+        return caches
+
     def sequence(
         self,
         cond_latent: torch.Tensor,
@@ -235,20 +263,21 @@ class FastGpt:
         sampling: Sampling,
         generator: torch.Generator | None = None,
     ) -> GptSequence:
-        """One utterance's generation, ready to `step`; it samples with `generator` (None: torch's global one, as
-        coqui does)."""
+        """One utterance's generation, ready to `step` (its voice's prefix already in its caches); it samples with
+        `generator` (None: torch's global one, as coqui does)."""
         prompt = self.prompt(cond_latent, text_tokens)
         start = torch.tensor([self.gpt.start_audio_token], device=prompt.device)
         x = torch.cat([prompt, self._code_embedding(start, 0)])
-        return GptSequence(self, x, sampling, generator)
+        return GptSequence(self, x, sampling, generator, self._prefix(cond_latent))
 
     def step(self, sequences: Sequence[GptSequence]) -> list[tuple[int, torch.Tensor]]:
         """Advance each sequence (none finished) by one code, in one pass: its (code, latent [C]), in order.
 
-        A new sequence's first step runs its whole prompt; the others' rows join it in the same linear layers. No
-        sequence's numbers depend on the others' (attention, the head and sampling run per sequence), so each
-        gets what it would get stepped alone: bit for bit at int8 (see PackedLinear), to float rounding at the
-        float precisions, whose matrix kernels round differently for different numbers of rows.
+        A new sequence's first step runs its prompt (after its voice's cached rows); the others' rows join it in
+        the same linear layers. No sequence's numbers depend on the others' (attention, the head and sampling run
+        per sequence), so each gets what it would get stepped alone: bit for bit at int8 (see PackedLinear), to
+        float rounding at the float precisions, whose matrix kernels round differently for different numbers of
+        rows.
         """
         spans = [Span(seq.caches, seq.pos, seq.pending.shape[0]) for seq in sequences]
         x = sequences[0].pending if len(sequences) == 1 else torch.cat([seq.pending for seq in sequences])
@@ -289,9 +318,17 @@ class FastGpt:
 
 class GptSequence:
     """One utterance being generated: its KV caches, position, the ids its repetition penalty covers, its sampling
-    and random generator, and the rows its next step feeds (the prompt first, then the last code's embedding)."""
+    and random generator, and the rows its next step feeds (the prompt after its voice's `prefix` rows, whose
+    keys and values are copied in, then the last code's embedding)."""
 
-    def __init__(self, gpt: FastGpt, x: torch.Tensor, sampling: Sampling, generator: torch.Generator | None) -> None:
+    def __init__(
+        self,
+        gpt: FastGpt,
+        x: torch.Tensor,
+        sampling: Sampling,
+        generator: torch.Generator | None,
+        prefix: list[torch.Tensor],
+    ) -> None:
         from transformers.generation.logits_process import (
             LogitsProcessorList,
             RepetitionPenaltyLogitsProcessor,
@@ -311,13 +348,16 @@ class GptSequence:
         if sampling.top_p < 1.0:
             self.processors.append(TopPLogitsWarper(top_p=sampling.top_p))
         self.generator = generator
-        self.pending = x
         self.caches = gpt._caches(x.shape[0] + self.limit)
+        known = prefix[0].shape[3]
+        for cache, rows in zip(self.caches, prefix, strict=True):
+            cache.narrow(3, 0, known).copy_(rows)
+        self.pending = x[known:]
         # transformers penalises repeats over the whole input_ids, which for coqui are the prompt's placeholder
         # ids (1), the start code and every code so far.
         self.ids = torch.full((1, x.shape[0] + self.limit), 1, dtype=torch.long, device=x.device)
         self.ids[0, x.shape[0] - 1] = gpt.gpt.start_audio_token
-        self.pos = 0  # positions already in the caches
+        self.pos = known  # positions already in the caches
         self.n = x.shape[0]  # ids so far
         self.codes = 0  # codes sampled so far
         self.done = False
