@@ -86,20 +86,31 @@ def test_sequences_stepped_together_get_the_codes_and_latents_they_get_alone(eng
         _same(engine.precision, torch.stack([h for _, h in got]), torch.stack([h for _, h in want]))
 
 
+# Long enough that torch's CPU attention splits the prompt's rows into other blocks than a short one's.
+LONG_TEXT = "the quick brown fox jumps over the lazy dog, " * 12
+
+
 def test_a_voices_conditioning_is_computed_once_and_gives_what_the_whole_prompt_gives(
     engine: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import torch
 
-    from speakcli.engines.xtts_gpt import PREFIX_VOICES, GptSequence, Sampling
+    from speakcli.engines.xtts_gpt import GptSequence, Sampling
 
     gpt = engine._gpt
     gpt._prefixes.clear()
     joe, tokens = _inputs(engine)
+    long = torch.IntTensor(engine._model.tokenizer.encode(LONG_TEXT, lang="en")).unsqueeze(0)
+    assert long.shape[1] > 200
     other = torch.randn(joe.shape, generator=torch.Generator().manual_seed(7))
     computed: list[int] = []  # rows each pass through the blocks computed
     real_run = gpt._run
-    monkeypatch.setattr(gpt, "_run", lambda x, spans: computed.append(x.shape[0]) or real_run(x, spans))
+
+    def counted(x: Any, spans: Any) -> Any:
+        computed.append(x.shape[0])
+        return real_run(x, spans)
+
+    monkeypatch.setattr(gpt, "_run", counted)
 
     def codes_and_latents(seq: Any) -> tuple[list[int], Any]:
         steps = []
@@ -108,20 +119,56 @@ def test_a_voices_conditioning_is_computed_once_and_gives_what_the_whole_prompt_
         return [code for code, _ in steps], torch.stack([h for _, h in steps])
 
     with torch.inference_mode():
-        for n, latent in enumerate([joe, other, joe, other]):
+        for n, (latent, text) in enumerate([(joe, tokens[1]), (other, tokens[1]), (joe, long), (other, tokens[1])]):
             computed.clear()
-            cached = gpt.sequence(latent, tokens[1], Sampling(), torch.Generator().manual_seed(5))
+            cached = gpt.sequence(latent, text, Sampling(), torch.Generator().manual_seed(5))
             # the second time a voice is used, its conditioning rows are not computed again
             assert computed == ([] if n >= 2 else [joe.shape[1]])
-            assert cached.pending.shape[0] == tokens[1].shape[1] + 3  # start and stop text, start audio
-            x = torch.cat([gpt.prompt(latent, tokens[1]), cached.pending[-1:]])
+            assert cached.pending.shape[0] == text.shape[1] + 3  # start and stop text, start audio
+            x = torch.cat([gpt.prompt(latent, text), cached.pending[-1:]])
             whole = GptSequence(gpt, x, Sampling(), torch.Generator().manual_seed(5), gpt._caches(0))
             got, want = codes_and_latents(cached), codes_and_latents(whole)
             assert got[0] == want[0]
             _same(engine.precision, got[1], want[1])
-        for seed in range(PREFIX_VOICES + 1):  # a server meeting many voices keeps only the last few
-            gpt.sequence(torch.randn(joe.shape, generator=torch.Generator().manual_seed(seed)), tokens[0], Sampling())
-    assert len(gpt._prefixes) == PREFIX_VOICES
+
+
+def test_the_conditioning_cache_keeps_the_latest_voices_within_its_bytes(
+    engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from speakcli.engines import xtts_gpt
+    from speakcli.engines.xtts_gpt import Sampling
+
+    gpt = engine._gpt
+    joe, tokens = _inputs(engine)
+    voices = [torch.randn(joe.shape, generator=torch.Generator().manual_seed(seed)) for seed in range(4)]
+    with torch.inference_mode():
+        size = sum(c.numel() * c.element_size() for c in gpt._prefix(joe))
+    monkeypatch.setattr(xtts_gpt, "PREFIX_BYTES", 3 * size)  # room for 3 voices
+    gpt._prefixes.clear()
+    computed: list[int] = []
+    real_run = gpt._run
+
+    def counted(x: Any, spans: Any) -> Any:
+        computed.append(x.shape[0])
+        return real_run(x, spans)
+
+    monkeypatch.setattr(gpt, "_run", counted)
+
+    def rows_computed(voice: int) -> int:
+        computed.clear()
+        with torch.inference_mode():
+            gpt.sequence(voices[voice], tokens[0], Sampling())
+        return sum(computed)
+
+    rows = joe.shape[1]  # the conditioning latents
+    assert [rows_computed(v) for v in (0, 1, 2)] == [rows, rows, rows]
+    assert rows_computed(0) == 0  # kept, and now the latest used
+    assert rows_computed(3) == rows  # a fourth voice: the least recently used (1) goes
+    assert rows_computed(1) == rows  # computed again (and 2 goes)
+    assert rows_computed(0) == 0
+    assert len(gpt._prefixes) == 3
 
 
 def test_sentences_stepped_together_make_the_audio_each_makes_alone(engine: Any) -> None:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-PREFIX_VOICES = 4  # voices whose conditioning keys and values FastGpt keeps
+PREFIX_BYTES = 64 * 2**20  # the voices' conditioning keys and values FastGpt keeps: 8 voices in fp32, 16 in bf16
 
 
 @dataclass(frozen=True)
@@ -240,9 +240,10 @@ class FastGpt:
     def _prefix(self, cond_latent: torch.Tensor) -> list[torch.Tensor]:
         """The keys and values of a voice's conditioning latents, the first rows of every prompt with that voice
         (one [2, 1, H, P, D] a block): computed once and reused by each sentence in that voice, about half of a
-        short sentence's prompt. The model is causal, so the text rows after them never change them, and a row's
-        numbers do not depend on the rows beside it (see `step`): a sentence gets what its whole prompt would give.
-        The last PREFIX_VOICES voices are kept (about 8 MB each in fp32)."""
+        short sentence's prompt. The model is causal, so the text rows after them never change them: a sentence
+        gets what its whole prompt would give (bit for bit at int8, where each row is quantised on its own; to
+        rounding at the float precisions, as in `step`). The latest voices are kept, up to PREFIX_BYTES (about 8 MB
+        a voice in fp32, as many voices as a CPU's default batch)."""
         rows = cond_latent[0].float()
         key = hashlib.blake2b(rows.cpu().contiguous().numpy().tobytes(), digest_size=16).digest()
         found = self._prefixes.get(key)
@@ -252,7 +253,8 @@ class FastGpt:
         caches = self._caches(rows.shape[0])
         self._run(rows, [Span(caches, 0, rows.shape[0])])
         self._prefixes[key] = caches
-        while len(self._prefixes) > PREFIX_VOICES:
+        size = sum(c.numel() * c.element_size() for c in caches)
+        while len(self._prefixes) > max(1, PREFIX_BYTES // size):
             self._prefixes.popitem(last=False)
         return caches
 
