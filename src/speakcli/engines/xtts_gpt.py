@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-PREFIX_BYTES = 64 * 2**20  # the voices' conditioning keys and values FastGpt keeps: 8 voices in fp32, 16 in bf16
+PREFIX_BYTES = 64 * 2**20  # the voices' conditioning keys and values FastGpt keeps: 8 voices in fp32, 17 in bf16
 
 
 @dataclass(frozen=True)
@@ -243,7 +243,7 @@ class FastGpt:
         short sentence's prompt. The model is causal, so the text rows after them never change them: a sentence
         gets what its whole prompt would give (bit for bit at int8, where each row is quantised on its own; to
         rounding at the float precisions, as in `step`). The latest voices are kept, up to PREFIX_BYTES (about 8 MB
-        a voice in fp32, as many voices as a CPU's default batch)."""
+        a voice in fp32, so 8 voices: int8's default batch on a CPU)."""
         rows = cond_latent[0].float()
         key = hashlib.blake2b(rows.cpu().contiguous().numpy().tobytes(), digest_size=16).digest()
         found = self._prefixes.get(key)
